@@ -1,0 +1,265 @@
+//! `/v1/sync-logs` and `/v1/connector-status`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::error::{ApiError, Result};
+use super::extract::{ApiJson, ApiQuery, OptionalJson, RunId};
+use super::AppState;
+use crate::domain::{
+    validate_cloud_task, validate_connector_slug, validate_error_text, validate_metadata, Action,
+    ConnectorStatus, NewSyncLog, Status, SyncLog, TriggerType, ValidationError,
+};
+use crate::store::{Change, Created, Cursor, ListFilter, StatusFilter};
+
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+pub const MAX_PAGE_SIZE: u32 = 500;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    workspace_connector_id: Uuid,
+    connector_slug: String,
+    #[serde(default)]
+    trigger_type: Option<TriggerType>,
+    #[serde(default)]
+    cloud_task_id: Option<String>,
+    #[serde(default)]
+    status: Option<Status>,
+    #[serde(default)]
+    metadata: Option<Value>,
+}
+
+impl CreateBody {
+    fn validate(self) -> std::result::Result<NewSyncLog, ValidationError> {
+        validate_connector_slug(&self.connector_slug)?;
+        validate_cloud_task(self.trigger_type, self.cloud_task_id.as_deref())?;
+        let status = self.status.unwrap_or(Status::Scheduled);
+        if !status.is_initial() {
+            return Err(ValidationError::new(
+                "status",
+                "a run is created as scheduled or in_progress",
+            ));
+        }
+        let metadata = self
+            .metadata
+            .as_ref()
+            .map(validate_metadata)
+            .transpose()?
+            .cloned();
+        Ok(NewSyncLog {
+            workspace_connector_id: self.workspace_connector_id,
+            connector_slug: self.connector_slug,
+            trigger_type: self.trigger_type,
+            cloud_task_id: self.cloud_task_id,
+            status,
+            metadata,
+        })
+    }
+}
+
+/// Body of `start`: nothing, or an empty object.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmptyBody {}
+
+/// Body of `heartbeat` and `succeed`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataBody {
+    #[serde(default)]
+    metadata: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailBody {
+    error: String,
+    #[serde(default)]
+    metadata: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    workspace_connector_id: Option<String>,
+    connector_slug: Option<String>,
+    status: Option<String>,
+    cursor: Option<String>,
+    limit: Option<String>,
+}
+
+impl ListParams {
+    fn into_filter(self) -> Result<ListFilter> {
+        let limit = match self.limit.as_deref() {
+            None => DEFAULT_PAGE_SIZE,
+            Some(raw) => match raw.parse::<u32>() {
+                Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
+                _ => {
+                    return Err(ApiError::BadRequest(format!(
+                        "limit must be an integer from 1 to {MAX_PAGE_SIZE}"
+                    )))
+                }
+            },
+        };
+        Ok(ListFilter {
+            workspace_connector_id: parse_connection(self.workspace_connector_id.as_deref())?,
+            connector_slug: parse_slug(self.connector_slug)?,
+            status: self
+                .status
+                .map(|s| s.parse::<Status>().map_err(ApiError::BadRequest))
+                .transpose()?,
+            cursor: self
+                .cursor
+                .map(|c| c.parse::<Cursor>().map_err(ApiError::BadRequest))
+                .transpose()?,
+            limit,
+        })
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusParams {
+    workspace_connector_id: Option<String>,
+    connector_slug: Option<String>,
+}
+
+fn parse_connection(raw: Option<&str>) -> Result<Option<Uuid>> {
+    raw.map(|r| {
+        Uuid::try_parse(r).map_err(|_| {
+            ApiError::BadRequest(format!("workspace_connector_id {r:?} is not a UUID"))
+        })
+    })
+    .transpose()
+}
+
+fn parse_slug(raw: Option<String>) -> Result<Option<String>> {
+    if let Some(slug) = &raw {
+        validate_connector_slug(slug).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    }
+    Ok(raw)
+}
+
+#[derive(Debug, Serialize)]
+pub struct SyncLogPage {
+    items: Vec<SyncLog>,
+    next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ConnectorStatusList {
+    items: Vec<ConnectorStatus>,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateBody>,
+) -> Result<(StatusCode, Json<SyncLog>)> {
+    let new = body.validate()?;
+    match state.store.create(&new).await? {
+        Created::New(row) => Ok((StatusCode::CREATED, Json(row))),
+        Created::Existing(row) => Ok((StatusCode::OK, Json(row))),
+    }
+}
+
+pub async fn start(
+    State(state): State<AppState>,
+    RunId(id): RunId,
+    OptionalJson(_): OptionalJson<EmptyBody>,
+) -> Result<Json<SyncLog>> {
+    Ok(Json(
+        state.store.apply(id, &Change::new(Action::Start)).await?,
+    ))
+}
+
+pub async fn heartbeat(
+    State(state): State<AppState>,
+    RunId(id): RunId,
+    OptionalJson(body): OptionalJson<MetadataBody>,
+) -> Result<Json<SyncLog>> {
+    let change = Change {
+        metadata: checked_metadata(body.metadata)?,
+        ..Change::new(Action::Heartbeat)
+    };
+    Ok(Json(state.store.apply(id, &change).await?))
+}
+
+pub async fn succeed(
+    State(state): State<AppState>,
+    RunId(id): RunId,
+    OptionalJson(body): OptionalJson<MetadataBody>,
+) -> Result<Json<SyncLog>> {
+    let change = Change {
+        metadata: checked_metadata(body.metadata)?,
+        ..Change::new(Action::Succeed)
+    };
+    Ok(Json(state.store.apply(id, &change).await?))
+}
+
+pub async fn fail(
+    State(state): State<AppState>,
+    RunId(id): RunId,
+    ApiJson(body): ApiJson<FailBody>,
+) -> Result<Json<SyncLog>> {
+    validate_error_text(&body.error)?;
+    let change = Change {
+        metadata: checked_metadata(body.metadata)?,
+        error: Some(body.error),
+        ..Change::new(Action::Fail)
+    };
+    Ok(Json(state.store.apply(id, &change).await?))
+}
+
+pub async fn get(State(state): State<AppState>, RunId(id): RunId) -> Result<Json<SyncLog>> {
+    state
+        .store
+        .get(id)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound)
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> Result<Json<SyncLogPage>> {
+    let filter = params.into_filter()?;
+    let page = state.store.list(&filter).await?;
+    Ok(Json(SyncLogPage {
+        items: page.items,
+        next_cursor: page.next_cursor.map(|c| c.to_string()),
+    }))
+}
+
+pub async fn delete(State(state): State<AppState>, RunId(id): RunId) -> Result<StatusCode> {
+    if state.store.soft_delete(id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
+pub async fn connector_status(
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<StatusParams>,
+) -> Result<Json<ConnectorStatusList>> {
+    let filter = StatusFilter {
+        workspace_connector_id: parse_connection(params.workspace_connector_id.as_deref())?,
+        connector_slug: parse_slug(params.connector_slug)?,
+    };
+    let items = state.store.connector_status(&filter).await?;
+    Ok(Json(ConnectorStatusList { items }))
+}
+
+fn checked_metadata(metadata: Option<Value>) -> Result<Option<serde_json::Map<String, Value>>> {
+    Ok(metadata
+        .as_ref()
+        .map(validate_metadata)
+        .transpose()?
+        .cloned())
+}

@@ -1,0 +1,74 @@
+//! The commands: `serve`, `migrate`, `check`.
+
+use std::process::ExitCode;
+
+use crate::app::{open_store, shutdown_signal, Application};
+use crate::config::{Cli, Command, GlobalArgs};
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(serve) => {
+            tracing::info!(
+                store = %cli.global.database_url,
+                listen = %serve.listen,
+                "starting syncwatch {}",
+                env!("CARGO_PKG_VERSION")
+            );
+            let app = Application::build(&cli.global, &serve).await?;
+            app.run_until_stopped(shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate => {
+            let store = open_store(&cli.global).await?;
+            store.migrate().await?;
+            let schema = store.schema_status().await?;
+            println!(
+                "schema of {} is at version {}",
+                cli.global.database_url,
+                schema.applied.unwrap_or(0)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check => check(&cli.global).await,
+    }
+}
+
+/// Prints one line per check; exits non-zero when any fails.
+async fn check(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    println!("config: ok (store {})", global.database_url);
+    let store = match open_store(global).await {
+        Ok(store) => store,
+        Err(e) => {
+            println!("store: FAILED: {e:#}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    if let Err(e) = store.ping().await {
+        println!("store: FAILED: {e}");
+        return Ok(ExitCode::FAILURE);
+    }
+    println!("store: ok");
+    match store.schema_status().await {
+        Ok(schema) if schema.is_current() => {
+            println!("schema: ok (version {})", schema.expected);
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(schema) => {
+            println!(
+                "schema: FAILED: applied {:?}, expected {}{}; run `syncwatch migrate`",
+                schema.applied,
+                schema.expected,
+                if schema.dirty {
+                    ", a migration is dirty"
+                } else {
+                    ""
+                }
+            );
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => {
+            println!("schema: FAILED: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

@@ -1,0 +1,133 @@
+use std::fmt;
+use std::str::FromStr;
+
+/// Which store a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// A store URL that never shows its password: `Display` and `Debug` print it redacted, and
+/// only [`DatabaseUrl::expose`] gives the real text, for the driver.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl {
+    raw: String,
+    backend: Backend,
+}
+
+impl DatabaseUrl {
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The full URL, password included. Hand it to the driver and nowhere else.
+    pub fn expose(&self) -> &str {
+        &self.raw
+    }
+
+    /// The URL with any password replaced, for logs and error messages.
+    pub fn redacted(&self) -> String {
+        match url::Url::parse(&self.raw) {
+            Ok(mut parsed) => {
+                if parsed.password().is_some() {
+                    let _ = parsed.set_password(Some("REDACTED"));
+                }
+                let has_secret_param = parsed
+                    .query_pairs()
+                    .any(|(k, _)| k.eq_ignore_ascii_case("password"));
+                if has_secret_param {
+                    let pairs: Vec<(String, String)> = parsed
+                        .query_pairs()
+                        .map(|(k, v)| {
+                            if k.eq_ignore_ascii_case("password") {
+                                (k.into_owned(), "REDACTED".to_owned())
+                            } else {
+                                (k.into_owned(), v.into_owned())
+                            }
+                        })
+                        .collect();
+                    parsed.query_pairs_mut().clear().extend_pairs(pairs);
+                }
+                parsed.to_string()
+            }
+            Err(_) => format!("{}://…", self.scheme()),
+        }
+    }
+
+    fn scheme(&self) -> &str {
+        self.raw.split(':').next().unwrap_or("")
+    }
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let scheme = raw.split_once(':').map(|(s, _)| s).unwrap_or("");
+        let backend = match scheme {
+            "postgres" | "postgresql" => Backend::Postgres,
+            "sqlite" => Backend::Sqlite,
+            _ => {
+                return Err(
+                    "database URL must start with postgres://, postgresql:// or sqlite://".into(),
+                )
+            }
+        };
+        Ok(Self {
+            raw: raw.to_owned(),
+            backend,
+        })
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({})", self.redacted())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_never_shows_in_display_or_debug() {
+        let url: DatabaseUrl = "postgres://app:s3cr3t-pw@db.internal:5432/app?sslmode=require"
+            .parse()
+            .unwrap();
+        assert_eq!(url.backend(), Backend::Postgres);
+        for shown in [url.to_string(), format!("{url:?}")] {
+            assert!(!shown.contains("s3cr3t-pw"), "{shown}");
+            assert!(shown.contains("app:REDACTED@db.internal"), "{shown}");
+        }
+        assert!(url.expose().contains("s3cr3t-pw"));
+    }
+
+    #[test]
+    fn password_query_parameter_is_redacted_too() {
+        let url: DatabaseUrl = "postgres://db/app?user=app&password=hunter22"
+            .parse()
+            .unwrap();
+        assert!(!url.to_string().contains("hunter22"), "{url}");
+    }
+
+    #[test]
+    fn only_known_schemes_are_accepted() {
+        assert_eq!(
+            "sqlite://syncwatch.db"
+                .parse::<DatabaseUrl>()
+                .unwrap()
+                .backend(),
+            Backend::Sqlite
+        );
+        assert!("mysql://x".parse::<DatabaseUrl>().is_err());
+        assert!("syncwatch.db".parse::<DatabaseUrl>().is_err());
+    }
+}

@@ -1,0 +1,13 @@
+//! The sync run as a value: its statuses, triggers, the lifecycle state machine and the
+//! validation rules for what a client may write. Pure logic, no I/O.
+
+mod run;
+mod status;
+mod validate;
+
+pub use run::{ConnectorStatus, NewSyncLog, SyncLog};
+pub use status::{Action, Status, TransitionError, TriggerType};
+pub use validate::{
+    validate_cloud_task, validate_connector_slug, validate_error_text, validate_metadata,
+    ValidationError, MAX_CLOUD_TASK_ID_CHARS, MAX_METADATA_BYTES,
+};

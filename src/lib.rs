@@ -1,0 +1,12 @@
+//! syncwatch: the lifecycle store and metrics sidecar for data-connector sync runs.
+//!
+//! `domain` holds the pure rules, `store` the Postgres and SQLite implementations,
+//! `api` the HTTP surface, `app` wires them to a listener, `cli` runs the commands.
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod store;
+pub mod telemetry;

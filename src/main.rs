@@ -1,0 +1,17 @@
+use clap::Parser;
+
+use syncwatch::config::Cli;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    syncwatch::telemetry::init_logging(cli.global.log_format);
+    match syncwatch::cli::run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

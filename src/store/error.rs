@@ -1,0 +1,69 @@
+use uuid::Uuid;
+
+use crate::domain::TransitionError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("sync log not found")]
+    NotFound,
+
+    #[error(transparent)]
+    InvalidTransition(TransitionError),
+
+    #[error("{0}")]
+    Conflict(String),
+
+    #[error("cloud_task_id is already used by run {existing_id} of another connection")]
+    CloudTaskConflict { existing_id: Uuid },
+
+    /// The database refused the values (a CHECK constraint); nothing was written.
+    #[error("the store rejected the values: {0}")]
+    Rejected(String),
+
+    /// The database cannot be reached or has no free connection.
+    #[error("store unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+
+    #[error("store error: {0}")]
+    Database(#[source] sqlx::Error),
+
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+
+    /// A row that does not decode (written by another service with values outside the
+    /// contract).
+    #[error("row does not match the schema: {0}")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        use sqlx::Error as E;
+        match &err {
+            E::PoolTimedOut | E::PoolClosed | E::Io(_) | E::Tls(_) | E::WorkerCrashed => {
+                StoreError::Unavailable(err)
+            }
+            E::Database(db) => {
+                let code = db.code().unwrap_or_default();
+                // Postgres: class 08 connection exceptions, 57P0x operator intervention
+                // (shutdown, crash), 53300 too many connections. SQLite: BUSY / LOCKED.
+                if code.starts_with("08")
+                    || code.starts_with("57P")
+                    || code == "53300"
+                    || code == "5"
+                    || code == "6"
+                    || code == "517"
+                {
+                    StoreError::Unavailable(err)
+                } else if code == "23514" || code == "275" || code == "22001" {
+                    // check_violation (Postgres), SQLITE_CONSTRAINT_CHECK,
+                    // string_data_right_truncation
+                    StoreError::Rejected(db.message().to_owned())
+                } else {
+                    StoreError::Database(err)
+                }
+            }
+            _ => StoreError::Database(err),
+        }
+    }
+}

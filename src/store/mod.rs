@@ -1,0 +1,215 @@
+//! The lifecycle store: one interface, [`SyncLogStore`], with a Postgres and an embedded
+//! SQLite implementation that pass the same behavioural test suite.
+//!
+//! Every transition is a single compare-and-set `UPDATE … WHERE status IN (allowed)`, with
+//! the allowed statuses taken from [`Action::allowed_from`]; the terminal status,
+//! `completed_at` and `duration_ms` are written by that one statement from the database
+//! clock, so of two concurrent finishers exactly one wins.
+
+mod cursor;
+mod error;
+mod postgres;
+mod sqlite;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::config::{Backend, DatabaseUrl};
+use crate::domain::{Action, ConnectorStatus, NewSyncLog, Status, SyncLog};
+
+pub use cursor::Cursor;
+pub use error::StoreError;
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The store as the rest of the service holds it.
+pub type Store = Arc<dyn SyncLogStore>;
+
+/// What `create` did: inserted a new run, or found the live run with the same
+/// `cloud_task_id` (a repeated Cloud Tasks delivery).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Created {
+    New(SyncLog),
+    Existing(SyncLog),
+}
+
+/// A change to an existing run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub action: Action,
+    /// Merged into the row's metadata as an RFC 7396 merge patch.
+    pub metadata: Option<Map<String, Value>>,
+    /// Only with [`Action::Fail`].
+    pub error: Option<String>,
+}
+
+impl Change {
+    pub fn new(action: Action) -> Self {
+        Self {
+            action,
+            metadata: None,
+            error: None,
+        }
+    }
+
+    fn metadata_json(&self) -> Option<String> {
+        self.metadata
+            .as_ref()
+            .map(|m| Value::Object(m.clone()).to_string())
+    }
+
+    fn allowed_statuses(&self) -> Vec<&'static str> {
+        self.action
+            .allowed_from()
+            .iter()
+            .map(|s| s.as_str())
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ListFilter {
+    pub workspace_connector_id: Option<Uuid>,
+    pub connector_slug: Option<String>,
+    pub status: Option<Status>,
+    pub cursor: Option<Cursor>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub items: Vec<SyncLog>,
+    /// Set when more rows may follow; pass it back as `cursor`.
+    pub next_cursor: Option<Cursor>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StatusFilter {
+    pub workspace_connector_id: Option<Uuid>,
+    pub connector_slug: Option<String>,
+}
+
+/// How the database's schema compares with the migrations this binary carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaStatus {
+    /// Highest applied migration, if any.
+    pub applied: Option<i64>,
+    /// Highest migration this binary knows.
+    pub expected: i64,
+    /// A migration that started and did not finish.
+    pub dirty: bool,
+}
+
+impl SchemaStatus {
+    pub fn is_current(&self) -> bool {
+        !self.dirty && self.applied == Some(self.expected)
+    }
+}
+
+#[async_trait]
+pub trait SyncLogStore: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// Apply pending migrations.
+    async fn migrate(&self) -> Result<()>;
+
+    async fn schema_status(&self) -> Result<SchemaStatus>;
+
+    /// One round trip to the database.
+    async fn ping(&self) -> Result<()>;
+
+    async fn create(&self, new: &NewSyncLog) -> Result<Created>;
+
+    /// Compare-and-set transition. `NotFound` for a missing or soft-deleted run,
+    /// `InvalidTransition` (with the current status) when the run is not in a status the
+    /// action is allowed from.
+    async fn apply(&self, id: Uuid, change: &Change) -> Result<SyncLog>;
+
+    async fn get(&self, id: Uuid) -> Result<Option<SyncLog>>;
+
+    /// Newest first (`created_at`, then id, descending), keyset-paginated.
+    async fn list(&self, filter: &ListFilter) -> Result<Page>;
+
+    /// Sets `deleted_at`. `false` when there was no live run with that id.
+    async fn soft_delete(&self, id: Uuid) -> Result<bool>;
+
+    /// One entry per connection, the connections with the most consecutive failures first.
+    async fn connector_status(&self, filter: &StatusFilter) -> Result<Vec<ConnectorStatus>>;
+}
+
+/// Pool settings shared by both stores.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Open the store a URL names. Does not run migrations.
+pub async fn connect(url: &DatabaseUrl, options: &PoolOptions) -> Result<Store> {
+    Ok(match url.backend() {
+        Backend::Postgres => Arc::new(PostgresStore::connect(url, options).await?),
+        Backend::Sqlite => Arc::new(SqliteStore::connect(url, options).await?),
+    })
+}
+
+/// Shared by both implementations: keep the row when the caller's create matches it,
+/// refuse when the same task name is reused for another connection.
+fn existing_for_duplicate(new: &NewSyncLog, existing: SyncLog) -> Result<Created> {
+    if existing.workspace_connector_id == new.workspace_connector_id
+        && existing.connector_slug == new.connector_slug
+    {
+        Ok(Created::Existing(existing))
+    } else {
+        Err(StoreError::CloudTaskConflict {
+            existing_id: existing.workspace_connector_sync_log_id,
+        })
+    }
+}
+
+/// Resolve a failed compare-and-set into the right error from the row's current status.
+fn cas_failure(change: &Change, current: Option<Status>) -> StoreError {
+    match current {
+        None => StoreError::NotFound,
+        Some(current) => match change.action.apply(current) {
+            Err(e) => StoreError::InvalidTransition(e),
+            // The row moved into an allowed status after our UPDATE looked at it; the
+            // caller may retry, but from its point of view the run was not where it
+            // expected, which is a conflict.
+            Ok(_) => StoreError::Conflict(format!(
+                "the run changed concurrently (now {current}); retry the request"
+            )),
+        },
+    }
+}
+
+/// How many times `create` retries when the row it collided with vanished (soft-deleted)
+/// between the insert and the read.
+const CREATE_ATTEMPTS: usize = 3;
+
+/// Trim a `limit + 1` fetch to `limit` rows and say where the next page starts.
+fn paginate(items: &mut Vec<SyncLog>, limit: u32) -> Option<Cursor> {
+    if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(|last| Cursor {
+            created_at: last.created_at,
+            id: last.workspace_connector_sync_log_id,
+        })
+    } else {
+        None
+    }
+}

@@ -1,0 +1,345 @@
+//! The production store.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{QueryBuilder, Row};
+use std::str::FromStr;
+use uuid::Uuid;
+
+use super::{
+    cas_failure, existing_for_duplicate, Change, Created, ListFilter, Page, PoolOptions, Result,
+    SchemaStatus, StatusFilter, StoreError, SyncLogStore, CREATE_ATTEMPTS,
+};
+use crate::config::{Backend, DatabaseUrl};
+use crate::domain::{Action, ConnectorStatus, NewSyncLog, Status, SyncLog, TriggerType};
+
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+const COLUMNS: &str = "workspace_connector_sync_log_id, workspace_connector_id, connector_slug, \
+     status, trigger_type, cloud_task_id, started_at, completed_at, duration_ms, error, metadata, \
+     created_at, updated_at";
+
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    pub async fn connect(url: &DatabaseUrl, options: &PoolOptions) -> Result<Self> {
+        let connect = PgConnectOptions::from_str(url.expose())
+            .map_err(|e| StoreError::Corrupt(format!("invalid database URL {url}: {e}")))?
+            .application_name("syncwatch");
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_lazy_with(connect);
+        Ok(Self { pool })
+    }
+
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn find_live_by_cloud_task(&self, cloud_task_id: &str) -> Result<Option<SyncLog>> {
+        let sql = format!(
+            "select {COLUMNS} from workspace_connector_sync_log \
+             where cloud_task_id = $1 and deleted_at is null"
+        );
+        let row = sqlx::query(&sql)
+            .bind(cloud_task_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| decode(&r)).transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn insert(&self, new: &NewSyncLog) -> Result<Option<SyncLog>> {
+        let sql = format!(
+            "insert into workspace_connector_sync_log \
+               (workspace_connector_id, connector_slug, status, trigger_type, cloud_task_id, \
+                metadata, started_at) \
+             values ($1, $2, $3, $4, $5, $6, case when $7 then now() end) \
+             on conflict (cloud_task_id) where cloud_task_id is not null and deleted_at is null \
+             do nothing \
+             returning {COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(new.workspace_connector_id)
+            .bind(&new.connector_slug)
+            .bind(new.status.as_str())
+            .bind(new.trigger_type.map(TriggerType::as_str))
+            .bind(&new.cloud_task_id)
+            .bind(
+                new.metadata
+                    .clone()
+                    .map(|m| sqlx::types::Json(Value::Object(m))),
+            )
+            .bind(new.status == Status::InProgress)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| decode(&r)).transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn current_status(&self, id: Uuid) -> Result<Option<Status>> {
+        let status: Option<String> = sqlx::query_scalar(
+            "select status from workspace_connector_sync_log \
+             where workspace_connector_sync_log_id = $1 and deleted_at is null",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        status
+            .map(|s| s.parse().map_err(StoreError::Corrupt))
+            .transpose()
+    }
+}
+
+#[async_trait]
+impl SyncLogStore for PostgresStore {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn migrate(&self) -> Result<()> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn schema_status(&self) -> Result<SchemaStatus> {
+        let expected = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+        let exists: bool = sqlx::query_scalar("select to_regclass('_sqlx_migrations') is not null")
+            .fetch_one(&self.pool)
+            .await?;
+        if !exists {
+            return Ok(SchemaStatus {
+                applied: None,
+                expected,
+                dirty: false,
+            });
+        }
+        let (applied, dirty): (Option<i64>, bool) = sqlx::query_as(
+            "select max(version) filter (where success), coalesce(bool_or(not success), false) \
+             from _sqlx_migrations",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(SchemaStatus {
+            applied,
+            expected,
+            dirty,
+        })
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("select 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn create(&self, new: &NewSyncLog) -> Result<Created> {
+        for _ in 0..CREATE_ATTEMPTS {
+            if let Some(row) = self.insert(new).await? {
+                return Ok(Created::New(row));
+            }
+            // Only a live row with the same cloud_task_id makes the insert do nothing.
+            let Some(task) = new.cloud_task_id.as_deref() else {
+                break;
+            };
+            if let Some(existing) = self.find_live_by_cloud_task(task).await? {
+                return existing_for_duplicate(new, existing);
+            }
+        }
+        Err(StoreError::Conflict(
+            "the run with this cloud_task_id changed concurrently; retry the request".into(),
+        ))
+    }
+
+    #[tracing::instrument(skip_all, fields(action = %change.action))]
+    async fn apply(&self, id: Uuid, change: &Change) -> Result<SyncLog> {
+        let terminal = change.action.target().is_terminal();
+        let sql = format!(
+            "update workspace_connector_sync_log set \
+               status = $2, \
+               started_at = case when $3 then now() else started_at end, \
+               completed_at = case when $4 then now() else completed_at end, \
+               duration_ms = case when $4 and started_at is not null \
+                 then least(greatest(round(extract(epoch from (now() - started_at)) * 1000), 0), \
+                            2147483647)::integer \
+                 else duration_ms end, \
+               error = coalesce($5, error), \
+               metadata = case when $6::jsonb is null then metadata \
+                 else syncwatch_merge_patch(metadata, $6::jsonb) end, \
+               updated_at = now() \
+             where workspace_connector_sync_log_id = $1 and deleted_at is null \
+               and status = any($7) \
+             returning {COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .bind(change.action.target().as_str())
+            .bind(change.action == Action::Start)
+            .bind(terminal)
+            .bind(&change.error)
+            .bind(change.metadata_json())
+            .bind(change.allowed_statuses())
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => decode(&row),
+            None => Err(cas_failure(change, self.current_status(id).await?)),
+        }
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get(&self, id: Uuid) -> Result<Option<SyncLog>> {
+        let sql = format!(
+            "select {COLUMNS} from workspace_connector_sync_log \
+             where workspace_connector_sync_log_id = $1 and deleted_at is null"
+        );
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| decode(&r)).transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list(&self, filter: &ListFilter) -> Result<Page> {
+        let mut qb = QueryBuilder::new(format!(
+            "select {COLUMNS} from workspace_connector_sync_log where deleted_at is null"
+        ));
+        if let Some(id) = filter.workspace_connector_id {
+            qb.push(" and workspace_connector_id = ").push_bind(id);
+        }
+        if let Some(slug) = &filter.connector_slug {
+            qb.push(" and connector_slug = ").push_bind(slug.clone());
+        }
+        if let Some(status) = filter.status {
+            qb.push(" and status = ").push_bind(status.as_str());
+        }
+        if let Some(cursor) = filter.cursor {
+            qb.push(" and (created_at, workspace_connector_sync_log_id) < (")
+                .push_bind(cursor.created_at)
+                .push(", ")
+                .push_bind(cursor.id)
+                .push(")");
+        }
+        qb.push(" order by created_at desc, workspace_connector_sync_log_id desc limit ")
+            .push_bind(i64::from(filter.limit) + 1);
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        let mut items = rows.iter().map(decode).collect::<Result<Vec<_>>>()?;
+        let next_cursor = super::paginate(&mut items, filter.limit);
+        Ok(Page { items, next_cursor })
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn soft_delete(&self, id: Uuid) -> Result<bool> {
+        let done = sqlx::query(
+            "update workspace_connector_sync_log set deleted_at = now(), updated_at = now() \
+             where workspace_connector_sync_log_id = $1 and deleted_at is null",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn connector_status(&self, filter: &StatusFilter) -> Result<Vec<ConnectorStatus>> {
+        let rows = sqlx::query(CONNECTOR_STATUS_SQL)
+            .bind(filter.workspace_connector_id)
+            .bind(&filter.connector_slug)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let status: String = row.try_get("last_status")?;
+                Ok(ConnectorStatus {
+                    workspace_connector_id: row.try_get("workspace_connector_id")?,
+                    connector_slug: row.try_get("connector_slug")?,
+                    last_status: status.parse().map_err(StoreError::Corrupt)?,
+                    last_run_at: row.try_get("last_run_at")?,
+                    last_success_at: row.try_get("last_success_at")?,
+                    last_failure_at: row.try_get("last_failure_at")?,
+                    consecutive_failures: row.try_get("consecutive_failures")?,
+                    last_error: row.try_get("last_error")?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Latest run per connection, last success, failures since it, and the newest error.
+const CONNECTOR_STATUS_SQL: &str = "
+with live as (
+    select * from workspace_connector_sync_log
+    where deleted_at is null
+      and ($1::uuid is null or workspace_connector_id = $1)
+      and ($2::text is null or connector_slug = $2)
+), latest as (
+    select distinct on (workspace_connector_id)
+           workspace_connector_id, connector_slug, status, created_at
+    from live
+    order by workspace_connector_id, created_at desc, workspace_connector_sync_log_id desc
+), success as (
+    select workspace_connector_id, max(completed_at) as last_success_at
+    from live where status = 'success' group by workspace_connector_id
+), failures as (
+    select l.workspace_connector_id,
+           count(*) filter (where s.last_success_at is null or l.completed_at > s.last_success_at)
+               as consecutive_failures,
+           max(l.completed_at) as last_failure_at
+    from live l left join success s using (workspace_connector_id)
+    where l.status = 'error'
+    group by l.workspace_connector_id
+), last_error as (
+    select distinct on (workspace_connector_id) workspace_connector_id, error
+    from live where status = 'error'
+    order by workspace_connector_id, completed_at desc, workspace_connector_sync_log_id desc
+)
+select latest.workspace_connector_id, latest.connector_slug, latest.status as last_status,
+       latest.created_at as last_run_at, success.last_success_at, failures.last_failure_at,
+       coalesce(failures.consecutive_failures, 0) as consecutive_failures,
+       last_error.error as last_error
+from latest
+left join success using (workspace_connector_id)
+left join failures using (workspace_connector_id)
+left join last_error using (workspace_connector_id)
+order by consecutive_failures desc, latest.workspace_connector_id
+";
+
+fn decode(row: &PgRow) -> Result<SyncLog> {
+    let status: String = row.try_get("status")?;
+    let trigger: Option<String> = row.try_get("trigger_type")?;
+    let duration: Option<i32> = row.try_get("duration_ms")?;
+    let metadata: Option<sqlx::types::Json<Value>> = row.try_get("metadata")?;
+    Ok(SyncLog {
+        workspace_connector_sync_log_id: row.try_get("workspace_connector_sync_log_id")?,
+        workspace_connector_id: row.try_get("workspace_connector_id")?,
+        connector_slug: row.try_get("connector_slug")?,
+        status: status.parse().map_err(StoreError::Corrupt)?,
+        trigger_type: trigger
+            .map(|t| t.parse().map_err(StoreError::Corrupt))
+            .transpose()?,
+        cloud_task_id: row.try_get("cloud_task_id")?,
+        started_at: row.try_get::<Option<DateTime<Utc>>, _>("started_at")?,
+        completed_at: row.try_get::<Option<DateTime<Utc>>, _>("completed_at")?,
+        duration_ms: duration.map(i64::from),
+        error: row.try_get("error")?,
+        metadata: metadata.map(|m| m.0),
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
