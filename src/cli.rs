@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context;
+
 use crate::app::{open_store, shutdown_signal, Application};
 use crate::config::{Cli, Command, GlobalArgs};
 
@@ -20,7 +22,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Migrate => {
             let store = open_store(&cli.global).await?;
-            store.migrate().await?;
+            store
+                .migrate()
+                .await
+                .with_context(|| format!("migrating {}", cli.global.database_url))?;
             let schema = store.schema_status().await?;
             println!(
                 "schema of {} is at version {}",

@@ -97,8 +97,12 @@ pub fn router(store: Store, settings: &ApiSettings) -> Router {
         .with_state(state)
 }
 
-async fn not_found() -> ApiError {
-    ApiError::NotFound
+async fn not_found() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let body = serde_json::json!({
+        "error": { "code": "not_found", "message": "no such route" }
+    });
+    (axum::http::StatusCode::NOT_FOUND, axum::Json(body)).into_response()
 }
 
 async fn method_not_allowed() -> axum::response::Response {

@@ -13,7 +13,9 @@ pub enum StoreError {
     #[error("{0}")]
     Conflict(String),
 
-    #[error("cloud_task_id is already used by run {existing_id} of another connection")]
+    #[error(
+        "cloud_task_id is already used by run {existing_id} of another connection or connector"
+    )]
     CloudTaskConflict { existing_id: Uuid },
 
     /// The database refused the values (a CHECK constraint); nothing was written.
@@ -22,18 +24,24 @@ pub enum StoreError {
 
     /// The database cannot be reached or has no free connection.
     #[error("store unavailable: {0}")]
-    Unavailable(#[source] sqlx::Error),
+    Unavailable(sqlx::Error),
 
     #[error("store error: {0}")]
-    Database(#[source] sqlx::Error),
+    Database(sqlx::Error),
 
     #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(sqlx::migrate::MigrateError),
 
     /// A row that does not decode (written by another service with values outside the
     /// contract).
     #[error("row does not match the schema: {0}")]
     Corrupt(String),
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(err: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Migrate(err)
+    }
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -1,0 +1,386 @@
+//! Test harness: the real app on port 0 over a real store, a fresh Postgres database or a
+//! SQLite file in a temp dir per test.
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+
+use reqwest::{Client, Method, Response, StatusCode};
+use serde_json::{json, Value};
+use sqlx::{Connection, PgConnection};
+use syncwatch::api::ApiSettings;
+use syncwatch::app::Application;
+use syncwatch::config::DatabaseUrl;
+use syncwatch::store::{self, PoolOptions, Store};
+use tokio::net::TcpListener;
+use uuid::Uuid;
+
+pub const DEFAULT_TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// The Postgres server tests create their databases on.
+pub fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_TEST_DATABASE_URL.into())
+}
+
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// `Some(reason)` when Postgres cannot be reached. In CI that is a failure, not a skip.
+pub async fn postgres_unavailable() -> Option<String> {
+    static CHECKED: OnceLock<Option<String>> = OnceLock::new();
+    if let Some(result) = CHECKED.get() {
+        return result.clone();
+    }
+    let result = match PgConnection::connect(&admin_url()).await {
+        Ok(conn) => {
+            let _ = conn.close().await;
+            None
+        }
+        Err(e) => Some(format!(
+            "Postgres at TEST_DATABASE_URL ({}) is unreachable: {e}. Start it (scripts/test does) \
+             or point TEST_DATABASE_URL at a server where the user may create databases.",
+            redact(&admin_url())
+        )),
+    };
+    CHECKED.get_or_init(|| result).clone()
+}
+
+fn redact(url: &str) -> String {
+    url.parse::<DatabaseUrl>()
+        .map(|u| u.to_string())
+        .unwrap_or_else(|_| "<unparseable>".into())
+}
+
+/// A fresh, empty, migrated database of one backend.
+pub struct TestDb {
+    pub backend: Backend,
+    pub url: DatabaseUrl,
+    pub store: Store,
+    pg_name: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    /// `None` (with the reason printed) when Postgres is missing outside CI.
+    pub async fn new(backend: Backend) -> Option<Self> {
+        let db = match backend {
+            Backend::Postgres => {
+                if let Some(reason) = postgres_unavailable().await {
+                    assert!(!in_ci(), "{reason}");
+                    eprintln!("SKIPPED (Postgres): {reason}");
+                    return None;
+                }
+                let name = format!("syncwatch_test_{}", Uuid::new_v4().simple());
+                let mut admin = PgConnection::connect(&admin_url())
+                    .await
+                    .expect("connect to the test Postgres server");
+                sqlx::query(&format!("create database {name}"))
+                    .execute(&mut admin)
+                    .await
+                    .expect("create a test database");
+                let _ = admin.close().await;
+                let mut url = url::Url::parse(&admin_url()).expect("TEST_DATABASE_URL is a URL");
+                url.set_path(&name);
+                let url: DatabaseUrl = url.as_str().parse().unwrap();
+                let store = store::connect(&url, &PoolOptions::default())
+                    .await
+                    .expect("open the Postgres store");
+                TestDb {
+                    backend,
+                    url,
+                    store,
+                    pg_name: Some(name),
+                    _dir: None,
+                }
+            }
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url: DatabaseUrl = format!("sqlite://{}", dir.path().join("test.db").display())
+                    .parse()
+                    .unwrap();
+                let store = store::connect(&url, &PoolOptions::default())
+                    .await
+                    .expect("open the SQLite store");
+                TestDb {
+                    backend,
+                    url,
+                    store,
+                    pg_name: None,
+                    _dir: Some(dir),
+                }
+            }
+        };
+        db.store.migrate().await.expect("migrations apply");
+        Some(db)
+    }
+
+    /// Every row, soft-deleted ones included.
+    pub async fn count_rows(&self) -> i64 {
+        self.scalar_i64("select count(*) from workspace_connector_sync_log")
+            .await
+    }
+
+    /// Run one statement that returns a single integer, on either backend.
+    pub async fn scalar_i64(&self, sql: &str) -> i64 {
+        match self.backend {
+            Backend::Postgres => {
+                let mut conn = PgConnection::connect(self.url.expose()).await.unwrap();
+                let n: i64 = sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap();
+                let _ = conn.close().await;
+                n
+            }
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(self.url.expose())
+                    .await
+                    .unwrap();
+                let n: i64 = sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap();
+                let _ = conn.close().await;
+                n
+            }
+        }
+    }
+
+    /// Run a statement that returns nothing, on either backend.
+    pub async fn execute(&self, sql: &str) {
+        match self.backend {
+            Backend::Postgres => {
+                let mut conn = PgConnection::connect(self.url.expose()).await.unwrap();
+                sqlx::query(sql).execute(&mut conn).await.unwrap();
+                let _ = conn.close().await;
+            }
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(self.url.expose())
+                    .await
+                    .unwrap();
+                sqlx::query(sql).execute(&mut conn).await.unwrap();
+                let _ = conn.close().await;
+            }
+        }
+    }
+
+    pub async fn cleanup(self) {
+        if let Some(name) = &self.pg_name {
+            drop(self.store);
+            if let Ok(mut admin) = PgConnection::connect(&admin_url()).await {
+                let _ = sqlx::query(&format!("drop database if exists {name} with (force)"))
+                    .execute(&mut admin)
+                    .await;
+                let _ = admin.close().await;
+            }
+        }
+    }
+}
+
+/// The app running on a port-0 listener over a fresh store.
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    pub db: TestDb,
+    pub token: Option<String>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Option<Self> {
+        Self::spawn_with(backend, ApiSettings::default()).await
+    }
+
+    pub async fn spawn_with(backend: Backend, settings: ApiSettings) -> Option<Self> {
+        let db = TestDb::new(backend).await?;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let app = Application::from_parts(listener, db.store.clone(), &settings).unwrap();
+        let base = format!("http://{}", app.local_addr());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            app.run_until_stopped(async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server runs");
+        });
+        Some(TestApp {
+            base,
+            client: Client::builder()
+                .pool_max_idle_per_host(32)
+                .build()
+                .unwrap(),
+            db,
+            token: None,
+            shutdown: Some(tx),
+            server: Some(server),
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn request(&self, method: Method, path: &str, body: Option<Value>) -> Response {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        req.send().await.expect("request reaches the server")
+    }
+
+    /// A request and its JSON body (`Value::Null` for an empty body).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let response = self.request(method, path, body).await;
+        let status = response.status();
+        let bytes = response.bytes().await.unwrap();
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                panic!("response is not JSON: {}", String::from_utf8_lossy(&bytes))
+            })
+        };
+        (status, value)
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn post_empty(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::POST, path, None).await
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, None).await
+    }
+
+    /// Create a run for a fresh connection and return its body.
+    pub async fn create_run(&self, slug: &str) -> Value {
+        self.create(json!({
+            "workspace_connector_id": Uuid::new_v4(),
+            "connector_slug": slug,
+            "trigger_type": "manual",
+        }))
+        .await
+    }
+
+    pub async fn create(&self, body: Value) -> Value {
+        let (status, row) = self.post("/v1/sync-logs", body).await;
+        assert_eq!(status, StatusCode::CREATED, "create: {row}");
+        row
+    }
+
+    /// Drive a run to `status` (`scheduled`, `in_progress`, `success`, `error`).
+    pub async fn run_in_status(&self, slug: &str, status: &str) -> Value {
+        let row = self.create_run(slug).await;
+        let id = run_id(&row);
+        let steps: &[(&str, Option<Value>)] = match status {
+            "scheduled" => &[],
+            "in_progress" => &[("start", None)],
+            "success" => &[("start", None), ("succeed", None)],
+            "error" => &[("start", None), ("fail", Some(json!({"error": "boom"})))],
+            other => panic!("unknown status {other}"),
+        };
+        let mut last = row;
+        for (action, body) in steps {
+            let (code, next) = self
+                .call(
+                    Method::POST,
+                    &format!("/v1/sync-logs/{id}/{action}"),
+                    body.clone(),
+                )
+                .await;
+            assert_eq!(code, StatusCode::OK, "{action}: {next}");
+            last = next;
+        }
+        assert_eq!(last["status"], status);
+        last
+    }
+
+    pub async fn cleanup(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+        self.db.cleanup().await;
+    }
+}
+
+pub fn run_id(row: &Value) -> String {
+    row["workspace_connector_sync_log_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no id in {row}"))
+        .to_owned()
+}
+
+/// The exact keys of a run in every response: the specification's columns plus
+/// workspace_connector_id and connector_slug, never the internal key or deleted_at.
+pub const RUN_KEYS: [&str; 13] = [
+    "completed_at",
+    "connector_slug",
+    "created_at",
+    "cloud_task_id",
+    "duration_ms",
+    "error",
+    "metadata",
+    "started_at",
+    "status",
+    "trigger_type",
+    "updated_at",
+    "workspace_connector_id",
+    "workspace_connector_sync_log_id",
+];
+
+pub fn assert_run_shape(row: &Value) {
+    let mut keys: Vec<&str> = row
+        .as_object()
+        .unwrap_or_else(|| panic!("run is not an object: {row}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    let mut expected = RUN_KEYS.to_vec();
+    expected.sort_unstable();
+    assert_eq!(keys, expected, "run keys in {row}");
+}
+
+/// Runs the named `async fn(&TestApp)` once on Postgres and once on SQLite, each on a
+/// fresh store: `mod name { postgres, sqlite }`.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(app) = $crate::common::TestApp::spawn($crate::common::Backend::Postgres).await {
+                        super::$name(&app).await;
+                        app.cleanup().await;
+                    }
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let app = $crate::common::TestApp::spawn($crate::common::Backend::Sqlite)
+                        .await
+                        .expect("SQLite is always available");
+                    super::$name(&app).await;
+                    app.cleanup().await;
+                }
+            }
+        )*
+    };
+}
