@@ -4,8 +4,13 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+use std::sync::Arc;
+
 use crate::app::{open_store, shutdown_signal, Application};
-use crate::config::{Cli, Command, GlobalArgs};
+use crate::clock::SystemClock;
+use crate::config::{Cli, Command, GlobalArgs, ScanArgs};
+use crate::metrics::Metrics;
+use crate::scan::{Lease, Scanner};
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -35,7 +40,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check => check(&cli.global).await,
+        Command::Scan(args) => scan_once(&cli.global, &args.scan).await,
     }
+}
+
+/// `syncwatch scan --once`: one scan, the exposition on stdout.
+async fn scan_once(global: &GlobalArgs, args: &ScanArgs) -> anyhow::Result<ExitCode> {
+    let config = args.to_config()?;
+    let store = open_store(global).await?;
+    let schema = store.schema_status().await?;
+    if !schema.is_current() {
+        anyhow::bail!(
+            "the schema of {} is not current (applied {:?}, expected {}); run `syncwatch migrate`",
+            global.database_url,
+            schema.applied,
+            schema.expected
+        );
+    }
+    let metrics = Metrics::new();
+    let mut scanner = Scanner::new(
+        store,
+        Lease::Always,
+        config,
+        Arc::new(SystemClock),
+        metrics.clone(),
+    );
+    scanner.scan_once().await?;
+    print!("{}", metrics.render());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Prints one line per check; exits non-zero when any fails.
@@ -57,6 +89,14 @@ async fn check(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         Ok(schema) if schema.is_current() => {
             println!("schema: ok (version {})", schema.expected);
             Ok(ExitCode::SUCCESS)
+        }
+        Ok(schema) if schema.applied.is_some_and(|v| v > schema.expected) => {
+            println!(
+                "schema: FAILED: the store is at version {:?}, newer than this binary's {}; \
+                 upgrade syncwatch",
+                schema.applied, schema.expected
+            );
+            Ok(ExitCode::FAILURE)
         }
         Ok(schema) => {
             println!(

@@ -6,7 +6,10 @@
 pub mod api;
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod metrics;
+pub mod scan;
 pub mod store;
 pub mod telemetry;

@@ -35,6 +35,116 @@ pub enum Command {
     Migrate,
     /// Check configuration, store connectivity and schema version; exit non-zero on a problem.
     Check,
+    /// Scan the store and print the metrics exposition.
+    Scan(ScanCommandArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ScanCommandArgs {
+    /// Scan once, print the exposition to stdout and exit (non-zero when the store is
+    /// unreachable). Required: continuous scanning is part of `serve`.
+    #[arg(long, required = true)]
+    pub once: bool,
+
+    #[command(flatten)]
+    pub scan: ScanArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ScanArgs {
+    /// How often the scanner reads the store.
+    #[arg(long, env = "SYNCWATCH_SCAN_INTERVAL", value_parser = parse_duration, default_value = "15s")]
+    pub scan_interval: Duration,
+
+    /// Overlap re-read by every scan so runs whose transaction commits late are counted.
+    #[arg(long, env = "SYNCWATCH_LATE_COMMIT_WINDOW", value_parser = parse_duration, default_value = "5m")]
+    pub late_commit_window: Duration,
+
+    /// How often counters are recomputed from the whole table (never lowered).
+    #[arg(long, env = "SYNCWATCH_REBASELINE_INTERVAL", value_parser = parse_duration, default_value = "1h")]
+    pub rebaseline_interval: Duration,
+
+    /// A scheduled run older than this is stuck.
+    #[arg(long, env = "SYNCWATCH_STUCK_SCHEDULED_AFTER", value_parser = parse_duration, default_value = "15m")]
+    pub stuck_scheduled_after: Duration,
+
+    /// An in-progress run with no update (heartbeat) for this long is stuck.
+    #[arg(long, env = "SYNCWATCH_STUCK_IN_PROGRESS_AFTER", value_parser = parse_duration, default_value = "30m")]
+    pub stuck_in_progress_after: Duration,
+
+    /// An in-progress run running longer than this is stuck, heartbeats or not.
+    #[arg(long, env = "SYNCWATCH_MAX_RUN_DURATION", value_parser = parse_duration, default_value = "6h")]
+    pub max_run_duration: Duration,
+
+    /// Fail runs stuck for this long (off when unset).
+    #[arg(long, env = "SYNCWATCH_REAP_STUCK_AFTER", value_parser = parse_duration)]
+    pub reap_stuck_after: Option<Duration>,
+
+    /// How many of the worst connections get a consecutive-failures series.
+    #[arg(long, env = "SYNCWATCH_TOP_FAILING_CONNECTIONS", default_value_t = 50)]
+    pub top_failing_connections: usize,
+
+    /// Most distinct `connector` label values; later connectors are reported as "other".
+    #[arg(long, env = "SYNCWATCH_MAX_CONNECTORS", default_value_t = 500)]
+    pub max_connectors: usize,
+
+    /// Run duration histogram buckets, in seconds, comma-separated.
+    #[arg(long, env = "SYNCWATCH_DURATION_BUCKETS", value_delimiter = ',', value_parser = parse_bucket,
+          default_value = "1,5,15,30,60,120,300,600,1200,1800,3600,7200,14400,21600")]
+    pub duration_buckets: Vec<f64>,
+
+    /// Dispatch delay histogram buckets, in seconds, comma-separated.
+    #[arg(long, env = "SYNCWATCH_DISPATCH_DELAY_BUCKETS", value_delimiter = ',', value_parser = parse_bucket,
+          default_value = "0.5,1,5,15,30,60,300,900,3600")]
+    pub dispatch_delay_buckets: Vec<f64>,
+
+    /// Longest one scan may take before it is abandoned and counted as an error.
+    #[arg(long, env = "SYNCWATCH_SCAN_TIMEOUT", value_parser = parse_duration, default_value = "30s")]
+    pub scan_timeout: Duration,
+}
+
+impl ScanArgs {
+    pub fn to_config(&self) -> anyhow::Result<crate::scan::ScanConfig> {
+        for (name, buckets) in [
+            ("--duration-buckets", &self.duration_buckets),
+            ("--dispatch-delay-buckets", &self.dispatch_delay_buckets),
+        ] {
+            if buckets.is_empty() || buckets.windows(2).any(|w| w[0] >= w[1]) {
+                anyhow::bail!("{name} must be a non-empty, strictly increasing list");
+            }
+        }
+        if self.scan_interval.is_zero() {
+            anyhow::bail!("--scan-interval must be positive");
+        }
+        Ok(crate::scan::ScanConfig {
+            interval: self.scan_interval,
+            late_commit_window: self.late_commit_window,
+            rebaseline_interval: self.rebaseline_interval,
+            stuck_scheduled_after: self.stuck_scheduled_after,
+            stuck_in_progress_after: self.stuck_in_progress_after,
+            max_run_duration: self.max_run_duration,
+            reap_stuck_after: self.reap_stuck_after,
+            top_failing_connections: self.top_failing_connections,
+            max_connectors: self.max_connectors,
+            duration_buckets: self.duration_buckets.clone(),
+            dispatch_delay_buckets: self.dispatch_delay_buckets.clone(),
+            timeout: self.scan_timeout,
+        })
+    }
+}
+
+fn parse_bucket(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("bucket {text:?} is not a number"))?;
+    if value.is_finite() && value > 0.0 {
+        Ok(value)
+    } else {
+        Err(format!(
+            "bucket {text:?} must be a positive number of seconds"
+        ))
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -102,6 +212,13 @@ pub struct ServeArgs {
     /// Largest request body accepted; larger ones get 413.
     #[arg(long, env = "SYNCWATCH_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+
+    /// Bearer token required on the metrics listener (open when unset).
+    #[arg(long, env = "SYNCWATCH_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
+    #[command(flatten)]
+    pub scan: ScanArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -176,6 +293,17 @@ mod tests {
         assert_eq!(serve.metrics_listen, "127.0.0.1:9477".parse().unwrap());
         assert_eq!(serve.max_body_bytes, 1024 * 1024);
         assert_eq!(cli.global.db_acquire_timeout, Duration::from_secs(5));
+        let scan = serve.scan.to_config().unwrap();
+        let defaults = crate::scan::ScanConfig::default();
+        assert_eq!(scan.interval, Duration::from_secs(15));
+        assert_eq!(scan.late_commit_window, Duration::from_secs(300));
+        assert_eq!(scan.duration_buckets, defaults.duration_buckets);
+        assert_eq!(scan.dispatch_delay_buckets, defaults.dispatch_delay_buckets);
+        assert_eq!(scan.reap_stuck_after, None);
+        assert_eq!(
+            (scan.top_failing_connections, scan.max_connectors),
+            (50, 500)
+        );
     }
 
     #[test]
@@ -199,5 +327,29 @@ mod tests {
             load_api_tokens(&serve).unwrap(),
             vec!["a", "b", "file-token"]
         );
+    }
+}
+
+#[cfg(test)]
+mod bucket_tests {
+    use super::*;
+
+    #[test]
+    fn buckets_must_be_positive_and_increasing() {
+        let parse = |b: &str| {
+            Cli::try_parse_from(["syncwatch", "scan", "--once", "--duration-buckets", b])
+                .map_err(|e| e.to_string())
+                .and_then(|cli| match cli.command {
+                    Command::Scan(s) => s.scan.to_config().map_err(|e| e.to_string()),
+                    _ => unreachable!(),
+                })
+        };
+        assert_eq!(
+            parse("1,2.5,10").unwrap().duration_buckets,
+            vec![1.0, 2.5, 10.0]
+        );
+        for bad in ["", "2,1", "1,1", "-1,2", "x", "inf"] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -9,12 +9,14 @@
 mod cursor;
 mod error;
 mod postgres;
+mod scan;
 mod sqlite;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -24,6 +26,7 @@ use crate::domain::{Action, ConnectorStatus, NewSyncLog, Status, SyncLog};
 pub use cursor::Cursor;
 pub use error::StoreError;
 pub use postgres::PostgresStore;
+pub use scan::{ActiveGroup, ConnectionState, StuckCutoffs, TerminalAggregate, TerminalRun};
 pub use sqlite::SqliteStore;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -141,6 +144,33 @@ pub trait SyncLogStore: Send + Sync + 'static {
 
     /// One entry per connection, the connections with the most consecutive failures first.
     async fn connector_status(&self, filter: &StatusFilter) -> Result<Vec<ConnectorStatus>>;
+
+    // What the scanner reads. Terminal-run queries include soft-deleted rows: a run that
+    // happened stays counted.
+
+    /// The database clock.
+    async fn db_now(&self) -> Result<DateTime<Utc>>;
+
+    /// Terminal runs completed at or before `upto`, aggregated in SQL per
+    /// (connector, trigger, status), with histogram buckets for the given bounds (seconds).
+    async fn terminal_aggregate(
+        &self,
+        upto: DateTime<Utc>,
+        duration_bounds: &[f64],
+        delay_bounds: &[f64],
+    ) -> Result<Vec<TerminalAggregate>>;
+
+    /// Terminal runs completed strictly after `after`, oldest first.
+    async fn terminal_after(&self, after: DateTime<Utc>) -> Result<Vec<TerminalRun>>;
+
+    /// Every connection's latest terminal run and its failures since the last success.
+    async fn connection_states(&self) -> Result<Vec<ConnectionState>>;
+
+    /// Live scheduled and in-progress runs per (connector, status).
+    async fn active_runs(&self, cutoffs: &StuckCutoffs) -> Result<Vec<ActiveGroup>>;
+
+    /// Ids of live runs that are stuck by `cutoffs` (at most 1000, oldest first).
+    async fn stuck_runs(&self, cutoffs: &StuckCutoffs) -> Result<Vec<Uuid>>;
 }
 
 /// Pool settings shared by both stores.
@@ -212,4 +242,19 @@ fn paginate(items: &mut Vec<SyncLog>, limit: u32) -> Option<Cursor> {
     } else {
         None
     }
+}
+
+/// Decode the bucket columns that follow the named ones in an aggregate row.
+fn bucket_counts<R: sqlx::Row>(row: &R, first: usize, n: usize) -> Result<Vec<u64>>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    (first..first + n)
+        .map(|i| Ok(row.try_get::<i64, _>(i)?.max(0) as u64))
+        .collect()
+}
+
+fn parse_status(text: String) -> Result<Status> {
+    text.parse().map_err(StoreError::Corrupt)
 }

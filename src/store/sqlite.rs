@@ -18,9 +18,13 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row};
 use uuid::Uuid;
 
+use super::scan::{
+    self, ActiveGroup, ConnectionState, StuckCutoffs, TerminalAggregate, TerminalRun,
+};
 use super::{
-    cas_failure, existing_for_duplicate, Change, Created, ListFilter, Page, PoolOptions, Result,
-    SchemaStatus, StatusFilter, StoreError, SyncLogStore, CREATE_ATTEMPTS,
+    bucket_counts, cas_failure, existing_for_duplicate, parse_status, Change, Created, ListFilter,
+    Page, PoolOptions, Result, SchemaStatus, StatusFilter, StoreError, SyncLogStore,
+    CREATE_ATTEMPTS,
 };
 use crate::config::{Backend, DatabaseUrl};
 use crate::domain::{Action, ConnectorStatus, NewSyncLog, Status, SyncLog, TriggerType};
@@ -297,6 +301,127 @@ impl SyncLogStore for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn db_now(&self) -> Result<DateTime<Utc>> {
+        let now: String = sqlx::query_scalar(&format!("select {NOW}"))
+            .fetch_one(&self.pool)
+            .await?;
+        parse_ts(&now)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn terminal_aggregate(
+        &self,
+        upto: DateTime<Utc>,
+        duration_bounds: &[f64],
+        delay_bounds: &[f64],
+    ) -> Result<Vec<TerminalAggregate>> {
+        let sql = scan::aggregate_sql(&scan::SQLITE, duration_bounds, delay_bounds);
+        let rows = sqlx::query(&sql)
+            .bind(format_ts(upto))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(TerminalAggregate {
+                    connector_slug: row.try_get(0)?,
+                    trigger_type: row.try_get(1)?,
+                    status: parse_status(row.try_get(2)?)?,
+                    runs: row.try_get::<i64, _>(3)? as u64,
+                    duration_count: row.try_get::<i64, _>(4)? as u64,
+                    duration_sum_seconds: row.try_get::<i64, _>(5)? as f64 / 1000.0,
+                    delay_count: row.try_get::<i64, _>(6)? as u64,
+                    delay_sum_seconds: row.try_get(7)?,
+                    records_synced: row.try_get(8)?,
+                    last_completed_at: opt_ts(row.try_get(9)?)?,
+                    duration_buckets: bucket_counts(row, 10, duration_bounds.len())?,
+                    delay_buckets: bucket_counts(
+                        row,
+                        10 + duration_bounds.len(),
+                        delay_bounds.len(),
+                    )?,
+                })
+            })
+            .collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn terminal_after(&self, after: DateTime<Utc>) -> Result<Vec<TerminalRun>> {
+        let sql = scan::terminal_after_sql(&scan::SQLITE);
+        let rows = sqlx::query(&sql)
+            .bind(format_ts(after))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(TerminalRun {
+                    id: parse_uuid(&row.try_get::<String, _>(0)?)?,
+                    workspace_connector_id: parse_uuid(&row.try_get::<String, _>(1)?)?,
+                    connector_slug: row.try_get(2)?,
+                    trigger_type: row.try_get(3)?,
+                    status: parse_status(row.try_get(4)?)?,
+                    duration_seconds: row
+                        .try_get::<Option<i64>, _>(5)?
+                        .map(|ms| ms as f64 / 1000.0),
+                    dispatch_delay_seconds: row.try_get(6)?,
+                    records_synced: row.try_get(7)?,
+                    completed_at: parse_ts(&row.try_get::<String, _>(8)?)?,
+                })
+            })
+            .collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn connection_states(&self) -> Result<Vec<ConnectionState>> {
+        let rows = sqlx::query(scan::CONNECTION_STATES_SQL)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ConnectionState {
+                    workspace_connector_id: parse_uuid(&row.try_get::<String, _>(0)?)?,
+                    connector_slug: row.try_get(1)?,
+                    last_status: parse_status(row.try_get(2)?)?,
+                    last_completed_at: parse_ts(&row.try_get::<String, _>(3)?)?,
+                    consecutive_failures: row.try_get::<i64, _>(4)? as u64,
+                })
+            })
+            .collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn active_runs(&self, cutoffs: &StuckCutoffs) -> Result<Vec<ActiveGroup>> {
+        let sql = scan::active_sql(&scan::SQLITE);
+        let rows = sqlx::query(&sql)
+            .bind(format_ts(cutoffs.scheduled_before))
+            .bind(format_ts(cutoffs.idle_before))
+            .bind(format_ts(cutoffs.started_before))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ActiveGroup {
+                    connector_slug: row.try_get(0)?,
+                    status: parse_status(row.try_get(1)?)?,
+                    count: row.try_get::<i64, _>(2)? as u64,
+                    stuck: row.try_get::<i64, _>(3)? as u64,
+                    oldest: parse_ts(&row.try_get::<String, _>(4)?)?,
+                })
+            })
+            .collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn stuck_runs(&self, cutoffs: &StuckCutoffs) -> Result<Vec<Uuid>> {
+        let sql = scan::stuck_ids_sql(&scan::SQLITE);
+        let ids: Vec<String> = sqlx::query_scalar(&sql)
+            .bind(format_ts(cutoffs.scheduled_before))
+            .bind(format_ts(cutoffs.idle_before))
+            .bind(format_ts(cutoffs.started_before))
+            .fetch_all(&self.pool)
+            .await?;
+        ids.iter().map(|id| parse_uuid(id)).collect()
     }
 }
 

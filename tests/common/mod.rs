@@ -10,6 +10,7 @@ use sqlx::{Connection, PgConnection};
 use syncwatch::api::ApiSettings;
 use syncwatch::app::Application;
 use syncwatch::config::DatabaseUrl;
+use syncwatch::metrics::Metrics;
 use syncwatch::store::{self, PoolOptions, Store};
 use tokio::net::TcpListener;
 use uuid::Uuid;
@@ -195,7 +196,8 @@ impl TestApp {
     pub async fn spawn_with(backend: Backend, settings: ApiSettings) -> Option<Self> {
         let db = TestDb::new(backend).await?;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let app = Application::from_parts(listener, db.store.clone(), &settings).unwrap();
+        let app =
+            Application::from_parts(listener, db.store.clone(), &settings, Metrics::new()).unwrap();
         let base = format!("http://{}", app.local_addr());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {

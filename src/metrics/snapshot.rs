@@ -1,0 +1,295 @@
+//! The domain metrics as plain data: what one scan found. The scanner builds a new
+//! snapshot and swaps it in whole; scrapes only read it.
+
+use std::collections::BTreeMap;
+
+use prometheus::proto::{
+    Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType,
+};
+
+/// A classic histogram: cumulative counts per upper bound, plus sum and count.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistogramData {
+    pub bounds: Vec<f64>,
+    /// `cumulative[i]` counts observations `<= bounds[i]`.
+    pub cumulative: Vec<u64>,
+    pub sum: f64,
+    pub count: u64,
+}
+
+impl HistogramData {
+    pub fn empty(bounds: &[f64]) -> Self {
+        Self {
+            bounds: bounds.to_vec(),
+            cumulative: vec![0; bounds.len()],
+            sum: 0.0,
+            count: 0,
+        }
+    }
+
+    pub fn observe(&mut self, value: f64) {
+        for (bound, count) in self.bounds.iter().zip(self.cumulative.iter_mut()) {
+            if value <= *bound {
+                *count += 1;
+            }
+        }
+        self.sum += value;
+        self.count += 1;
+    }
+
+    /// Add another histogram with the same bounds.
+    pub fn add(&mut self, other: &HistogramData) {
+        for (mine, theirs) in self.cumulative.iter_mut().zip(&other.cumulative) {
+            *mine += theirs;
+        }
+        self.sum += other.sum;
+        self.count += other.count;
+    }
+
+    /// Element-wise maximum: never lowers a bucket, and keeps buckets cumulative.
+    pub fn max_with(&mut self, other: &HistogramData) {
+        for (mine, theirs) in self.cumulative.iter_mut().zip(&other.cumulative) {
+            *mine = (*mine).max(*theirs);
+        }
+        self.sum = self.sum.max(other.sum);
+        self.count = self.count.max(other.count);
+    }
+}
+
+/// Series keys use the capped `connector` label value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    /// Whether this replica exports domain metrics (it holds the scanner lease).
+    pub leader: bool,
+    /// (connector, trigger, status) → terminal runs.
+    pub runs: BTreeMap<(String, String, String), u64>,
+    /// (connector, trigger, status) → durations of the runs that started.
+    pub durations: BTreeMap<(String, String, String), HistogramData>,
+    /// (connector, trigger) → `started_at - created_at`.
+    pub dispatch_delays: BTreeMap<(String, String), HistogramData>,
+    pub records_synced: BTreeMap<String, f64>,
+    /// (connector, status) → live scheduled / in-progress runs.
+    pub active: BTreeMap<(String, String), u64>,
+    pub stuck: BTreeMap<(String, String), u64>,
+    pub oldest_active: BTreeMap<(String, String), f64>,
+    pub last_success: BTreeMap<String, f64>,
+    pub last_failure: BTreeMap<String, f64>,
+    pub failing_connections: BTreeMap<String, u64>,
+    /// (connector, workspace_connector_id) → consecutive failures, the K worst.
+    pub consecutive_failures: BTreeMap<(String, String), u64>,
+}
+
+/// Name, help, type and label names of each domain family, in exposition order.
+pub const DOMAIN_FAMILIES: &[(&str, &str, MetricType, &[&str])] = &[
+    ("connector_sync_runs_total", "Terminal sync runs (success or error) recorded in the store, by connector, trigger and final status. Soft-deleted runs stay counted.", MetricType::COUNTER, &["connector", "trigger", "status"]),
+    ("connector_sync_duration_seconds", "Duration in seconds (completed_at - started_at) of terminal runs that started, from the store.", MetricType::HISTOGRAM, &["connector", "trigger", "status"]),
+    ("connector_sync_dispatch_delay_seconds", "Seconds from a run's creation to its start (started_at - created_at), for terminal runs that started, from the store.", MetricType::HISTOGRAM, &["connector", "trigger"]),
+    ("connector_sync_records_synced_total", "Sum of metadata.records_synced over terminal runs, from the store.", MetricType::COUNTER, &["connector"]),
+    ("connector_sync_runs_active", "Live runs now scheduled or in progress, from the store.", MetricType::GAUGE, &["connector", "status"]),
+    ("connector_sync_runs_stuck", "Live runs scheduled for too long, or in progress with no update or running for too long, from the store.", MetricType::GAUGE, &["connector", "status"]),
+    ("connector_sync_oldest_active_run_timestamp_seconds", "Unix time at which the oldest live scheduled run was created, or the oldest in-progress run started.", MetricType::GAUGE, &["connector", "status"]),
+    ("connector_sync_last_success_timestamp_seconds", "Unix time of the most recent successful run's completion, from the store.", MetricType::GAUGE, &["connector"]),
+    ("connector_sync_last_failure_timestamp_seconds", "Unix time of the most recent failed run's completion, from the store.", MetricType::GAUGE, &["connector"]),
+    ("connector_sync_failing_connections", "Connections whose latest terminal run failed, from the store.", MetricType::GAUGE, &["connector"]),
+    ("connector_sync_connection_consecutive_failures", "Failed runs since the last success, for the connections with the most (top K only).", MetricType::GAUGE, &["connector", "workspace_connector_id"]),
+];
+
+fn three(key: &(String, String, String)) -> [&str; 3] {
+    [key.0.as_str(), key.1.as_str(), key.2.as_str()]
+}
+
+fn two(key: &(String, String)) -> [&str; 2] {
+    [key.0.as_str(), key.1.as_str()]
+}
+
+fn labels(names: &[&str], values: &[&str]) -> Vec<LabelPair> {
+    names
+        .iter()
+        .zip(values)
+        .map(|(name, value)| {
+            let mut pair = LabelPair::default();
+            pair.set_name((*name).to_owned());
+            pair.set_value((*value).to_owned());
+            pair
+        })
+        .collect()
+}
+
+fn family(index: usize, metrics: Vec<Metric>) -> MetricFamily {
+    let (name, help, kind, _) = DOMAIN_FAMILIES[index];
+    let mut family = MetricFamily::default();
+    family.set_name(name.to_owned());
+    family.set_help(help.to_owned());
+    family.set_field_type(kind);
+    family.set_metric(metrics);
+    family
+}
+
+fn counter(label_values: &[&str], names: &[&str], value: f64) -> Metric {
+    let mut metric = Metric::default();
+    metric.set_label(labels(names, label_values));
+    let mut c = Counter::default();
+    c.set_value(value);
+    metric.set_counter(c);
+    metric
+}
+
+fn gauge(label_values: &[&str], names: &[&str], value: f64) -> Metric {
+    let mut metric = Metric::default();
+    metric.set_label(labels(names, label_values));
+    let mut g = Gauge::default();
+    g.set_value(value);
+    metric.set_gauge(g);
+    metric
+}
+
+fn histogram(label_values: &[&str], names: &[&str], data: &HistogramData) -> Metric {
+    let mut metric = Metric::default();
+    metric.set_label(labels(names, label_values));
+    let mut h = Histogram::default();
+    h.set_sample_count(data.count);
+    h.set_sample_sum(data.sum);
+    h.set_bucket(
+        data.bounds
+            .iter()
+            .zip(&data.cumulative)
+            .map(|(bound, count)| {
+                let mut b = Bucket::default();
+                b.set_upper_bound(*bound);
+                b.set_cumulative_count(*count);
+                b
+            })
+            .collect(),
+    );
+    metric.set_histogram(h);
+    metric
+}
+
+impl Snapshot {
+    /// The metric families of this snapshot; empty when this replica does not lead.
+    pub fn families(&self) -> Vec<MetricFamily> {
+        if !self.leader {
+            return Vec::new();
+        }
+        let names = |i: usize| DOMAIN_FAMILIES[i].3;
+        let families = vec![
+            family(
+                0,
+                self.runs
+                    .iter()
+                    .map(|(k, v)| counter(&three(k), names(0), *v as f64))
+                    .collect(),
+            ),
+            family(
+                1,
+                self.durations
+                    .iter()
+                    .map(|(k, v)| histogram(&three(k), names(1), v))
+                    .collect(),
+            ),
+            family(
+                2,
+                self.dispatch_delays
+                    .iter()
+                    .map(|(k, v)| histogram(&two(k), names(2), v))
+                    .collect(),
+            ),
+            family(
+                3,
+                self.records_synced
+                    .iter()
+                    .map(|(k, v)| counter(&[k.as_str()], names(3), *v))
+                    .collect(),
+            ),
+            family(
+                4,
+                self.active
+                    .iter()
+                    .map(|(k, v)| gauge(&two(k), names(4), *v as f64))
+                    .collect(),
+            ),
+            family(
+                5,
+                self.stuck
+                    .iter()
+                    .map(|(k, v)| gauge(&two(k), names(5), *v as f64))
+                    .collect(),
+            ),
+            family(
+                6,
+                self.oldest_active
+                    .iter()
+                    .map(|(k, v)| gauge(&two(k), names(6), *v))
+                    .collect(),
+            ),
+            family(
+                7,
+                self.last_success
+                    .iter()
+                    .map(|(k, v)| gauge(&[k.as_str()], names(7), *v))
+                    .collect(),
+            ),
+            family(
+                8,
+                self.last_failure
+                    .iter()
+                    .map(|(k, v)| gauge(&[k.as_str()], names(8), *v))
+                    .collect(),
+            ),
+            family(
+                9,
+                self.failing_connections
+                    .iter()
+                    .map(|(k, v)| gauge(&[k.as_str()], names(9), *v as f64))
+                    .collect(),
+            ),
+            family(
+                10,
+                self.consecutive_failures
+                    .iter()
+                    .map(|(k, v)| gauge(&two(k), names(10), *v as f64))
+                    .collect(),
+            ),
+        ];
+        families
+            .into_iter()
+            .filter(|f| !f.get_metric().is_empty())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_counts_are_cumulative() {
+        let mut h = HistogramData::empty(&[1.0, 5.0, 15.0]);
+        for v in [0.5, 1.0, 3.0, 20.0] {
+            h.observe(v);
+        }
+        assert_eq!(h.cumulative, vec![2, 3, 3]);
+        assert_eq!(h.count, 4);
+        assert!((h.sum - 24.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn max_with_never_lowers_and_stays_cumulative() {
+        let mut a = HistogramData {
+            bounds: vec![1.0, 2.0],
+            cumulative: vec![3, 4],
+            sum: 5.0,
+            count: 5,
+        };
+        let b = HistogramData {
+            bounds: vec![1.0, 2.0],
+            cumulative: vec![1, 6],
+            sum: 9.0,
+            count: 6,
+        };
+        a.max_with(&b);
+        assert_eq!(a.cumulative, vec![3, 6]);
+        assert_eq!((a.sum, a.count), (9.0, 6));
+        assert!(a.cumulative.windows(2).all(|w| w[0] <= w[1]));
+    }
+}
