@@ -175,10 +175,8 @@ impl Connections {
             });
         match run.status {
             Status::Error => entry.consecutive_failures += 1,
-            Status::Success => {
-                if run.completed_at >= entry.last_completed_at {
-                    entry.consecutive_failures = 0;
-                }
+            Status::Success if run.completed_at >= entry.last_completed_at => {
+                entry.consecutive_failures = 0;
             }
             _ => {}
         }

@@ -73,7 +73,8 @@ pub struct StuckCutoffs {
 
 /// The expressions in which the two SQL dialects differ.
 pub(crate) struct Dialect {
-    /// `started_at - created_at` in seconds, as a float.
+    /// `started_at - created_at` in seconds, as a float rounded to milliseconds (the
+    /// stores' common precision, so both give the same figures).
     pub delay_seconds: &'static str,
     /// `metadata.records_synced` when it is a non-negative number, as a float, else null.
     pub records_synced: &'static str,
@@ -82,7 +83,7 @@ pub(crate) struct Dialect {
 }
 
 pub(crate) const POSTGRES: Dialect = Dialect {
-    delay_seconds: "extract(epoch from (started_at - created_at))::float8",
+    delay_seconds: "(round(extract(epoch from (started_at - created_at)) * 1000) / 1000.0)::float8",
     records_synced: "case when jsonb_typeof(metadata -> 'records_synced') = 'number' \
         and (metadata ->> 'records_synced')::float8 >= 0 \
         then (metadata ->> 'records_synced')::float8 end",
@@ -90,7 +91,7 @@ pub(crate) const POSTGRES: Dialect = Dialect {
 };
 
 pub(crate) const SQLITE: Dialect = Dialect {
-    delay_seconds: "((julianday(started_at) - julianday(created_at)) * 86400.0)",
+    delay_seconds: "(round((julianday(started_at) - julianday(created_at)) * 86400000.0) / 1000.0)",
     records_synced: "case when json_type(metadata, '$.records_synced') in ('integer', 'real') \
         and json_extract(metadata, '$.records_synced') >= 0 \
         then cast(json_extract(metadata, '$.records_synced') as real) end",

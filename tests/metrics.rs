@@ -1,0 +1,506 @@
+//! The scanner against real stores: a pinned exposition, counters equal to SQL over the
+//! table after a randomized workload written both through the API and straight into the
+//! table, restarts, late commits, stuck runs, the reaper, and the Postgres lease.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use common::{run_id, Backend, TestApp, TestDb};
+use serde_json::json;
+use syncwatch::clock::{Clock, ManualClock, SystemClock};
+use syncwatch::metrics::{Metrics, Snapshot};
+use syncwatch::scan::{Lease, ScanConfig, Scanner};
+use uuid::Uuid;
+
+fn at(text: &str) -> DateTime<Utc> {
+    text.parse().unwrap()
+}
+
+fn scanner(db: &TestDb, config: ScanConfig, clock: Arc<dyn Clock>) -> Scanner {
+    Scanner::new(
+        db.store.clone(),
+        Lease::Always,
+        config,
+        clock,
+        Metrics::new(),
+    )
+}
+
+/// One row written straight into the table, as another service would.
+struct Row<'a> {
+    connection: Uuid,
+    connector: &'a str,
+    trigger: Option<&'a str>,
+    status: &'a str,
+    created: DateTime<Utc>,
+    started: Option<DateTime<Utc>>,
+    completed: Option<DateTime<Utc>>,
+    updated: Option<DateTime<Utc>>,
+    records: Option<i64>,
+    deleted: bool,
+}
+
+impl<'a> Row<'a> {
+    fn new(connector: &'a str, status: &'a str, created: DateTime<Utc>) -> Self {
+        Row {
+            connection: Uuid::new_v4(),
+            connector,
+            trigger: Some("cloud_task"),
+            status,
+            created,
+            started: None,
+            completed: None,
+            updated: None,
+            records: None,
+            deleted: false,
+        }
+    }
+}
+
+fn lit(ts: Option<DateTime<Utc>>) -> String {
+    ts.map_or("null".into(), |t| {
+        format!(
+            "'{}'",
+            t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        )
+    })
+}
+
+/// The same SQL works on both stores: explicit ids, ISO-8601 timestamps.
+async fn insert(db: &TestDb, row: &Row<'_>) {
+    let duration = match (row.started, row.completed) {
+        (Some(s), Some(c)) => (c - s).num_milliseconds().to_string(),
+        _ => "null".into(),
+    };
+    let error = if row.status == "error" {
+        "'failed'"
+    } else {
+        "null"
+    };
+    let metadata = row
+        .records
+        .map_or("null".into(), |r| format!("'{{\"records_synced\": {r}}}'"));
+    let updated = row
+        .updated
+        .or(row.completed)
+        .or(row.started)
+        .unwrap_or(row.created);
+    let sql = format!(
+        "insert into workspace_connector_sync_log \
+           (workspace_connector_sync_log_id, workspace_connector_id, connector_slug, status, \
+            trigger_type, started_at, completed_at, duration_ms, error, metadata, created_at, \
+            updated_at, deleted_at) \
+         values ('{}', '{}', '{}', '{}', {}, {}, {}, {duration}, {error}, {metadata}, {}, {}, {})",
+        Uuid::new_v4(),
+        row.connection,
+        row.connector,
+        row.status,
+        row.trigger.map_or("null".into(), |t| format!("'{t}'")),
+        lit(row.started),
+        lit(row.completed),
+        lit(Some(row.created)),
+        lit(Some(updated)),
+        if row.deleted {
+            lit(row.completed)
+        } else {
+            "null".into()
+        },
+    );
+    db.execute(&sql).await;
+}
+
+/// A fixed store state; the exposition of its domain metrics is pinned in
+/// `tests/golden/metrics.txt`, the same for both stores.
+async fn golden_state(db: &TestDb) {
+    let t = |s: &str| at(&format!("2026-01-01T{s}Z"));
+    let hub_conn = Uuid::from_u128(0x1111);
+    let sf_conn = Uuid::from_u128(0x2222);
+    let mut rows = Vec::new();
+    // hubspot: two successes, then two failures on the same connection.
+    for (start, end, status, records) in [
+        ("00:00:00", "00:00:30", "success", Some(100)),
+        ("00:10:00", "00:12:00", "success", Some(50)),
+        ("00:20:00", "00:20:03", "error", None),
+        ("00:30:00", "00:50:00", "error", Some(5)),
+    ] {
+        let mut row = Row::new("hubspot", status, t(start) - chrono::Duration::seconds(2));
+        row.connection = hub_conn;
+        row.started = Some(t(start));
+        row.completed = Some(t(end));
+        row.records = records;
+        rows.push(row);
+    }
+    // salesforce: a manual success (soft-deleted later: still counted), a failure before
+    // start, and a run that never started.
+    let mut deleted = Row::new("salesforce", "success", t("00:05:00"));
+    deleted.connection = sf_conn;
+    deleted.trigger = Some("manual");
+    deleted.started = Some(t("00:05:00"));
+    deleted.completed = Some(t("00:06:40"));
+    deleted.deleted = true;
+    rows.push(deleted);
+    let mut never = Row::new("salesforce", "error", t("00:07:00"));
+    never.connection = sf_conn;
+    never.trigger = None;
+    never.completed = Some(t("00:08:00"));
+    rows.push(never);
+    // Active: a scheduled run 20 minutes old (stuck at 15m), an in-progress run with a
+    // recent heartbeat, and one without a heartbeat for 40 minutes (stuck at 30m).
+    rows.push(Row::new("stripe", "scheduled", t("00:40:00")));
+    let mut fresh = Row::new("stripe", "in_progress", t("00:45:00"));
+    fresh.started = Some(t("00:45:00"));
+    fresh.updated = Some(t("00:58:00"));
+    rows.push(fresh);
+    let mut idle = Row::new("hubspot", "in_progress", t("00:10:00"));
+    idle.started = Some(t("00:19:00"));
+    idle.updated = Some(t("00:20:00"));
+    rows.push(idle);
+    for row in &rows {
+        insert(db, row).await;
+    }
+}
+
+async fn exposition_of_a_known_state_is_pinned(db: &TestDb) {
+    golden_state(db).await;
+    let clock = Arc::new(ManualClock::new(at("2026-01-01T01:00:00Z")));
+    let mut scanner = scanner(db, ScanConfig::default(), clock);
+    scanner.scan_once().await.expect("scan");
+    let got = scanner.metrics().render_domain();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/metrics.txt");
+    if std::env::var("UPDATE_GOLDEN").is_ok() {
+        std::fs::write(path, &got).unwrap();
+    }
+    let want = std::fs::read_to_string(path).expect("golden file");
+    assert_eq!(
+        got, want,
+        "exposition differs from tests/golden/metrics.txt"
+    );
+}
+
+/// Deterministic pseudo-random numbers for a reproducible workload.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Counters and histogram counts from the snapshot, checked against SQL over the table.
+async fn assert_snapshot_matches_sql(db: &TestDb, snapshot: &Snapshot, buckets: &[f64]) {
+    let trigger_sql = "coalesce(trigger_type, 'none')";
+    for ((connector, trigger, status), value) in &snapshot.runs {
+        let filter = format!(
+            "completed_at is not null and connector_slug = '{connector}' \
+             and {trigger_sql} = '{trigger}' and status = '{status}'"
+        );
+        let count = db
+            .scalar_i64(&format!(
+                "select count(*) from workspace_connector_sync_log where {filter}"
+            ))
+            .await;
+        assert_eq!(
+            *value as i64, count,
+            "runs_total {connector}/{trigger}/{status}"
+        );
+        let histogram = &snapshot.durations[&(connector.clone(), trigger.clone(), status.clone())];
+        let started = db
+            .scalar_i64(&format!(
+                "select count(*) from workspace_connector_sync_log where {filter} and duration_ms is not null"
+            ))
+            .await;
+        assert_eq!(
+            histogram.count as i64, started,
+            "duration count {connector}/{status}"
+        );
+        for (bound, cumulative) in buckets.iter().zip(&histogram.cumulative) {
+            let in_bucket = db
+                .scalar_i64(&format!(
+                    "select count(*) from workspace_connector_sync_log where {filter} \
+                     and duration_ms <= {}",
+                    bound * 1000.0
+                ))
+                .await;
+            assert_eq!(
+                *cumulative as i64, in_bucket,
+                "bucket le={bound} {connector}/{status}"
+            );
+        }
+    }
+    let total: u64 = snapshot.runs.values().sum();
+    let terminal = db
+        .scalar_i64(
+            "select count(*) from workspace_connector_sync_log where completed_at is not null",
+        )
+        .await;
+    assert_eq!(total as i64, terminal, "every terminal run is counted once");
+    for ((connector, status), value) in &snapshot.active {
+        let count = db
+            .scalar_i64(&format!(
+                "select count(*) from workspace_connector_sync_log where deleted_at is null \
+                 and connector_slug = '{connector}' and status = '{status}'"
+            ))
+            .await;
+        assert_eq!(*value as i64, count, "active {connector}/{status}");
+    }
+}
+
+async fn counters_equal_sql_after_a_mixed_workload(app: &TestApp) {
+    let db = &app.db;
+    let config = ScanConfig {
+        duration_buckets: vec![0.05, 1.0, 60.0, 600.0],
+        ..ScanConfig::default()
+    };
+    let mut scanner = scanner(db, config.clone(), Arc::new(SystemClock));
+    scanner.scan_once().await.unwrap();
+    let connectors = ["hubspot", "salesforce", "stripe", "zendesk"];
+    let triggers = ["cloud_task", "manual", "oauth_callback"];
+    let mut rng = Rng(0x5eed_1234_abcd_9876);
+    for round in 0..4 {
+        for _ in 0..15 {
+            let connector = connectors[rng.below(4) as usize];
+            let trigger = triggers[rng.below(3) as usize];
+            match rng.below(5) {
+                // Through the API, to success, error, or left running.
+                0..=2 => {
+                    let row = app
+                        .create(json!({
+                            "workspace_connector_id": Uuid::new_v4(),
+                            "connector_slug": connector,
+                            "trigger_type": trigger,
+                            "metadata": {"records_synced": rng.below(100)},
+                        }))
+                        .await;
+                    let id = run_id(&row);
+                    let path = |a: &str| format!("/v1/sync-logs/{id}/{a}");
+                    match rng.below(4) {
+                        0 => {
+                            app.post(&path("fail"), json!({"error": "x"})).await;
+                        }
+                        1 => {
+                            app.post_empty(&path("start")).await;
+                            app.post_empty(&path("succeed")).await;
+                        }
+                        2 => {
+                            app.post_empty(&path("start")).await;
+                            app.post(&path("fail"), json!({"error": "y"})).await;
+                        }
+                        _ => {
+                            app.post_empty(&path("start")).await;
+                        }
+                    }
+                    if rng.below(6) == 0 {
+                        app.call(
+                            reqwest::Method::DELETE,
+                            &format!("/v1/sync-logs/{id}"),
+                            None,
+                        )
+                        .await;
+                    }
+                }
+                // Straight into the table, completed now by the database clock.
+                _ => {
+                    let now = db.store.db_now().await.unwrap();
+                    let secs = rng.below(900) as i64;
+                    let status = if rng.below(3) == 0 {
+                        "error"
+                    } else {
+                        "success"
+                    };
+                    let mut row =
+                        Row::new(connector, status, now - chrono::Duration::seconds(secs + 5));
+                    row.trigger = Some(trigger);
+                    row.started = Some(now - chrono::Duration::seconds(secs));
+                    row.completed = Some(now);
+                    row.records = Some(rng.below(1000) as i64);
+                    insert(db, &row).await;
+                }
+            }
+        }
+        let report = scanner.scan_once().await.unwrap();
+        assert!(!report.baselined, "round {round} is incremental");
+        assert_snapshot_matches_sql(db, &scanner.metrics().snapshot(), &config.duration_buckets)
+            .await;
+    }
+    // A restart: a new scanner over the same store exports the same values.
+    let before = scanner.metrics().render_domain();
+    let mut restarted = self::scanner(db, config.clone(), Arc::new(SystemClock));
+    assert!(restarted.scan_once().await.unwrap().baselined);
+    let after = restarted.metrics().render_domain();
+    let strip = |text: &str| {
+        text.lines()
+            .filter(|l| !l.contains("timestamp_seconds"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(
+        strip(&after),
+        strip(&before),
+        "a restart changes no counter"
+    );
+    assert!(before.contains("connector_sync_runs_total"));
+}
+
+async fn a_late_commit_inside_the_window_is_counted_exactly_once(app: &TestApp) {
+    let db = &app.db;
+    let mut scanner = scanner(db, ScanConfig::default(), Arc::new(SystemClock));
+    app.run_in_status("hubspot", "success").await;
+    scanner.scan_once().await.unwrap();
+    let count = |s: &Snapshot| s.runs.values().sum::<u64>();
+    assert_eq!(count(&scanner.metrics().snapshot()), 1);
+
+    // A run whose transaction commits after the scanner passed its completed_at.
+    let now = db.store.db_now().await.unwrap();
+    let mut late = Row::new("hubspot", "success", now - chrono::Duration::seconds(200));
+    late.started = Some(now - chrono::Duration::seconds(190));
+    late.completed = Some(now - chrono::Duration::seconds(120));
+    insert(db, &late).await;
+    for _ in 0..3 {
+        let report = scanner.scan_once().await.unwrap();
+        assert!(!report.baselined);
+        assert_eq!(
+            count(&scanner.metrics().snapshot()),
+            2,
+            "counted once, never twice"
+        );
+    }
+
+    // Later than the window: missed by the incremental read, repaired by the re-baseline.
+    let mut very_late = Row::new("hubspot", "error", now - chrono::Duration::seconds(4000));
+    very_late.completed = Some(now - chrono::Duration::seconds(3600));
+    insert(db, &very_late).await;
+    scanner.scan_once().await.unwrap();
+    assert_eq!(count(&scanner.metrics().snapshot()), 2);
+    let mut rebaselining = self::scanner(
+        db,
+        ScanConfig {
+            rebaseline_interval: Duration::ZERO,
+            ..ScanConfig::default()
+        },
+        Arc::new(SystemClock),
+    );
+    rebaselining.scan_once().await.unwrap();
+    assert!(rebaselining.scan_once().await.unwrap().baselined);
+    assert_eq!(count(&rebaselining.metrics().snapshot()), 3);
+
+    // A hard delete behind our back never lowers a counter on re-baseline.
+    db.execute("delete from workspace_connector_sync_log where status = 'error'")
+        .await;
+    rebaselining.scan_once().await.unwrap();
+    assert_eq!(count(&rebaselining.metrics().snapshot()), 3);
+}
+
+async fn stuck_runs_heartbeats_and_the_reaper_follow_the_clock(app: &TestApp) {
+    let db = &app.db;
+    let start = db.store.db_now().await.unwrap();
+    let clock = Arc::new(ManualClock::new(start));
+    let config = ScanConfig {
+        reap_stuck_after: Some(Duration::from_secs(3600)),
+        ..ScanConfig::default()
+    };
+    let mut scanner = scanner(db, config, clock.clone());
+    let scheduled = app.run_in_status("hubspot", "scheduled").await;
+    let running = app.run_in_status("hubspot", "in_progress").await;
+    let stuck = |s: &Snapshot, status: &str| s.stuck[&("hubspot".to_owned(), status.to_owned())];
+
+    scanner.scan_once().await.unwrap();
+    let snap = scanner.metrics().snapshot();
+    assert_eq!(
+        (stuck(&snap, "scheduled"), stuck(&snap, "in_progress")),
+        (0, 0)
+    );
+
+    clock.advance(chrono::Duration::minutes(16));
+    scanner.scan_once().await.unwrap();
+    let snap = scanner.metrics().snapshot();
+    assert_eq!(
+        (stuck(&snap, "scheduled"), stuck(&snap, "in_progress")),
+        (1, 0)
+    );
+
+    clock.advance(chrono::Duration::minutes(15));
+    scanner.scan_once().await.unwrap();
+    assert_eq!(
+        stuck(&scanner.metrics().snapshot(), "in_progress"),
+        1,
+        "31 minutes idle"
+    );
+
+    // A heartbeat resets idleness: move the database row's updated_at to the clock's now.
+    let id = run_id(&running);
+    let (code, _) = app
+        .post(&format!("/v1/sync-logs/{id}/heartbeat"), json!({}))
+        .await;
+    assert_eq!(code, reqwest::StatusCode::OK);
+    db.execute(&format!(
+        "update workspace_connector_sync_log set updated_at = {} \
+         where workspace_connector_sync_log_id = '{id}'",
+        lit(Some(clock.now()))
+    ))
+    .await;
+    scanner.scan_once().await.unwrap();
+    assert_eq!(
+        stuck(&scanner.metrics().snapshot(), "in_progress"),
+        0,
+        "heartbeat resets"
+    );
+
+    // After an hour without progress the reaper fails the scheduled run through the
+    // same compare-and-set as the API; the heartbeating run is left alone.
+    clock.advance(chrono::Duration::minutes(30));
+    let report = scanner.scan_once().await.unwrap();
+    assert_eq!(report.reaped, 1);
+    let (_, reaped) = app
+        .get(&format!("/v1/sync-logs/{}", run_id(&scheduled)))
+        .await;
+    assert_eq!(reaped["status"], "error");
+    assert!(reaped["error"].as_str().unwrap().contains("reaped"));
+    let (_, alive) = app.get(&format!("/v1/sync-logs/{id}")).await;
+    assert_eq!(alive["status"], "in_progress");
+    scanner.scan_once().await.unwrap();
+    let snap = scanner.metrics().snapshot();
+    assert_eq!(
+        snap.runs[&(
+            "hubspot".to_owned(),
+            "manual".to_owned(),
+            "error".to_owned()
+        )],
+        1,
+        "the reaped run is counted as a failure"
+    );
+}
+
+on_both_stores!(
+    counters_equal_sql_after_a_mixed_workload,
+    a_late_commit_inside_the_window_is_counted_exactly_once,
+    stuck_runs_heartbeats_and_the_reaper_follow_the_clock,
+);
+
+mod golden {
+    use super::*;
+
+    #[tokio::test]
+    async fn sqlite() {
+        let db = TestDb::new(Backend::Sqlite).await.unwrap();
+        exposition_of_a_known_state_is_pinned(&db).await;
+        db.cleanup().await;
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        if let Some(db) = TestDb::new(Backend::Postgres).await {
+            exposition_of_a_known_state_is_pinned(&db).await;
+            db.cleanup().await;
+        }
+    }
+}
