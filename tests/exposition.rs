@@ -1,0 +1,183 @@
+//! The real exposition: `promtool check metrics` on it, and the Postgres scanner lease
+//! (one leader among replicas, failover without a drop).
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{in_ci, Backend, TestApp};
+
+use syncwatch::clock::SystemClock;
+use syncwatch::metrics::Metrics;
+use syncwatch::scan::{Lease, ScanConfig, Scanner};
+
+/// `Some(path)` of a tool; in CI a missing tool fails the test, elsewhere it skips.
+fn require_tool(name: &str) -> Option<&'static str> {
+    let path: &'static str = match name {
+        "promtool" => "/usr/bin/promtool",
+        _ => unreachable!(),
+    };
+    if std::path::Path::new(path).exists() {
+        return Some(path);
+    }
+    let reason = format!(
+        "{name} is not installed ({path}); scripts/test installs Debian's prometheus package"
+    );
+    assert!(!in_ci(), "{reason}");
+    eprintln!("SKIPPED: {reason}");
+    None
+}
+
+async fn exposition_passes_promtool_check_metrics(app: &TestApp) {
+    let Some(promtool) = require_tool("promtool") else {
+        return;
+    };
+    for status in ["success", "error", "in_progress", "scheduled"] {
+        app.run_in_status("hubspot", status).await;
+    }
+    app.get("/v1/sync-logs").await;
+    let metrics = Metrics::new();
+    let mut scanner = Scanner::new(
+        app.db.store.clone(),
+        Lease::Always,
+        ScanConfig::default(),
+        Arc::new(SystemClock),
+        metrics.clone(),
+    );
+    scanner.scan_once().await.unwrap();
+    metrics
+        .http_requests
+        .with_label_values(&["/v1/sync-logs", "GET", "200"])
+        .inc();
+    metrics
+        .http_duration
+        .with_label_values(&["/v1/sync-logs", "GET", "200"])
+        .observe(0.01);
+    let text = metrics.render();
+    for family in syncwatch::metrics::DOMAIN_FAMILIES {
+        assert!(
+            text.contains(&format!("# TYPE {} ", family.0)),
+            "{} missing",
+            family.0
+        );
+    }
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success() && said.trim().is_empty(),
+        "promtool: {said}"
+    );
+}
+
+on_both_stores!(exposition_passes_promtool_check_metrics);
+
+/// The check above can fail: promtool rejects a counter without `_total`.
+#[test]
+fn promtool_rejects_a_badly_named_counter() {
+    let Some(promtool) = require_tool("promtool") else {
+        return;
+    };
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"# HELP runs Runs.\n# TYPE runs counter\nruns 1\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() || !said.trim().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_postgres_replica_leads_and_another_takes_over_without_a_drop() {
+    let Some(app) = TestApp::spawn(Backend::Postgres).await else {
+        return;
+    };
+    let replica = |metrics: Metrics| {
+        Scanner::new(
+            app.db.store.clone(),
+            Lease::for_store(&app.db.url),
+            ScanConfig::default(),
+            Arc::new(SystemClock),
+            metrics,
+        )
+    };
+    let (m1, m2) = (Metrics::new(), Metrics::new());
+    let mut first = replica(m1.clone());
+    let mut second = replica(m2.clone());
+    for status in ["success", "error", "success"] {
+        app.run_in_status("hubspot", status).await;
+    }
+    assert!(first.scan_once().await.unwrap().leader);
+    assert!(!second.scan_once().await.unwrap().leader);
+    assert!(
+        first.scan_once().await.unwrap().leader,
+        "the leader keeps its lease"
+    );
+    assert_eq!(m1.scanner_leader.get(), 1);
+    assert_eq!(m2.scanner_leader.get(), 0);
+    assert!(
+        m2.render_domain().is_empty(),
+        "a follower exports no domain metrics"
+    );
+    assert!(
+        m2.render().contains("syncwatch_up 1"),
+        "but it reports on itself"
+    );
+    let counted = m1.render_domain();
+    assert!(counted.contains(
+        "connector_sync_runs_total{connector=\"hubspot\",trigger=\"manual\",status=\"success\"} 2"
+    ));
+
+    // The leader dies without releasing anything: its session ends with it.
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !second.scan_once().await.unwrap().leader {
+        assert!(Instant::now() < deadline, "no replica took over");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(m2.scanner_leader.get(), 1);
+    assert_eq!(
+        m2.render_domain(),
+        counted,
+        "counters continue without a drop"
+    );
+
+    // A third replica does not steal the lease.
+    let mut third = replica(Metrics::new());
+    assert!(!third.scan_once().await.unwrap().leader);
+    app.run_in_status("hubspot", "error").await;
+    second.scan_once().await.unwrap();
+    assert!(m2.render_domain().contains(
+        "connector_sync_runs_total{connector=\"hubspot\",trigger=\"manual\",status=\"error\"} 2"
+    ));
+    app.cleanup().await;
+}
