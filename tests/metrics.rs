@@ -480,7 +480,41 @@ async fn stuck_runs_heartbeats_and_the_reaper_follow_the_clock(app: &TestApp) {
     );
 }
 
+/// A scan that fails keeps the last values published, reports itself down, and the next
+/// good scan continues where it left off.
+async fn a_failed_scan_keeps_the_last_values_and_recovers(app: &TestApp) {
+    let db = &app.db;
+    let mut scanner = scanner(db, ScanConfig::default(), Arc::new(SystemClock));
+    app.run_in_status("hubspot", "success").await;
+    scanner.scan_once().await.unwrap();
+    let before = scanner.metrics().render_domain();
+    assert!(before.contains("connector_sync_runs_total"));
+
+    db.execute("alter table workspace_connector_sync_log rename to sync_log_away")
+        .await;
+    assert!(scanner.scan_once().await.is_err());
+    assert!(scanner.scan_once().await.is_err());
+    let metrics = scanner.metrics();
+    assert_eq!(metrics.up.get(), 0);
+    assert_eq!(metrics.scan_errors.get(), 2);
+    assert_eq!(
+        metrics.render_domain(),
+        before,
+        "the last known values stay published"
+    );
+
+    db.execute("alter table sync_log_away rename to workspace_connector_sync_log")
+        .await;
+    app.run_in_status("hubspot", "error").await;
+    let report = scanner.scan_once().await.unwrap();
+    assert!(!report.baselined, "recovery continues incrementally");
+    assert_eq!(report.new_terminal_runs, 1);
+    assert_eq!(scanner.metrics().up.get(), 1);
+    assert_eq!(scanner.metrics().snapshot().runs.values().sum::<u64>(), 2);
+}
+
 on_both_stores!(
+    a_failed_scan_keeps_the_last_values_and_recovers,
     counters_equal_sql_after_a_mixed_workload,
     a_late_commit_inside_the_window_is_counted_exactly_once,
     stuck_runs_heartbeats_and_the_reaper_follow_the_clock,

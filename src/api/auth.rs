@@ -26,7 +26,14 @@ impl std::fmt::Debug for ApiAuth {
 impl ApiAuth {
     pub fn new(tokens: impl IntoIterator<Item = String>) -> Self {
         Self {
-            tokens: Arc::new(tokens.into_iter().map(String::into_bytes).collect()),
+            tokens: Arc::new(
+                tokens
+                    .into_iter()
+                    .map(|t| t.trim().to_owned())
+                    .filter(|t| !t.is_empty())
+                    .map(String::into_bytes)
+                    .collect(),
+            ),
         }
     }
 

@@ -1,5 +1,5 @@
 //! Command line and environment: every setting is a flag with an environment variable.
-//! The reference table in `docs/configuration.md` lists them all.
+//! The configuration table in `README.md` lists them all.
 
 mod database_url;
 mod duration;

@@ -40,18 +40,6 @@ impl LabelCapper {
             (OVERFLOW_LABEL.to_owned(), true)
         }
     }
-
-    /// Label without admitting a new connector (for series that come and go, such as
-    /// gauges of active runs): unknown connectors are `other` once the cap is reached.
-    pub fn peek(&self, connector: &str) -> Option<String> {
-        if self.kept.contains(connector) {
-            Some(connector.to_owned())
-        } else if self.overflowed.contains(connector) {
-            Some(OVERFLOW_LABEL.to_owned())
-        } else {
-            None
-        }
-    }
 }
 
 #[cfg(test)]
@@ -66,8 +54,6 @@ mod tests {
         assert_eq!(capper.label("c"), ("other".into(), true));
         assert_eq!(capper.label("c"), ("other".into(), false), "counted once");
         assert_eq!(capper.label("b"), ("b".into(), false), "stable");
-        assert_eq!(capper.peek("a"), Some("a".into()));
-        assert_eq!(capper.peek("zzz"), None);
     }
 
     #[test]

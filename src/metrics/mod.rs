@@ -54,7 +54,7 @@ impl Metrics {
         let snapshot = Arc::new(RwLock::new(Arc::new(Snapshot::default())));
         let up = IntGauge::new(
             "syncwatch_up",
-            "1 if the store answered at the last scan, 0 if it did not.",
+            "1 if the last scan succeeded (the store answered every query), 0 if it failed.",
         )
         .expect("valid metric");
         let last_scan_duration = Gauge::new(

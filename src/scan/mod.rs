@@ -153,8 +153,9 @@ impl Scanner {
                 tracing::warn!(error = %e, "scan failed");
                 self.metrics.up.set(0);
                 self.metrics.scan_errors.inc();
-                // An abandoned scan may have left the state half-updated: start over.
-                self.state = None;
+                // The state stays: it is only changed after a scan's reads completed
+                // (no await between the reads and the update), so a failed or abandoned
+                // scan leaves it consistent and the next scan continues incrementally.
             }
         }
         result
@@ -163,9 +164,12 @@ impl Scanner {
     async fn scan_inner(&mut self) -> Result<ScanReport, ScanError> {
         let leader = self.lease.check().await;
         if !leader {
+            // Stop exporting domain metrics first: another replica may lead now, and a
+            // store error below must not leave the old snapshot published.
             self.state = None;
-            self.store.ping().await?;
             self.metrics.publish(Snapshot::default());
+            self.metrics.scanner_leader.set(0);
+            self.store.ping().await?;
             return Ok(ScanReport::default());
         }
         let mut report = ScanReport {
@@ -285,7 +289,8 @@ impl Scanner {
         for id in ids {
             let change = Change {
                 error: Some(format!(
-                    "reaped by syncwatch: no progress for {}s (--reap-stuck-after)",
+                    "reaped by syncwatch: stuck (not started, no heartbeat, or running too \
+                     long) for more than {}s (--reap-stuck-after)",
                     after.as_secs()
                 )),
                 ..Change::new(Action::Fail)
