@@ -127,7 +127,32 @@ pub trait SyncLogStore: Send + Sync + 'static {
     /// One round trip to the database.
     async fn ping(&self) -> Result<()>;
 
-    async fn create(&self, new: &NewSyncLog) -> Result<Created>;
+    /// Insert a run; `None` when a live run already has its `cloud_task_id`.
+    async fn insert(&self, new: &NewSyncLog) -> Result<Option<SyncLog>>;
+
+    async fn find_live_by_cloud_task(&self, cloud_task_id: &str) -> Result<Option<SyncLog>>;
+
+    /// Record a new run, or return the live run with the same `cloud_task_id` (a repeated
+    /// Cloud Tasks delivery). The unique index decides between concurrent creates; when
+    /// the run it collided with is deleted before we read it, the insert is retried.
+    #[tracing::instrument(skip_all)]
+    async fn create(&self, new: &NewSyncLog) -> Result<Created> {
+        for _ in 0..CREATE_ATTEMPTS {
+            if let Some(row) = self.insert(new).await? {
+                return Ok(Created::New(row));
+            }
+            // Only a live row with the same cloud_task_id makes the insert do nothing.
+            let Some(task) = new.cloud_task_id.as_deref() else {
+                break;
+            };
+            if let Some(existing) = self.find_live_by_cloud_task(task).await? {
+                return existing_for_duplicate(new, existing);
+            }
+        }
+        Err(StoreError::Conflict(
+            "the run with this cloud_task_id changed concurrently; retry the request".into(),
+        ))
+    }
 
     /// Compare-and-set transition. `NotFound` for a missing or soft-deleted run,
     /// `InvalidTransition` (with the current status) when the run is not in a status the

@@ -22,9 +22,8 @@ use super::scan::{
     self, ActiveGroup, ConnectionState, StuckCutoffs, TerminalAggregate, TerminalRun,
 };
 use super::{
-    bucket_counts, cas_failure, existing_for_duplicate, parse_status, Change, Created, ListFilter,
-    Page, PoolOptions, Result, SchemaStatus, StatusFilter, StoreError, SyncLogStore,
-    CREATE_ATTEMPTS,
+    bucket_counts, cas_failure, parse_status, Change, ListFilter, Page, PoolOptions, Result,
+    SchemaStatus, StatusFilter, StoreError, SyncLogStore,
 };
 use crate::config::{Backend, DatabaseUrl};
 use crate::domain::{Action, ConnectorStatus, NewSyncLog, Status, SyncLog, TriggerType};
@@ -65,44 +64,6 @@ impl SqliteStore {
 
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn find_live_by_cloud_task(&self, cloud_task_id: &str) -> Result<Option<SyncLog>> {
-        let sql = format!(
-            "select {COLUMNS} from workspace_connector_sync_log \
-             where cloud_task_id = ?1 and deleted_at is null"
-        );
-        let row = sqlx::query(&sql)
-            .bind(cloud_task_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| decode(&r)).transpose()
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn insert(&self, new: &NewSyncLog) -> Result<Option<SyncLog>> {
-        let sql = format!(
-            "insert into workspace_connector_sync_log \
-               (workspace_connector_sync_log_id, workspace_connector_id, connector_slug, status, \
-                trigger_type, cloud_task_id, metadata, started_at) \
-             values (?1, ?2, ?3, ?4, ?5, ?6, ?7, case when ?8 then {NOW} end) \
-             on conflict (cloud_task_id) where cloud_task_id is not null and deleted_at is null \
-             do nothing \
-             returning {COLUMNS}"
-        );
-        let row = sqlx::query(&sql)
-            .bind(Uuid::new_v4().to_string())
-            .bind(new.workspace_connector_id.to_string())
-            .bind(&new.connector_slug)
-            .bind(new.status.as_str())
-            .bind(new.trigger_type.map(TriggerType::as_str))
-            .bind(&new.cloud_task_id)
-            .bind(new.metadata.clone().map(|m| Value::Object(m).to_string()))
-            .bind(new.status == Status::InProgress)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| decode(&r)).transpose()
     }
 
     #[tracing::instrument(skip_all)]
@@ -167,21 +128,41 @@ impl SyncLogStore for SqliteStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn create(&self, new: &NewSyncLog) -> Result<Created> {
-        for _ in 0..CREATE_ATTEMPTS {
-            if let Some(row) = self.insert(new).await? {
-                return Ok(Created::New(row));
-            }
-            let Some(task) = new.cloud_task_id.as_deref() else {
-                break;
-            };
-            if let Some(existing) = self.find_live_by_cloud_task(task).await? {
-                return existing_for_duplicate(new, existing);
-            }
-        }
-        Err(StoreError::Conflict(
-            "the run with this cloud_task_id changed concurrently; retry the request".into(),
-        ))
+    async fn insert(&self, new: &NewSyncLog) -> Result<Option<SyncLog>> {
+        let sql = format!(
+            "insert into workspace_connector_sync_log \
+               (workspace_connector_sync_log_id, workspace_connector_id, connector_slug, status, \
+                trigger_type, cloud_task_id, metadata, started_at) \
+             values (?1, ?2, ?3, ?4, ?5, ?6, ?7, case when ?8 then {NOW} end) \
+             on conflict (cloud_task_id) where cloud_task_id is not null and deleted_at is null \
+             do nothing \
+             returning {COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(Uuid::new_v4().to_string())
+            .bind(new.workspace_connector_id.to_string())
+            .bind(&new.connector_slug)
+            .bind(new.status.as_str())
+            .bind(new.trigger_type.map(TriggerType::as_str))
+            .bind(&new.cloud_task_id)
+            .bind(new.metadata.clone().map(|m| Value::Object(m).to_string()))
+            .bind(new.status == Status::InProgress)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| decode(&r)).transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn find_live_by_cloud_task(&self, cloud_task_id: &str) -> Result<Option<SyncLog>> {
+        let sql = format!(
+            "select {COLUMNS} from workspace_connector_sync_log \
+             where cloud_task_id = ?1 and deleted_at is null"
+        );
+        let row = sqlx::query(&sql)
+            .bind(cloud_task_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| decode(&r)).transpose()
     }
 
     #[tracing::instrument(skip_all, fields(action = %change.action))]
