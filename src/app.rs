@@ -21,6 +21,7 @@ use crate::config::{self, GlobalArgs, ServeArgs};
 use crate::metrics::Metrics;
 use crate::scan::{Lease, Scanner};
 use crate::store::{self, PoolOptions, Store};
+use crate::telemetry::otlp::{OtlpConfig, Pipeline};
 
 /// The metrics listener: `/metrics` from the last snapshot, never waiting on the store.
 pub struct MetricsServer {
@@ -84,6 +85,7 @@ pub struct Application {
     metrics: Metrics,
     metrics_server: Option<MetricsServer>,
     scanner: Option<Scanner>,
+    otlp: Option<OtlpConfig>,
 }
 
 impl Application {
@@ -120,9 +122,12 @@ impl Application {
             metrics.clone(),
             ApiAuth::new(serve.metrics_token.clone()),
         )?;
-        Ok(Self::from_parts(listener, store, &settings, metrics)?
+        let otlp = OtlpConfig::from_env().context("reading the OTEL_* configuration")?;
+        let mut app = Self::from_parts(listener, store, &settings, metrics)?
             .with_metrics_server(metrics_server)
-            .with_scanner(scanner))
+            .with_scanner(scanner);
+        app.otlp = otlp;
+        Ok(app)
     }
 
     /// The API alone, from parts the caller made (tests: a port-0 listener and a fresh
@@ -145,6 +150,7 @@ impl Application {
             metrics,
             metrics_server: None,
             scanner: None,
+            otlp: None,
         })
     }
 
@@ -155,6 +161,12 @@ impl Application {
 
     pub fn with_scanner(mut self, scanner: Scanner) -> Self {
         self.scanner = Some(scanner);
+        self
+    }
+
+    /// Push metrics and spans over OTLP while running.
+    pub fn with_otlp(mut self, config: OtlpConfig) -> Self {
+        self.otlp = Some(config);
         self
     }
 
@@ -192,9 +204,27 @@ impl Application {
             let _ = stop_tx.send(true);
         });
 
-        let scanner = self
-            .scanner
-            .map(|scanner| tokio::spawn(scanner.run_until_stopped(stopped())));
+        // OTLP starts first and stops last, so it flushes what the others produced.
+        let (otlp_stop_tx, otlp_stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let mut scanner = self.scanner;
+        let otlp = match self.otlp {
+            Some(config) => match Pipeline::new(config, self.metrics.clone()) {
+                Ok(pipeline) => {
+                    let sink = pipeline.sink();
+                    self.metrics.set_span_sink(sink.clone());
+                    scanner = scanner.map(|s| s.with_spans(sink));
+                    Some(tokio::spawn(pipeline.run_until_stopped(async {
+                        let _ = otlp_stop_rx.await;
+                    })))
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "OTLP export disabled: cannot set up the exporter");
+                    None
+                }
+            },
+            None => None,
+        };
+        let scanner = scanner.map(|scanner| tokio::spawn(scanner.run_until_stopped(stopped())));
         let metrics_server = self.metrics_server.map(|server| {
             tracing::info!(addr = %server.local_addr, "metrics listening");
             let stop = stopped();
@@ -213,6 +243,10 @@ impl Application {
         }
         if let Some(scanner) = scanner {
             let _ = scanner.await;
+        }
+        let _ = otlp_stop_tx.send(());
+        if let Some(otlp) = otlp {
+            let _ = otlp.await;
         }
         api
     }

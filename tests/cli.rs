@@ -3,7 +3,8 @@
 
 mod common;
 
-use std::net::TcpListener;
+use common::free_port;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -86,14 +87,6 @@ fn refuses_an_open_api_on_a_public_address() {
         "{}",
         text(&output)
     );
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test]

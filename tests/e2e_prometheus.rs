@@ -4,11 +4,10 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{in_ci, run_id, Backend, TestDb};
+use common::{free_port, in_ci, run_id, Backend, TestDb};
 use reqwest::Client;
 use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection};
@@ -24,14 +23,6 @@ impl Drop for Guard {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn start_syncwatch(db: &TestDb, api: u16, metrics: u16) -> Guard {

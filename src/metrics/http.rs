@@ -1,7 +1,7 @@
 //! Request counting and latency for the API, labelled by route template (never the raw
 //! path, which would carry run ids).
 
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
@@ -11,6 +11,7 @@ use super::Metrics;
 
 pub async fn track_http(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
     let started = Instant::now();
+    let wall_start = SystemTime::now();
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -24,5 +25,14 @@ pub async fn track_http(State(metrics): State<Metrics>, request: Request, next: 
         .http_duration
         .with_label_values(&labels)
         .observe(started.elapsed().as_secs_f64());
+    if let Some(sink) = metrics.span_sink() {
+        sink.send(crate::telemetry::otlp::request_span(
+            &route,
+            &method,
+            response.status().as_u16(),
+            wall_start,
+            SystemTime::now(),
+        ));
+    }
     response
 }

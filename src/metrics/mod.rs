@@ -6,7 +6,7 @@ mod http;
 mod labels;
 mod snapshot;
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
@@ -18,6 +18,8 @@ use prometheus::{
 pub use http::track_http;
 pub use labels::{LabelCapper, OVERFLOW_LABEL};
 pub use snapshot::{HistogramData, Snapshot, DOMAIN_FAMILIES};
+
+use crate::telemetry::otlp::SpanSink;
 
 /// Default duration buckets (seconds): from one second to six hours.
 pub const DEFAULT_DURATION_BUCKETS: &[f64] = &[
@@ -38,6 +40,7 @@ const HTTP_BUCKETS: &[f64] = &[
 pub struct Metrics {
     registry: Registry,
     snapshot: Arc<RwLock<Arc<Snapshot>>>,
+    spans: Arc<OnceLock<SpanSink>>,
     pub up: IntGauge,
     pub last_scan_duration: Gauge,
     pub last_scan_success: Gauge,
@@ -131,6 +134,7 @@ impl Metrics {
         Self {
             registry,
             snapshot,
+            spans: Arc::new(OnceLock::new()),
             up,
             last_scan_duration,
             last_scan_success,
@@ -158,6 +162,20 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         encode(&self.registry.gather())
+    }
+
+    /// Every metric family, for other exporters (OTLP).
+    pub fn gather(&self) -> Vec<MetricFamily> {
+        self.registry.gather()
+    }
+
+    /// Also emit a span per API request.
+    pub fn set_span_sink(&self, sink: SpanSink) {
+        let _ = self.spans.set(sink);
+    }
+
+    pub fn span_sink(&self) -> Option<&SpanSink> {
+        self.spans.get()
     }
 
     /// Only the domain metrics (for golden tests and `scan --once` comparisons).

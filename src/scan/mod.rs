@@ -25,6 +25,7 @@ use crate::clock::Clock;
 use crate::domain::Action;
 use crate::metrics::{LabelCapper, Metrics, Snapshot};
 use crate::store::{Change, Store, StoreError, StuckCutoffs};
+use crate::telemetry::otlp::{run_span, SpanSink};
 
 #[derive(Debug, Clone)]
 pub struct ScanConfig {
@@ -99,6 +100,7 @@ pub struct Scanner {
     lease: Lease,
     capper: LabelCapper,
     state: Option<ScanState>,
+    spans: Option<SpanSink>,
 }
 
 fn chrono_duration(d: Duration) -> chrono::Duration {
@@ -122,7 +124,15 @@ impl Scanner {
             lease,
             capper,
             state: None,
+            spans: None,
         }
+    }
+
+    /// Emit a span for every run this scanner sees finish (incremental reads only, so a
+    /// restart does not emit the history again).
+    pub fn with_spans(mut self, sink: SpanSink) -> Self {
+        self.spans = Some(sink);
+        self
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -206,6 +216,9 @@ impl Scanner {
                 state.totals.add_run(run);
                 state.connections.add_run(run);
                 report.new_terminal_runs += 1;
+                if let Some(sink) = &self.spans {
+                    sink.send(run_span(run));
+                }
             }
             let low = db_now - window;
             if low > state.low {

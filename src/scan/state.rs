@@ -337,6 +337,9 @@ mod tests {
             dispatch_delay_seconds: secs.map(|_| 0.7),
             records_synced: Some(10.0),
             completed_at: DateTime::from_timestamp(at, 0).unwrap(),
+            created_at: DateTime::from_timestamp(at - 60, 0).unwrap(),
+            started_at: None,
+            error: None,
         }
     }
 

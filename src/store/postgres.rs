@@ -321,6 +321,9 @@ impl SyncLogStore for PostgresStore {
                     dispatch_delay_seconds: row.try_get(6)?,
                     records_synced: row.try_get(7)?,
                     completed_at: row.try_get(8)?,
+                    created_at: row.try_get(9)?,
+                    started_at: row.try_get(10)?,
+                    error: row.try_get(11)?,
                 })
             })
             .collect()

@@ -38,6 +38,9 @@ pub struct TerminalRun {
     pub dispatch_delay_seconds: Option<f64>,
     pub records_synced: Option<f64>,
     pub completed_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub error: Option<String>,
 }
 
 /// The latest terminal run of one connection and the failures since its last success.
@@ -152,7 +155,7 @@ pub(crate) fn terminal_after_sql(d: &Dialect) -> String {
         "select workspace_connector_sync_log_id, workspace_connector_id, connector_slug, \
            trigger_type, status, duration_ms, \
            case when started_at is not null then {delay} end as delay_seconds, \
-           {records} as records_synced, completed_at \
+           {records} as records_synced, completed_at, created_at, started_at, error \
          from workspace_connector_sync_log \
          where completed_at is not null and completed_at > {p1} \
          order by completed_at",

@@ -348,6 +348,9 @@ impl SyncLogStore for SqliteStore {
                     dispatch_delay_seconds: row.try_get(6)?,
                     records_synced: row.try_get(7)?,
                     completed_at: parse_ts(&row.try_get::<String, _>(8)?)?,
+                    created_at: parse_ts(&row.try_get::<String, _>(9)?)?,
+                    started_at: opt_ts(row.try_get(10)?)?,
+                    error: row.try_get(11)?,
                 })
             })
             .collect()
