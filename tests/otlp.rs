@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::routing::post;
-use common::{free_port, run_id};
+use common::{free_port, run_id, Backend, TestDb};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
@@ -241,20 +241,22 @@ fn scrape_family(text: &str, family: &str) -> HashMap<Vec<(String, String)>, f64
         .collect()
 }
 
-async fn exports_metrics_and_spans(protocol: &str) {
+async fn exports_metrics_and_spans(protocol: &str, backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
     let received = Received::default();
     let port = match protocol {
         "grpc" => start_grpc_receiver(received.clone()),
         _ => start_http_receiver(received.clone()).await,
     };
-    let dir = tempfile::tempdir().unwrap();
     let (api, metrics_port) = (free_port(), free_port());
     let mut child = Guard(
         Command::new(env!("CARGO_BIN_EXE_syncwatch"))
             .args([
                 "serve",
                 "--database-url",
-                &format!("sqlite://{}", dir.path().join("otlp.db").display()),
+                db.url.expose(),
                 "--listen",
                 &format!("127.0.0.1:{api}"),
                 "--metrics-listen",
@@ -492,19 +494,22 @@ async fn exports_metrics_and_spans(protocol: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success());
-    let spans = received.spans.lock().unwrap();
-    assert!(
-        spans.iter().any(|s| s.name == "GET /v1/connector-status"),
-        "the last request's span was flushed on shutdown"
-    );
+    let flushed = received
+        .spans
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|s| s.name == "GET /v1/connector-status");
+    assert!(flushed, "the last request's span was flushed on shutdown");
+    db.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grpc_export_carries_the_same_numbers_and_a_span_per_run() {
-    exports_metrics_and_spans("grpc").await;
+async fn grpc_export_from_postgres_carries_the_same_numbers_and_a_span_per_run() {
+    exports_metrics_and_spans("grpc", Backend::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http_protobuf_export_carries_the_same_numbers_and_a_span_per_run() {
-    exports_metrics_and_spans("http/protobuf").await;
+async fn http_protobuf_export_from_sqlite_carries_the_same_numbers_and_a_span_per_run() {
+    exports_metrics_and_spans("http/protobuf", Backend::Sqlite).await;
 }
