@@ -41,6 +41,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Check => check(&cli.global).await,
         Command::Scan(args) => scan_once(&cli.global, &args.scan).await,
+        Command::Demo(args) => {
+            let config = args.to_config()?;
+            let store = open_store(&cli.global).await?;
+            store
+                .migrate()
+                .await
+                .with_context(|| format!("migrating {}", cli.global.database_url))?;
+            tracing::info!(
+                store = %cli.global.database_url,
+                connectors = ?crate::demo::connectors(&config),
+                "demo fleet running; start `syncwatch serve` on the same store to see it"
+            );
+            let report = crate::demo::run(store, &config, shutdown_signal()).await?;
+            println!(
+                "demo: created {} runs, {} succeeded, {} failed, {} left stuck",
+                report.created, report.succeeded, report.failed, report.stuck
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

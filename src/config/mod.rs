@@ -37,6 +37,68 @@ pub enum Command {
     Check,
     /// Scan the store and print the metrics exposition.
     Scan(ScanCommandArgs),
+    /// Simulate a fleet of connectors writing runs into the store (for dashboards and
+    /// alerts to show something). Run `serve` on the same store alongside.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// How many connectors to simulate (at most 16).
+    #[arg(long, default_value_t = 8)]
+    pub connectors: usize,
+    /// Connections per connector.
+    #[arg(long, default_value_t = 3)]
+    pub connections_per_connector: usize,
+    /// Base failure probability of a run; later connectors fail more, the last one mostly.
+    #[arg(long, default_value_t = 0.05)]
+    pub failure_rate: f64,
+    /// Probability that a run is ten times slower.
+    #[arg(long, default_value_t = 0.1)]
+    pub slow_rate: f64,
+    /// Probability that a run is left stuck (never dispatched, or abandoned).
+    #[arg(long, default_value_t = 0.02)]
+    pub stuck_rate: f64,
+    /// Simulation step.
+    #[arg(long, value_parser = parse_duration, default_value = "1s")]
+    pub tick: Duration,
+    /// Longest normal run, in ticks.
+    #[arg(long, default_value_t = 20)]
+    pub max_run_ticks: u32,
+    /// Stop after this many ticks (default: until interrupted).
+    #[arg(long)]
+    pub ticks: Option<u64>,
+    /// Seed of the simulation.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+impl DemoArgs {
+    pub fn to_config(&self) -> anyhow::Result<crate::demo::DemoConfig> {
+        for (name, p) in [
+            ("--failure-rate", self.failure_rate),
+            ("--slow-rate", self.slow_rate),
+            ("--stuck-rate", self.stuck_rate),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                anyhow::bail!("{name} must be between 0 and 1");
+            }
+        }
+        if self.tick.is_zero() {
+            anyhow::bail!("--tick must be positive");
+        }
+        Ok(crate::demo::DemoConfig {
+            connectors: self.connectors,
+            connections_per_connector: self.connections_per_connector,
+            failure_rate: self.failure_rate,
+            slow_rate: self.slow_rate,
+            stuck_rate: self.stuck_rate,
+            tick: self.tick,
+            max_run_ticks: self.max_run_ticks,
+            ticks: self.ticks,
+            seed: self.seed,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Args)]

@@ -1,0 +1,74 @@
+//! `syncwatch demo` fills the store so that every domain metric has series.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::TestApp;
+use syncwatch::clock::{Clock, ManualClock};
+use syncwatch::demo::{self, DemoConfig};
+use syncwatch::metrics::{Metrics, DOMAIN_FAMILIES};
+use syncwatch::scan::{Lease, ScanConfig, Scanner};
+
+async fn the_demo_fleet_populates_every_domain_metric(app: &TestApp) {
+    let db = &app.db;
+    let config = DemoConfig {
+        connectors: 4,
+        connections_per_connector: 3,
+        failure_rate: 0.2,
+        stuck_rate: 0.1,
+        tick: Duration::from_millis(2),
+        max_run_ticks: 3,
+        ticks: Some(80),
+        ..DemoConfig::default()
+    };
+    let report = demo::run(db.store.clone(), &config, std::future::pending())
+        .await
+        .expect("demo runs");
+    assert!(
+        report.succeeded > 0 && report.failed > 0 && report.stuck > 0,
+        "{report:?}"
+    );
+    let count = |status: &str| {
+        let sql =
+            format!("select count(*) from workspace_connector_sync_log where status = '{status}'");
+        async move { db.scalar_i64(&sql).await }
+    };
+    assert_eq!(count("success").await, report.succeeded as i64);
+    assert_eq!(count("error").await, report.failed as i64);
+    assert_eq!(db.count_rows().await, report.created as i64);
+
+    // An hour later every stuck run shows; every domain family has series.
+    let clock = Arc::new(ManualClock::new(db.store.db_now().await.unwrap()));
+    clock.advance(chrono::Duration::hours(1));
+    let metrics = Metrics::new();
+    let mut scanner = Scanner::new(
+        db.store.clone(),
+        Lease::Always,
+        ScanConfig::default(),
+        clock.clone() as Arc<dyn Clock>,
+        metrics.clone(),
+    );
+    scanner.scan_once().await.unwrap();
+    let text = metrics.render_domain();
+    for (family, ..) in DOMAIN_FAMILIES {
+        assert!(
+            text.contains(&format!("\n{family}")),
+            "{family} has no series:\n{text}"
+        );
+    }
+    let snapshot = metrics.snapshot();
+    assert!(snapshot.stuck.values().sum::<u64>() > 0);
+    assert!(
+        snapshot
+            .consecutive_failures
+            .values()
+            .max()
+            .copied()
+            .unwrap_or(0)
+            > 0
+    );
+}
+
+on_both_stores!(the_demo_fleet_populates_every_domain_metric);
