@@ -1,0 +1,307 @@
+//! End to end: the real binary, a real Prometheus with the shipped rules, a real
+//! Alertmanager with the shipped example configuration, and a webhook receiver run by
+//! this test. One connector is driven into repeated failure through the API: the page
+//! arrives with its labels and annotations; driven back to success, it resolves.
+//!
+//! Only timings are changed, by a script over copies of the shipped files: every `for:`
+//! becomes 0s and Alertmanager's group timings become short; the shipped files stay as
+//! they are.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::routing::post;
+use axum::Json;
+use common::{free_port, in_ci, run_id};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const PROMETHEUS: &str = "/usr/bin/prometheus";
+const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
+
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(program: &str, args: &[String]) -> Guard {
+    Guard(
+        Command::new(program)
+            .args(args)
+            .env_remove("SYNCWATCH_API_TOKENS")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {program}: {e}")),
+    )
+}
+
+/// (receiver path, notification) pairs the webhook got.
+type Inbox = Arc<Mutex<Vec<(String, Value)>>>;
+
+async fn start_webhook(inbox: Inbox) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let route = |path: &'static str, inbox: Inbox| {
+        post(move |Json(body): Json<Value>| {
+            let inbox = inbox.clone();
+            async move {
+                inbox.lock().unwrap().push((path.to_owned(), body));
+                "ok"
+            }
+        })
+    };
+    let app = axum::Router::new()
+        .route("/pager", route("/pager", inbox.clone()))
+        .route("/ticket", route("/ticket", inbox));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    port
+}
+
+/// The alert `name` for `connector` with `status` (firing | resolved) as delivered to
+/// `receiver`, if it arrived.
+fn delivered(
+    inbox: &Inbox,
+    receiver: &str,
+    name: &str,
+    connector: &str,
+    status: &str,
+) -> Option<Value> {
+    inbox
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(path, _)| path == receiver)
+        .flat_map(|(_, body)| body["alerts"].as_array().cloned().unwrap_or_default())
+        .find(|a| {
+            a["labels"]["alertname"] == name
+                && a["labels"]["connector"] == connector
+                && a["status"] == status
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_connector_pages_and_resolves() {
+    for tool in [PROMETHEUS, ALERTMANAGER] {
+        if !Path::new(tool).exists() {
+            let reason = format!("{tool} is missing; scripts/test installs Debian's prometheus and prometheus-alertmanager");
+            assert!(!in_ci(), "{reason}");
+            eprintln!("SKIPPED: {reason}");
+            return;
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let inbox: Inbox = Arc::default();
+    let hook = start_webhook(inbox.clone()).await;
+    let (api, metrics, prom, am) = (free_port(), free_port(), free_port(), free_port());
+
+    // Copies of the shipped files with short timings.
+    let for_clause = regex::Regex::new(r"(?m)^(\s*)for:\s*\S+").unwrap();
+    let mut rule_paths = Vec::new();
+    for entry in std::fs::read_dir(Path::new(ROOT).join("alerts")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if path.extension().is_some_and(|x| x == "yml") && text.contains("groups:") {
+            let copy = dir.path().join(path.file_name().unwrap());
+            std::fs::write(&copy, for_clause.replace_all(&text, "${1}for: 0s").as_ref()).unwrap();
+            rule_paths.push(copy);
+        }
+    }
+    assert!(!rule_paths.is_empty(), "no rule files in alerts/");
+    let example =
+        std::fs::read_to_string(Path::new(ROOT).join("alerts/alertmanager.example.yml")).unwrap();
+    let timing = regex::Regex::new(r"(?m)^(\s*)(group_wait|group_interval):\s*\S+").unwrap();
+    let am_config = timing
+        .replace_all(&example, "${1}${2}: 1s")
+        .replace("http://127.0.0.1:9095", &format!("http://127.0.0.1:{hook}"));
+    assert!(
+        am_config.contains(&format!("127.0.0.1:{hook}")),
+        "the example's webhook URLs are http://127.0.0.1:9095/…"
+    );
+    let am_file = dir.path().join("alertmanager.yml");
+    std::fs::write(&am_file, am_config).unwrap();
+    let prom_file = dir.path().join("prometheus.yml");
+    let rule_list: Vec<String> = rule_paths
+        .iter()
+        .map(|p| format!("  - {}", p.display()))
+        .collect();
+    std::fs::write(
+        &prom_file,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             rule_files:\n{}\n\
+             alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am}']\n\
+             scrape_configs:\n  - job_name: syncwatch\n    static_configs:\n      - targets: ['127.0.0.1:{metrics}']\n",
+            rule_list.join("\n")
+        ),
+    )
+    .unwrap();
+
+    let _syncwatch = spawn(
+        env!("CARGO_BIN_EXE_syncwatch"),
+        &[
+            "serve".into(),
+            "--database-url".into(),
+            format!("sqlite://{}", dir.path().join("alerting.db").display()),
+            "--listen".into(),
+            format!("127.0.0.1:{api}"),
+            "--metrics-listen".into(),
+            format!("127.0.0.1:{metrics}"),
+            "--scan-interval".into(),
+            "1s".into(),
+        ],
+    );
+    let _alertmanager = spawn(
+        ALERTMANAGER,
+        &[
+            format!("--config.file={}", am_file.display()),
+            format!("--storage.path={}", dir.path().join("am").display()),
+            format!("--web.listen-address=127.0.0.1:{am}"),
+            "--cluster.listen-address=".into(),
+        ],
+    );
+    let _prometheus = spawn(
+        PROMETHEUS,
+        &[
+            format!("--config.file={}", prom_file.display()),
+            format!("--storage.tsdb.path={}", dir.path().join("prom").display()),
+            format!("--web.listen-address=127.0.0.1:{prom}"),
+        ],
+    );
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{api}");
+    for url in [
+        format!("{base}/readyz"),
+        format!("http://127.0.0.1:{am}/-/ready"),
+        format!("http://127.0.0.1:{prom}/-/ready"),
+    ] {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !client
+            .get(&url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            assert!(Instant::now() < deadline, "{url} never became ready");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    let connection = Uuid::new_v4();
+    let finish = |outcome: &'static str| {
+        let client = client.clone();
+        let base = base.clone();
+        async move {
+            let row: Value = client
+                .post(format!("{base}/v1/sync-logs"))
+                .json(&json!({"workspace_connector_id": connection, "connector_slug": "hubspot", "trigger_type": "cloud_task", "cloud_task_id": Uuid::new_v4().to_string()}))
+                .send().await.unwrap().json().await.unwrap();
+            let id = run_id(&row);
+            client
+                .post(format!("{base}/v1/sync-logs/{id}/start"))
+                .send()
+                .await
+                .unwrap();
+            let body = if outcome == "fail" {
+                json!({"error": "401 Unauthorized from HubSpot"})
+            } else {
+                json!({})
+            };
+            let done = client
+                .post(format!("{base}/v1/sync-logs/{id}/{outcome}"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert!(done.status().is_success());
+        }
+    };
+    // A healthy connector alongside, which must not page.
+    let healthy = Uuid::new_v4();
+    let row: Value = client
+        .post(format!("{base}/v1/sync-logs"))
+        .json(&json!({"workspace_connector_id": healthy, "connector_slug": "stripe", "status": "in_progress"}))
+        .send().await.unwrap().json().await.unwrap();
+    client
+        .post(format!("{base}/v1/sync-logs/{}/succeed", run_id(&row)))
+        .send()
+        .await
+        .unwrap();
+
+    // Repeated failure: keep failing until the page arrives (rates need a few scrapes).
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let page = loop {
+        finish("fail").await;
+        if let Some(alert) = delivered(
+            &inbox,
+            "/pager",
+            "ConnectorSyncErrorBudgetBurn",
+            "hubspot",
+            "firing",
+        ) {
+            break alert;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no page arrived: {:?}",
+            inbox.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    assert_eq!(page["labels"]["severity"], "critical");
+    for key in ["summary", "description", "runbook_url", "dashboard_url"] {
+        assert!(
+            page["annotations"][key]
+                .as_str()
+                .is_some_and(|s| !s.is_empty()),
+            "{key} in {page}"
+        );
+    }
+    assert!(page["annotations"]["description"]
+        .as_str()
+        .unwrap()
+        .contains("hubspot"));
+    assert!(page["annotations"]["runbook_url"]
+        .as_str()
+        .unwrap()
+        .contains("runbooks.md#connectorsyncerrorbudgetburn"));
+    assert!(
+        delivered(
+            &inbox,
+            "/pager",
+            "ConnectorSyncErrorBudgetBurn",
+            "stripe",
+            "firing"
+        )
+        .is_none(),
+        "the healthy connector paged"
+    );
+
+    // Back to success: the error ratios fall below every threshold and the page resolves.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        finish("succeed").await;
+        if delivered(
+            &inbox,
+            "/pager",
+            "ConnectorSyncErrorBudgetBurn",
+            "hubspot",
+            "resolved",
+        )
+        .is_some()
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the page never resolved");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
