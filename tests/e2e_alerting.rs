@@ -10,13 +10,13 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::routing::post;
 use axum::Json;
-use common::{free_port, in_ci, run_id};
+use common::{free_port, in_ci, run_id, run_through_api, ChildGuard};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -24,17 +24,8 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const PROMETHEUS: &str = "/usr/bin/prometheus";
 const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
 
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(program: &str, args: &[String]) -> Guard {
-    Guard(
+fn spawn(program: &str, args: &[String]) -> ChildGuard {
+    ChildGuard(
         Command::new(program)
             .args(args)
             .env_remove("SYNCWATCH_API_TOKENS")
@@ -201,28 +192,16 @@ async fn a_failing_connector_pages_and_resolves() {
         let client = client.clone();
         let base = base.clone();
         async move {
-            let row: Value = client
-                .post(format!("{base}/v1/sync-logs"))
-                .json(&json!({"workspace_connector_id": connection, "connector_slug": "hubspot", "trigger_type": "cloud_task", "cloud_task_id": Uuid::new_v4().to_string()}))
-                .send().await.unwrap().json().await.unwrap();
-            let id = run_id(&row);
-            client
-                .post(format!("{base}/v1/sync-logs/{id}/start"))
-                .send()
-                .await
-                .unwrap();
-            let body = if outcome == "fail" {
-                json!({"error": "401 Unauthorized from HubSpot"})
-            } else {
-                json!({})
-            };
-            let done = client
-                .post(format!("{base}/v1/sync-logs/{id}/{outcome}"))
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            assert!(done.status().is_success());
+            let create = json!({"workspace_connector_id": connection, "connector_slug": "hubspot",
+                                "trigger_type": "cloud_task", "cloud_task_id": Uuid::new_v4().to_string()});
+            run_through_api(
+                &client,
+                &base,
+                create,
+                outcome,
+                "401 Unauthorized from HubSpot",
+            )
+            .await;
         }
     };
     // A healthy connector alongside, which must not page.

@@ -4,10 +4,10 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, in_ci, run_id, Backend, TestDb};
+use common::{free_port, in_ci, run_through_api, Backend, ChildGuard, TestDb};
 use reqwest::Client;
 use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection};
@@ -15,18 +15,8 @@ use uuid::Uuid;
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
 
-/// Kills the child process when the test ends, however it ends.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_syncwatch(db: &TestDb, api: u16, metrics: u16) -> Guard {
-    Guard(
+fn start_syncwatch(db: &TestDb, api: u16, metrics: u16) -> ChildGuard {
+    ChildGuard(
         Command::new(env!("CARGO_BIN_EXE_syncwatch"))
             .args([
                 "serve",
@@ -168,36 +158,9 @@ async fn prometheus_answers_match_sql_before_and_after_a_restart() {
         let client = client.clone();
         let base = base.clone();
         async move {
-            let row: Value = client
-                .post(format!("{base}/v1/sync-logs"))
-                .json(
-                    &json!({"workspace_connector_id": connection, "connector_slug": slug,
-                              "trigger_type": "manual", "metadata": {"records_synced": 10}}),
-                )
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let id = run_id(&row);
-            client
-                .post(format!("{base}/v1/sync-logs/{id}/start"))
-                .send()
-                .await
-                .unwrap();
-            let body = if outcome == "fail" {
-                json!({"error": "rate limited"})
-            } else {
-                json!({})
-            };
-            let r = client
-                .post(format!("{base}/v1/sync-logs/{id}/{outcome}"))
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            assert!(r.status().is_success());
+            let create = json!({"workspace_connector_id": connection, "connector_slug": slug,
+                                "trigger_type": "manual", "metadata": {"records_synced": 10}});
+            run_through_api(&client, &base, create, outcome, "rate limited").await;
         }
     };
     run(failing, "hubspot", "succeed").await;
@@ -229,7 +192,7 @@ async fn prometheus_answers_match_sql_before_and_after_a_restart() {
         ),
     )
     .unwrap();
-    let _prometheus = Guard(
+    let _prometheus = ChildGuard(
         Command::new(PROMETHEUS)
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(

@@ -8,27 +8,34 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{in_ci, Backend, TestApp};
+use common::{require_tool, Backend, TestApp};
 
 use syncwatch::clock::SystemClock;
 use syncwatch::metrics::Metrics;
 use syncwatch::scan::{Lease, ScanConfig, Scanner};
 
-/// `Some(path)` of a tool; in CI a missing tool fails the test, elsewhere it skips.
-fn require_tool(name: &str) -> Option<&'static str> {
-    let path: &'static str = match name {
-        "promtool" => "/usr/bin/promtool",
-        _ => unreachable!(),
-    };
-    if std::path::Path::new(path).exists() {
-        return Some(path);
-    }
-    let reason = format!(
-        "{name} is not installed ({path}); scripts/test installs Debian's prometheus package"
+/// Pipes an exposition into `promtool check metrics`: (exit success, what it printed).
+fn promtool_check_metrics(promtool: &std::path::Path, text: &str) -> (bool, String) {
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
     );
-    assert!(!in_ci(), "{reason}");
-    eprintln!("SKIPPED: {reason}");
-    None
+    (output.status.success(), said)
 }
 
 async fn exposition_passes_promtool_check_metrics(app: &TestApp) {
@@ -64,29 +71,8 @@ async fn exposition_passes_promtool_check_metrics(app: &TestApp) {
             family.0
         );
     }
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        output.status.success() && said.trim().is_empty(),
-        "promtool: {said}"
-    );
+    let (ok, said) = promtool_check_metrics(&promtool, &text);
+    assert!(ok && said.trim().is_empty(), "promtool: {said}");
 }
 
 on_both_stores!(exposition_passes_promtool_check_metrics);
@@ -97,23 +83,11 @@ fn promtool_rejects_a_badly_named_counter() {
     let Some(promtool) = require_tool("promtool") else {
         return;
     };
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"# HELP runs Runs.\n# TYPE runs counter\nruns 1\n")
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    let said = String::from_utf8_lossy(&output.stdout).to_string()
-        + &String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success() || !said.trim().is_empty());
+    let (ok, said) = promtool_check_metrics(
+        &promtool,
+        "# HELP runs Runs.\n# TYPE runs counter\nruns 1\n",
+    );
+    assert!(!ok || !said.trim().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,13 +6,13 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::routing::post;
-use common::{free_port, run_id, Backend, TestDb};
+use common::{free_port, run_id, run_through_api, Backend, ChildGuard, TestDb};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
@@ -28,7 +28,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
-use serde_json::{json, Value};
+use serde_json::json;
 use syncwatch::telemetry::otlp::span_attributes;
 use uuid::Uuid;
 
@@ -201,15 +201,6 @@ async fn start_http_receiver(received: Received) -> u16 {
     port
 }
 
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 async fn eventually<F: FnMut() -> Result<(), String>>(what: &str, mut check: F) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -251,7 +242,7 @@ async fn exports_metrics_and_spans(protocol: &str, backend: Backend) {
         _ => start_http_receiver(received.clone()).await,
     };
     let (api, metrics_port) = (free_port(), free_port());
-    let mut child = Guard(
+    let mut child = ChildGuard(
         Command::new(env!("CARGO_BIN_EXE_syncwatch"))
             .args([
                 "serve",
@@ -317,39 +308,9 @@ async fn exports_metrics_and_spans(protocol: &str, backend: Backend) {
         ("hubspot", "fail"),
         ("salesforce", "succeed"),
     ] {
-        let row: Value = client
-            .post(format!("{base}/v1/sync-logs"))
-            .json(
-                &json!({"workspace_connector_id": Uuid::new_v4(), "connector_slug": slug,
-                          "trigger_type": "manual", "metadata": {"records_synced": 4}}),
-            )
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let id = run_id(&row);
-        client
-            .post(format!("{base}/v1/sync-logs/{id}/start"))
-            .send()
-            .await
-            .unwrap();
-        let body = if outcome == "fail" {
-            json!({"error": "rate limited"})
-        } else {
-            json!({})
-        };
-        let done: Value = client
-            .post(format!("{base}/v1/sync-logs/{id}/{outcome}"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        runs.push(done);
+        let create = json!({"workspace_connector_id": Uuid::new_v4(), "connector_slug": slug,
+                            "trigger_type": "manual", "metadata": {"records_synced": 4}});
+        runs.push(run_through_api(&client, &base, create, outcome, "rate limited").await);
     }
 
     // Metric points equal what /metrics says for the same families.

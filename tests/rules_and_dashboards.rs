@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{in_ci, Backend, TestDb};
+use common::{require_tool, Backend, TestDb};
 use serde_json::Value;
 use syncwatch::clock::{Clock, ManualClock};
 use syncwatch::demo::{self, DemoConfig};
@@ -18,18 +18,6 @@ use syncwatch::metrics::{Metrics, DOMAIN_FAMILIES};
 use syncwatch::scan::{Lease, ScanConfig, Scanner};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
-fn tool(name: &str) -> Option<PathBuf> {
-    let path = PathBuf::from(format!("/usr/bin/{name}"));
-    if path.exists() {
-        return Some(path);
-    }
-    let reason =
-        format!("{name} is not installed; scripts/test installs it from Debian's packages");
-    assert!(!in_ci(), "{reason}");
-    eprintln!("SKIPPED: {reason}");
-    None
-}
 
 fn files(dir: &str, ext: &str) -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(Path::new(ROOT).join(dir))
@@ -104,7 +92,7 @@ fn rules() -> Vec<Rule> {
 
 #[test]
 fn rules_pass_promtool_check_and_unit_tests() {
-    let Some(promtool) = tool("promtool") else {
+    let Some(promtool) = require_tool("promtool") else {
         return;
     };
     let rule_files = rule_files();
@@ -204,7 +192,7 @@ fn every_alert_is_routed_documented_and_unit_tested_both_ways() {
 
 #[test]
 fn the_alertmanager_example_passes_amtool() {
-    let Some(amtool) = tool("amtool") else {
+    let Some(amtool) = require_tool("amtool") else {
         return;
     };
     let example = Path::new(ROOT).join("alerts/alertmanager.example.yml");
@@ -351,7 +339,7 @@ fn assert_counters_only_in_rate(expr: &str, whose: &str) {
 
 #[test]
 fn every_dashboard_expression_parses_with_promtool() {
-    let Some(promtool) = tool("promtool") else {
+    let Some(promtool) = require_tool("promtool") else {
         return;
     };
     let exprs = dashboard_exprs();

@@ -395,3 +395,71 @@ macro_rules! on_both_stores {
         )*
     };
 }
+
+/// Kills a child process (the binary, Prometheus, Alertmanager) when a test ends,
+/// however it ends.
+pub struct ChildGuard(pub std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `Some(path)` of a tool from Debian's packages under /usr/bin; when it is missing the
+/// test fails in CI and skips (saying why) elsewhere.
+pub fn require_tool(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::path::PathBuf::from(format!("/usr/bin/{name}"));
+    if path.exists() {
+        return Some(path);
+    }
+    let reason =
+        format!("{name} is not installed; scripts/test installs it from Debian's packages");
+    assert!(!in_ci(), "{reason}");
+    eprintln!("SKIPPED: {reason}");
+    None
+}
+
+/// One run through a running server's API: create with `create`, start, then `succeed`
+/// or `fail` (with `error`). Returns the finished row.
+pub async fn run_through_api(
+    client: &Client,
+    base: &str,
+    create: Value,
+    outcome: &str,
+    error: &str,
+) -> Value {
+    let row: Value = client
+        .post(format!("{base}/v1/sync-logs"))
+        .json(&create)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = run_id(&row);
+    client
+        .post(format!("{base}/v1/sync-logs/{id}/start"))
+        .send()
+        .await
+        .unwrap();
+    let body = if outcome == "fail" {
+        json!({ "error": error })
+    } else {
+        json!({})
+    };
+    let done = client
+        .post(format!("{base}/v1/sync-logs/{id}/{outcome}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        done.status().is_success(),
+        "{outcome} answered {}",
+        done.status()
+    );
+    done.json().await.unwrap()
+}
