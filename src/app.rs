@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::{Request, State};
@@ -94,7 +95,7 @@ impl Application {
         let tokens = config::load_api_tokens(serve)?;
         config::check_listen_security(serve.listen, &tokens, serve.insecure_no_auth)?;
         let scan_config = serve.scan.to_config()?;
-        let store = open_store(global).await?;
+        let store = open_store(global, Some(serve.scan.scan_statement_timeout)).await?;
         store
             .migrate()
             .await
@@ -108,6 +109,7 @@ impl Application {
         let settings = ApiSettings {
             auth: ApiAuth::new(tokens),
             max_body_bytes: serve.max_body_bytes,
+            request_timeout: serve.request_timeout,
         };
         let metrics = Metrics::new();
         let scanner = Scanner::new(
@@ -252,10 +254,17 @@ impl Application {
     }
 }
 
-pub async fn open_store(global: &GlobalArgs) -> anyhow::Result<Store> {
+/// Open the store the global flags name; `scan_statement_timeout` caps the scanner's
+/// queries (Postgres).
+pub async fn open_store(
+    global: &GlobalArgs,
+    scan_statement_timeout: Option<Duration>,
+) -> anyhow::Result<Store> {
     let options = PoolOptions {
         max_connections: global.db_max_connections,
         acquire_timeout: global.db_acquire_timeout,
+        statement_timeout: Some(global.db_statement_timeout).filter(|t| !t.is_zero()),
+        scan_statement_timeout: scan_statement_timeout.filter(|t| !t.is_zero()),
     };
     store::connect(&global.database_url, &options)
         .await

@@ -1,4 +1,4 @@
-//! The commands: `serve`, `migrate`, `check`.
+//! The commands: `serve`, `migrate`, `check`, `scan`, `demo`, `load`.
 
 use std::process::ExitCode;
 
@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::app::{open_store, shutdown_signal, Application};
 use crate::clock::SystemClock;
-use crate::config::{Cli, Command, GlobalArgs, ScanArgs};
+use crate::config::{Cli, Command, GlobalArgs, LoadArgs, ScanArgs};
 use crate::metrics::Metrics;
 use crate::scan::{Lease, Scanner};
 
@@ -26,7 +26,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {
-            let store = open_store(&cli.global).await?;
+            let store = open_store(&cli.global, None).await?;
             store
                 .migrate()
                 .await
@@ -41,9 +41,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Check => check(&cli.global).await,
         Command::Scan(args) => scan_once(&cli.global, &args.scan).await,
+        Command::Load(args) => load(&cli.global, &args).await,
         Command::Demo(args) => {
             let config = args.to_config()?;
-            let store = open_store(&cli.global).await?;
+            let store = open_store(&cli.global, None).await?;
             store
                 .migrate()
                 .await
@@ -63,10 +64,88 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `syncwatch load`: the load, its figures, then the checks; non-zero exit when any fails.
+async fn load(global: &GlobalArgs, args: &LoadArgs) -> anyhow::Result<ExitCode> {
+    use crate::load::{self, Target};
+    let config = args.to_config()?;
+    let store = if args.direct || args.verify {
+        let store = open_store(global, None).await?;
+        if args.direct {
+            store
+                .migrate()
+                .await
+                .with_context(|| format!("migrating {}", global.database_url))?;
+        }
+        Some(store)
+    } else {
+        None
+    };
+    let target = match (&store, args.direct) {
+        (Some(store), true) => Target::Direct(store.clone()),
+        _ => Target::api(&args.api_url, args.api_token.clone())?,
+    };
+    println!(
+        "load: {} clients for {:?} against {} (connectors {}-000…)",
+        config.clients,
+        config.duration,
+        if args.direct {
+            global.database_url.to_string()
+        } else {
+            args.api_url.clone()
+        },
+        config.slug_prefix
+    );
+    let report = load::run(&target, &config, shutdown_signal()).await;
+    println!("{}", report.summary());
+    for v in &report.violations {
+        println!("violation: {v}");
+    }
+    let mut failed =
+        report.server_errors() > 0 || report.transport_errors > 0 || report.violation_count > 0;
+    if let (true, Some(store)) = (args.verify, &store) {
+        let v = load::verify(store, &config, &report, true).await?;
+        println!(
+            "verify: {} runs in the store, {} acknowledged creates, {} not terminal",
+            v.rows,
+            report.acked.len(),
+            v.active_rows
+        );
+        for p in &v.problems {
+            println!("verify: FAILED: {p}");
+        }
+        failed |= !v.problems.is_empty();
+        if let Some(url) = &args.metrics_url {
+            match load::wait_for_metrics(
+                url,
+                args.metrics_token.as_deref(),
+                &config,
+                &v.terminal,
+                args.metrics_wait,
+            )
+            .await?
+            {
+                Ok(()) => println!(
+                    "verify: connector_sync_runs_total equals the store's counts for {} connectors",
+                    config.connectors
+                ),
+                Err(e) => {
+                    println!("verify: FAILED: {e}");
+                    failed = true;
+                }
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 /// `syncwatch scan --once`: one scan, the exposition on stdout.
 async fn scan_once(global: &GlobalArgs, args: &ScanArgs) -> anyhow::Result<ExitCode> {
     let config = args.to_config()?;
-    let store = open_store(global).await?;
+    let store = open_store(global, Some(args.scan_statement_timeout)).await?;
     let schema = store.schema_status().await?;
     if !schema.is_current() {
         anyhow::bail!(
@@ -92,7 +171,7 @@ async fn scan_once(global: &GlobalArgs, args: &ScanArgs) -> anyhow::Result<ExitC
 /// Prints one line per check; exits non-zero when any fails.
 async fn check(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     println!("config: ok (store {})", global.database_url);
-    let store = match open_store(global).await {
+    let store = match open_store(global, None).await {
         Ok(store) => store,
         Err(e) => {
             println!("store: FAILED: {e:#}");

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod load;
 pub mod metrics;
 pub mod scan;
 pub mod store;

@@ -389,7 +389,43 @@ async fn sql_metacharacters_are_stored_verbatim(app: &TestApp) {
     assert_eq!(app.db.count_rows().await, 1);
 }
 
+/// Numbers at the edges of what JSON carries come back exactly (Postgres keeps jsonb
+/// numbers as decimals: reading one back must not overflow), and the rows holding them
+/// do not break the listing; numbers beyond a double are refused, nothing stored.
+async fn extreme_numbers_in_metadata_round_trip(app: &TestApp) {
+    let extremes = json!({
+        "max": f64::MAX, "min": f64::MIN, "tiny": 5e-324,
+        "big_int": i64::MAX, "small_int": i64::MIN, "huge_uint": u64::MAX, "third": 1.0 / 3.0,
+    });
+    let row = app
+        .create(with(valid_create(), "metadata", extremes.clone()))
+        .await;
+    assert_eq!(row["metadata"], extremes, "as returned by the create");
+    let (status, got) = app.get(&format!("/v1/sync-logs/{}", run_id(&row))).await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    assert_eq!(got["metadata"], extremes, "as read back");
+    let (status, page) = app.get("/v1/sync-logs").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let (status, err) = raw(
+        app,
+        "/v1/sync-logs",
+        "application/json",
+        format!(
+            "{{\"workspace_connector_id\":\"{}\",\"connector_slug\":\"hubspot\",\"metadata\":{{\"x\":1e400}}}}",
+            Uuid::new_v4()
+        )
+        .into_bytes(),
+    )
+    .await;
+    assert!(
+        status == StatusCode::BAD_REQUEST || status == StatusCode::UNPROCESSABLE_ENTITY,
+        "{status} {err}"
+    );
+    assert_eq!(app.db.count_rows().await, 1);
+}
+
 on_both_stores!(
+    extreme_numbers_in_metadata_round_trip,
     invalid_creates_are_rejected_and_write_nothing,
     invalid_transitions_bodies_are_rejected_and_change_nothing,
     bad_query_parameters_are_400,

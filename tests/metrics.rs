@@ -513,7 +513,79 @@ async fn a_failed_scan_keeps_the_last_values_and_recovers(app: &TestApp) {
     assert_eq!(scanner.metrics().snapshot().runs.values().sum::<u64>(), 2);
 }
 
+/// The per-connection state (latest terminal run, failures since the last success) read
+/// by index probes equals a recomputation over the whole history, on random histories
+/// full of ties in `completed_at`, soft-deleted and active rows.
+async fn connection_states_equal_a_full_history_recomputation(app: &TestApp) {
+    use std::collections::HashMap;
+    let connections: Vec<Uuid> = (0..8).map(|_| Uuid::new_v4()).collect();
+    let base = at("2026-11-01T00:00:00Z");
+    let mut seed: u64 = 0x5eed;
+    let mut next = move |n: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) % n
+    };
+    // (connection, connector, status, completed, insertion order)
+    let mut terminal: Vec<(Uuid, &str, &str, DateTime<Utc>, usize)> = Vec::new();
+    for i in 0..160 {
+        let connection = connections[next(8) as usize];
+        let connector = ["alpha", "beta", "gamma"][next(3) as usize];
+        let status = ["success", "error", "error", "in_progress"][next(4) as usize];
+        let created = base + chrono::Duration::seconds(next(30) as i64);
+        let mut row = Row::new(connector, status, created);
+        row.connection = connection;
+        row.started = Some(created);
+        if status != "in_progress" {
+            // Few distinct seconds: many ties between runs of one connection.
+            let completed = created + chrono::Duration::seconds(next(12) as i64);
+            row.completed = Some(completed);
+            terminal.push((connection, connector, status, completed, i));
+        }
+        row.deleted = next(10) == 0;
+        insert(&app.db, &row).await;
+    }
+    let mut expected = HashMap::new();
+    for &c in &connections {
+        let runs: Vec<_> = terminal.iter().filter(|r| r.0 == c).collect();
+        let Some(latest) = runs.iter().max_by_key(|r| (r.3, r.4)) else {
+            continue;
+        };
+        let last_success = runs.iter().filter(|r| r.2 == "success").map(|r| r.3).max();
+        let failures = runs
+            .iter()
+            .filter(|r| r.2 == "error" && last_success.is_none_or(|s| r.3 > s))
+            .count() as u64;
+        expected.insert(
+            c,
+            (latest.1.to_owned(), latest.2.to_owned(), latest.3, failures),
+        );
+    }
+    let got: HashMap<_, _> = app
+        .db
+        .store
+        .connection_states()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| {
+            (
+                s.workspace_connector_id,
+                (
+                    s.connector_slug,
+                    s.last_status.as_str().to_owned(),
+                    s.last_completed_at,
+                    s.consecutive_failures,
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(got, expected);
+}
+
 on_both_stores!(
+    connection_states_equal_a_full_history_recomputation,
     a_failed_scan_keeps_the_last_values_and_recovers,
     counters_equal_sql_after_a_mixed_workload,
     a_late_commit_inside_the_window_is_counted_exactly_once,

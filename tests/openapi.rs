@@ -202,6 +202,7 @@ async fn unauthorized_and_oversized_responses_match_the_document() {
     let settings = ApiSettings {
         auth: ApiAuth::new(["t".to_owned()]),
         max_body_bytes: 512,
+        ..ApiSettings::default()
     };
     let mut app = TestApp::spawn_with(Backend::Sqlite, settings)
         .await

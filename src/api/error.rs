@@ -39,6 +39,9 @@ pub enum ApiError {
     #[error("store unavailable")]
     Unavailable(#[source] StoreError),
 
+    #[error("the request took longer than {0:?}")]
+    Timeout(std::time::Duration),
+
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -53,7 +56,7 @@ impl ApiError {
             ApiError::InvalidTransition(_) | ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -69,6 +72,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Unavailable(_) => "store_unavailable",
+            ApiError::Timeout(_) => "request_timeout",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -100,6 +104,7 @@ impl IntoResponse for ApiError {
         match &self {
             ApiError::Internal(e) => tracing::error!(error = ?e, "request failed"),
             ApiError::Unavailable(e) => tracing::warn!(error = %e, "store unavailable"),
+            ApiError::Timeout(after) => tracing::warn!(?after, "request timed out"),
             _ => {}
         }
         let body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
@@ -109,7 +114,7 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if matches!(self, ApiError::Unavailable(_)) {
+        if matches!(self, ApiError::Unavailable(_) | ApiError::Timeout(_)) {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

@@ -6,7 +6,9 @@ mod extract;
 mod health;
 mod sync_logs;
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 
 use axum::middleware;
 use axum::routing::{get, post};
@@ -29,6 +31,8 @@ pub struct AppState {
 pub struct ApiSettings {
     pub auth: ApiAuth,
     pub max_body_bytes: usize,
+    /// Longest a request may take (reading its body included) before it gets 503.
+    pub request_timeout: Duration,
 }
 
 impl Default for ApiSettings {
@@ -36,6 +40,7 @@ impl Default for ApiSettings {
         Self {
             auth: ApiAuth::default(),
             max_body_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(15),
         }
     }
 }
@@ -85,6 +90,10 @@ pub fn router(store: Store, settings: &ApiSettings) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            settings.request_timeout,
+            request_timeout,
+        ))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {
                 let route = request
@@ -95,6 +104,21 @@ pub fn router(store: Store, settings: &ApiSettings) -> Router {
             }),
         )
         .with_state(state)
+}
+
+/// Abandon a request that takes longer than `limit` (a slow client body, a slow or locked
+/// store) with 503 in the error shape. Dropping the handler's future cancels its store
+/// call; a transition is one statement, so it either committed or did not.
+async fn request_timeout(
+    State(limit): State<Duration>,
+    request: Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Timeout(limit).into_response(),
+    }
 }
 
 async fn not_found() -> axum::response::Response {

@@ -40,6 +40,89 @@ pub enum Command {
     /// Simulate a fleet of connectors writing runs into the store (for dashboards and
     /// alerts to show something). Run `serve` on the same store alongside.
     Demo(DemoArgs),
+    /// Drive concurrent orchestrator clients through full run lifecycles against a running
+    /// `serve` (or the store directly), print throughput and latency, and check that
+    /// nothing acknowledged was lost.
+    Load(LoadArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
+    /// Base URL of the API under load.
+    #[arg(
+        long,
+        env = "SYNCWATCH_LOAD_API_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub api_url: String,
+    /// Bearer token for the API.
+    #[arg(long, env = "SYNCWATCH_LOAD_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+    /// Call the store at `--database-url` directly (the same SQL, no HTTP) instead of the API.
+    #[arg(long)]
+    pub direct: bool,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 8)]
+    pub clients: usize,
+    /// How long to keep starting lifecycles.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub duration: Duration,
+    /// Heartbeats per run.
+    #[arg(long, default_value_t = 2)]
+    pub heartbeats: u32,
+    /// Distinct connectors the runs spread over.
+    #[arg(long, default_value_t = 8)]
+    pub connectors: usize,
+    /// Connections per connector.
+    #[arg(long, default_value_t = 4)]
+    pub connections_per_connector: usize,
+    /// Every n-th run of a client fails (0: none).
+    #[arg(long, default_value_t = 5)]
+    pub fail_every: u64,
+    /// Every n-th run is created by two concurrent deliveries of one Cloud Tasks id (0: none).
+    #[arg(long, default_value_t = 7)]
+    pub duplicate_create_every: u64,
+    /// Every n-th run is finished by two concurrent finishers (0: none).
+    #[arg(long, default_value_t = 11)]
+    pub duplicate_finish_every: u64,
+    /// Afterwards, check the store at `--database-url` (the one the server writes) holds
+    /// every acknowledged write and nothing else of this load, all terminal.
+    #[arg(long)]
+    pub verify: bool,
+    /// With `--verify`, also wait until `connector_sync_runs_total` at this `/metrics` URL
+    /// equals the store's counts.
+    #[arg(long, requires = "verify")]
+    pub metrics_url: Option<String>,
+    /// Bearer token for `--metrics-url`.
+    #[arg(long, env = "SYNCWATCH_LOAD_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+    /// How long to wait for the metrics to catch up.
+    #[arg(long, value_parser = parse_duration, default_value = "60s")]
+    pub metrics_wait: Duration,
+}
+
+impl LoadArgs {
+    pub fn to_config(&self) -> anyhow::Result<crate::load::LoadConfig> {
+        if self.clients == 0 || self.connectors == 0 || self.connections_per_connector == 0 {
+            anyhow::bail!(
+                "--clients, --connectors and --connections-per-connector must be positive"
+            );
+        }
+        if self.duration.is_zero() {
+            anyhow::bail!("--duration must be positive");
+        }
+        Ok(crate::load::LoadConfig {
+            clients: self.clients,
+            duration: self.duration,
+            heartbeats: self.heartbeats,
+            connectors: self.connectors,
+            connections_per_connector: self.connections_per_connector,
+            fail_every: self.fail_every,
+            duplicate_create_every: self.duplicate_create_every,
+            duplicate_finish_every: self.duplicate_finish_every,
+            ..crate::load::LoadConfig::default()
+        })
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -163,6 +246,11 @@ pub struct ScanArgs {
     /// Longest one scan may take before it is abandoned and counted as an error.
     #[arg(long, env = "SYNCWATCH_SCAN_TIMEOUT", value_parser = parse_duration, default_value = "30s")]
     pub scan_timeout: Duration,
+
+    /// Postgres: the server cancels a scanner query running longer than this (the scan
+    /// fails and is retried at the next interval). `0s` turns it off.
+    #[arg(long, env = "SYNCWATCH_SCAN_STATEMENT_TIMEOUT", value_parser = parse_duration, default_value = "25s")]
+    pub scan_statement_timeout: Duration,
 }
 
 impl ScanArgs {
@@ -177,6 +265,9 @@ impl ScanArgs {
         }
         if self.scan_interval.is_zero() {
             anyhow::bail!("--scan-interval must be positive");
+        }
+        if self.scan_timeout.is_zero() {
+            anyhow::bail!("--scan-timeout must be positive");
         }
         Ok(crate::scan::ScanConfig {
             interval: self.scan_interval,
@@ -238,6 +329,11 @@ pub struct GlobalArgs {
     /// How long a request waits for a store connection before it gets 503.
     #[arg(long, env = "SYNCWATCH_DB_ACQUIRE_TIMEOUT", value_parser = parse_duration, default_value = "5s", global = true)]
     pub db_acquire_timeout: Duration,
+
+    /// Postgres: the server cancels an API statement running longer than this (the
+    /// request gets 503). `0s` turns it off.
+    #[arg(long, env = "SYNCWATCH_DB_STATEMENT_TIMEOUT", value_parser = parse_duration, default_value = "10s", global = true)]
+    pub db_statement_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -274,6 +370,10 @@ pub struct ServeArgs {
     /// Largest request body accepted; larger ones get 413.
     #[arg(long, env = "SYNCWATCH_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+
+    /// Longest an API request may take, body upload included; slower requests get 503.
+    #[arg(long, env = "SYNCWATCH_REQUEST_TIMEOUT", value_parser = parse_duration, default_value = "15s")]
+    pub request_timeout: Duration,
 
     /// Bearer token required on the metrics listener (open when unset).
     #[arg(long, env = "SYNCWATCH_METRICS_TOKEN", hide_env_values = true)]
@@ -355,6 +455,9 @@ mod tests {
         assert_eq!(serve.metrics_listen, "127.0.0.1:9477".parse().unwrap());
         assert_eq!(serve.max_body_bytes, 1024 * 1024);
         assert_eq!(cli.global.db_acquire_timeout, Duration::from_secs(5));
+        assert_eq!(cli.global.db_statement_timeout, Duration::from_secs(10));
+        assert_eq!(serve.request_timeout, Duration::from_secs(15));
+        assert_eq!(serve.scan.scan_statement_timeout, Duration::from_secs(25));
         let scan = serve.scan.to_config().unwrap();
         let defaults = crate::scan::ScanConfig::default();
         assert_eq!(scan.interval, Duration::from_secs(15));

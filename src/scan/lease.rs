@@ -12,6 +12,17 @@ pub const LEASE_KEY: i64 = 0x7379_6e63_7761_7463;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// What a lease check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Leadership {
+    /// This replica holds the lease.
+    Leader,
+    /// Another replica holds it.
+    Follower,
+    /// The database could not be asked (unreachable, or too slow to answer).
+    Unknown(String),
+}
+
 pub enum Lease {
     /// The single process leads (SQLite).
     Always,
@@ -33,17 +44,18 @@ impl Lease {
     }
 
     /// Whether this replica leads now. Checks a held lease is still alive (its session
-    /// answers); a lost session means a lost lock, and we try to take it again.
-    pub async fn check(&mut self) -> bool {
+    /// answers); a lost session means a lost lock, and we try to take it again. When the
+    /// database cannot be reached at all the answer is [`Leadership::Unknown`].
+    pub async fn check(&mut self) -> Leadership {
         let Lease::Postgres { url, held } = self else {
-            return true;
+            return Leadership::Leader;
         };
         if let Some(conn) = held.as_mut() {
             let alive = tokio::time::timeout(CONNECT_TIMEOUT, conn.ping())
                 .await
                 .is_ok_and(|r| r.is_ok());
             if alive {
-                return true;
+                return Leadership::Leader;
             }
             tracing::warn!("scanner lease connection lost; leadership dropped");
             *held = None;
@@ -52,17 +64,13 @@ impl Lease {
             Ok(Ok(Some(conn))) => {
                 tracing::info!("scanner lease acquired; this replica exports domain metrics");
                 *held = Some(conn);
-                true
+                Leadership::Leader
             }
-            Ok(Ok(None)) => false,
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "cannot take the scanner lease");
-                false
-            }
-            Err(_) => {
-                tracing::warn!("timed out taking the scanner lease");
-                false
-            }
+            Ok(Ok(None)) => Leadership::Follower,
+            Ok(Err(e)) => Leadership::Unknown(format!("cannot take the scanner lease: {e}")),
+            Err(_) => Leadership::Unknown(format!(
+                "timed out after {CONNECT_TIMEOUT:?} taking the scanner lease"
+            )),
         }
     }
 

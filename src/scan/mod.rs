@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-pub use lease::{Lease, LEASE_KEY};
+pub use lease::{Leadership, Lease, LEASE_KEY};
 pub use state::{build_snapshot, Connections, SnapshotInputs, Totals, NO_TRIGGER};
 
 use crate::clock::Clock;
@@ -80,6 +80,8 @@ pub enum ScanError {
     Store(#[from] StoreError),
     #[error("scan timed out after {0:?}")]
     Timeout(Duration),
+    #[error("{0}")]
+    Lease(String),
 }
 
 struct ScanState {
@@ -172,7 +174,17 @@ impl Scanner {
     }
 
     async fn scan_inner(&mut self) -> Result<ScanReport, ScanError> {
-        let leader = self.lease.check().await;
+        let leader = match self.lease.check().await {
+            Leadership::Leader => true,
+            Leadership::Follower => false,
+            Leadership::Unknown(why) => {
+                // The store cannot be reached, so no replica can take the lease now: keep
+                // the last snapshot published (scrapes see the last known values, with
+                // `syncwatch_up 0`), and baseline again once the lease is back.
+                self.state = None;
+                return Err(ScanError::Lease(why));
+            }
+        };
         if !leader {
             // Stop exporting domain metrics first: another replica may lead now, and a
             // store error below must not leave the old snapshot published.

@@ -54,10 +54,14 @@ impl From<sqlx::Error> for StoreError {
             E::Database(db) => {
                 let code = db.code().unwrap_or_default();
                 // Postgres: class 08 connection exceptions, 57P0x operator intervention
-                // (shutdown, crash), 53300 too many connections. SQLite: BUSY / LOCKED.
+                // (shutdown, crash), 53300 too many connections, 57014 a statement
+                // cancelled by `statement_timeout`, 55P03 a lock timeout. SQLite: BUSY /
+                // LOCKED. All of them: nothing was written, try again later.
                 if code.starts_with("08")
                     || code.starts_with("57P")
                     || code == "53300"
+                    || code == "57014"
+                    || code == "55P03"
                     || code == "5"
                     || code == "6"
                     || code == "517"

@@ -26,7 +26,10 @@ use crate::domain::{Action, ConnectorStatus, NewSyncLog, Status, SyncLog};
 pub use cursor::Cursor;
 pub use error::StoreError;
 pub use postgres::PostgresStore;
-pub use scan::{ActiveGroup, ConnectionState, StuckCutoffs, TerminalAggregate, TerminalRun};
+pub use scan::{
+    postgres_scanner_queries, ActiveGroup, ConnectionState, StuckCutoffs, TerminalAggregate,
+    TerminalRun,
+};
 pub use sqlite::SqliteStore;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -203,6 +206,10 @@ pub trait SyncLogStore: Send + Sync + 'static {
 pub struct PoolOptions {
     pub max_connections: u32,
     pub acquire_timeout: Duration,
+    /// Postgres: the server cancels an API statement running longer than this.
+    pub statement_timeout: Option<Duration>,
+    /// Postgres: the same for the scanner's reads, which have a pool of their own.
+    pub scan_statement_timeout: Option<Duration>,
 }
 
 impl Default for PoolOptions {
@@ -210,6 +217,8 @@ impl Default for PoolOptions {
         Self {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(5),
+            statement_timeout: None,
+            scan_statement_timeout: None,
         }
     }
 }

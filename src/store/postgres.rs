@@ -7,6 +7,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{QueryBuilder, Row};
 use std::str::FromStr;
+use std::time::Duration;
 use uuid::Uuid;
 
 use super::scan::{
@@ -25,10 +26,20 @@ const COLUMNS: &str = "workspace_connector_sync_log_id, workspace_connector_id, 
      status, trigger_type, cloud_task_id, started_at, completed_at, duration_ms, error, metadata, \
      created_at, updated_at";
 
+/// Two pools on one database: `pool` serves the API (and the reaper's transitions),
+/// `scan_pool` serves the scanner's reads, so a slow scan cannot take the connections the
+/// API needs, and each side gets its own server-side `statement_timeout`.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    scan_pool: PgPool,
+    /// Migrations run on a connection of their own, without a statement timeout.
+    connect: PgConnectOptions,
 }
+
+/// Connections of the scanner's pool: one scan reads one query at a time; the second
+/// lets a scan and `syncwatch scan --once` or a test overlap without waiting.
+const SCAN_POOL_CONNECTIONS: u32 = 2;
 
 impl PostgresStore {
     pub async fn connect(url: &DatabaseUrl, options: &PoolOptions) -> Result<Self> {
@@ -38,12 +49,32 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
-            .connect_lazy_with(connect);
-        Ok(Self { pool })
+            .connect_lazy_with(with_statement_timeout(
+                connect.clone(),
+                options.statement_timeout,
+            ));
+        let scan_pool = PgPoolOptions::new()
+            .max_connections(SCAN_POOL_CONNECTIONS)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_lazy_with(with_statement_timeout(
+                connect.clone().application_name("syncwatch-scanner"),
+                options.scan_statement_timeout,
+            ));
+        Ok(Self {
+            pool,
+            scan_pool,
+            connect,
+        })
     }
 
+    /// A store on an existing pool (tests): the scanner shares it and no timeout is set.
     pub fn from_pool(pool: PgPool) -> Self {
-        Self { pool }
+        let connect = (*pool.connect_options()).clone();
+        Self {
+            scan_pool: pool.clone(),
+            pool,
+            connect,
+        }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -73,7 +104,13 @@ impl SyncLogStore for PostgresStore {
 
     #[tracing::instrument(skip_all)]
     async fn migrate(&self) -> Result<()> {
-        MIGRATOR.run(&self.pool).await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(self.connect.clone())
+            .await?;
+        let result = MIGRATOR.run(&pool).await;
+        pool.close().await;
+        result?;
         Ok(())
     }
 
@@ -266,7 +303,7 @@ impl SyncLogStore for PostgresStore {
 
     async fn db_now(&self) -> Result<DateTime<Utc>> {
         Ok(sqlx::query_scalar("select now()")
-            .fetch_one(&self.pool)
+            .fetch_one(&self.scan_pool)
             .await?)
     }
 
@@ -278,7 +315,10 @@ impl SyncLogStore for PostgresStore {
         delay_bounds: &[f64],
     ) -> Result<Vec<TerminalAggregate>> {
         let sql = scan::aggregate_sql(&scan::POSTGRES, duration_bounds, delay_bounds);
-        let rows = sqlx::query(&sql).bind(upto).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(&sql)
+            .bind(upto)
+            .fetch_all(&self.scan_pool)
+            .await?;
         rows.iter()
             .map(|row| {
                 Ok(TerminalAggregate {
@@ -306,7 +346,10 @@ impl SyncLogStore for PostgresStore {
     #[tracing::instrument(skip_all)]
     async fn terminal_after(&self, after: DateTime<Utc>) -> Result<Vec<TerminalRun>> {
         let sql = scan::terminal_after_sql(&scan::POSTGRES);
-        let rows = sqlx::query(&sql).bind(after).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(&sql)
+            .bind(after)
+            .fetch_all(&self.scan_pool)
+            .await?;
         rows.iter()
             .map(|row| {
                 Ok(TerminalRun {
@@ -332,7 +375,7 @@ impl SyncLogStore for PostgresStore {
     #[tracing::instrument(skip_all)]
     async fn connection_states(&self) -> Result<Vec<ConnectionState>> {
         let rows = sqlx::query(scan::CONNECTION_STATES_SQL)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.scan_pool)
             .await?;
         rows.iter()
             .map(|row| {
@@ -354,7 +397,7 @@ impl SyncLogStore for PostgresStore {
             .bind(cutoffs.scheduled_before)
             .bind(cutoffs.idle_before)
             .bind(cutoffs.started_before)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.scan_pool)
             .await?;
         rows.iter()
             .map(|row| {
@@ -376,7 +419,7 @@ impl SyncLogStore for PostgresStore {
             .bind(cutoffs.scheduled_before)
             .bind(cutoffs.idle_before)
             .bind(cutoffs.started_before)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.scan_pool)
             .await?)
     }
 }
@@ -442,4 +485,19 @@ fn decode(row: &PgRow) -> Result<SyncLog> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
+}
+
+/// Ask the server to cancel any statement of these connections running longer than
+/// `timeout` (a `statement_timeout` startup parameter), so a slow query frees its
+/// connection and the database's resources instead of piling up.
+fn with_statement_timeout(
+    connect: PgConnectOptions,
+    timeout: Option<Duration>,
+) -> PgConnectOptions {
+    match timeout {
+        Some(t) if !t.is_zero() => {
+            connect.options([("statement_timeout", format!("{}ms", t.as_millis()))])
+        }
+        _ => connect,
+    }
 }

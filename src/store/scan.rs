@@ -86,7 +86,10 @@ pub(crate) struct Dialect {
 }
 
 pub(crate) const POSTGRES: Dialect = Dialect {
-    delay_seconds: "(round(extract(epoch from (started_at - created_at)) * 1000) / 1000.0)::float8",
+    // date_part returns a double; extract() returns numeric, whose arithmetic made the
+    // baseline aggregate several times slower.
+    delay_seconds: "(round(date_part('epoch', started_at - created_at) * 1000::float8) \
+        / 1000::float8)",
     records_synced: "case when jsonb_typeof(metadata -> 'records_synced') = 'number' \
         and (metadata ->> 'records_synced')::float8 >= 0 \
         then (metadata ->> 'records_synced')::float8 end",
@@ -116,9 +119,16 @@ fn sql_number(value: f64) -> String {
 pub(crate) fn aggregate_sql(d: &Dialect, duration_bounds: &[f64], delay_bounds: &[f64]) -> String {
     let mut cols = Vec::new();
     for bound in duration_bounds {
+        // Whole milliseconds compare as integers (a fractional literal would make
+        // Postgres compare every row as numeric).
+        let ms = bound * 1000.0;
+        let ms = if ms.fract() == 0.0 && ms.abs() < 9e15 {
+            format!("{}", ms as i64)
+        } else {
+            sql_number(ms)
+        };
         cols.push(format!(
-            "coalesce(sum(case when duration_ms <= {} then 1 else 0 end), 0)",
-            sql_number(bound * 1000.0)
+            "coalesce(sum(case when duration_ms <= {ms} then 1 else 0 end), 0)"
         ));
     }
     let delay = d.delay_seconds;
@@ -166,26 +176,46 @@ pub(crate) fn terminal_after_sql(d: &Dialect) -> String {
 }
 
 /// Per connection: latest terminal run and failures after the last success.
+///
+/// Written as index probes on `connection_terminal_idx` (workspace_connector_id,
+/// completed_at, id) so its cost follows the number of connections and their current
+/// failure streaks, not the length of the history: the connections are enumerated by a
+/// loose index scan (one probe each), then per connection the latest terminal run, the
+/// latest success, and the failures after it are read from the same index. Every terminal
+/// run completed after the latest success is an error, so that count is an index range
+/// with no status to check; a connection that never succeeded counts all its errors.
 pub(crate) const CONNECTION_STATES_SQL: &str = "
-with terminal as (
-    select workspace_connector_id, connector_slug, status, completed_at,
-           row_number() over (partition by workspace_connector_id
-                              order by completed_at desc, id desc) as rn
-    from workspace_connector_sync_log
-    where completed_at is not null
-), last_success as (
-    select workspace_connector_id, max(completed_at) as at
-    from terminal where status = 'success' group by workspace_connector_id
-), failures as (
-    select t.workspace_connector_id, count(*) as n
-    from terminal t left join last_success s on s.workspace_connector_id = t.workspace_connector_id
-    where t.status = 'error' and (s.at is null or t.completed_at > s.at)
-    group by t.workspace_connector_id
+with recursive connections(id) as (
+    select (select workspace_connector_id from workspace_connector_sync_log
+            where completed_at is not null
+            order by workspace_connector_id limit 1)
+    union all
+    select (select l.workspace_connector_id from workspace_connector_sync_log l
+            where l.completed_at is not null and l.workspace_connector_id > c.id
+            order by l.workspace_connector_id limit 1)
+    from connections c where c.id is not null
+), latest as (
+    select c.id as workspace_connector_id,
+           (select l.id from workspace_connector_sync_log l
+            where l.workspace_connector_id = c.id and l.completed_at is not null
+            order by l.completed_at desc, l.id desc limit 1) as last_id,
+           (select l.completed_at from workspace_connector_sync_log l
+            where l.workspace_connector_id = c.id and l.completed_at is not null
+              and l.status = 'success'
+            order by l.completed_at desc, l.id desc limit 1) as last_success
+    from connections c where c.id is not null
 )
-select t.workspace_connector_id, t.connector_slug, t.status, t.completed_at,
-       coalesce(f.n, 0) as consecutive_failures
-from terminal t left join failures f on f.workspace_connector_id = t.workspace_connector_id
-where t.rn = 1
+select x.workspace_connector_id, t.connector_slug, t.status, t.completed_at,
+       case when x.last_success is null then
+           (select count(*) from workspace_connector_sync_log e
+            where e.workspace_connector_id = x.workspace_connector_id
+              and e.completed_at is not null and e.status = 'error')
+       else
+           (select count(*) from workspace_connector_sync_log e
+            where e.workspace_connector_id = x.workspace_connector_id
+              and e.completed_at > x.last_success)
+       end as consecutive_failures
+from latest x join workspace_connector_sync_log t on t.id = x.last_id
 ";
 
 /// Active runs grouped by connector and status, with stuck counts. Parameters: 1 the
@@ -218,4 +248,35 @@ pub(crate) fn stuck_ids_sql(d: &Dialect) -> String {
               or coalesce(started_at, created_at) < {p3}))) \
          order by created_at limit 1000"
     )
+}
+
+/// The scanner's Postgres queries with their parameters written in as SQL (the late-commit
+/// window and the default stuck cut-offs), for `EXPLAIN` in the benchmarks and docs.
+pub fn postgres_scanner_queries(
+    duration_bounds: &[f64],
+    delay_bounds: &[f64],
+) -> Vec<(&'static str, String)> {
+    let d = &POSTGRES;
+    let window = "(now() - interval '5 minutes')";
+    vec![
+        (
+            "baseline: terminal aggregate",
+            aggregate_sql(d, duration_bounds, delay_bounds).replace("$1", window),
+        ),
+        (
+            "baseline: connection states",
+            CONNECTION_STATES_SQL.to_owned(),
+        ),
+        (
+            "every scan: runs completed in the window",
+            terminal_after_sql(d).replace("$1", window),
+        ),
+        (
+            "every scan: active runs",
+            active_sql(d)
+                .replace("$1", "(now() - interval '15 minutes')")
+                .replace("$2", "(now() - interval '30 minutes')")
+                .replace("$3", "(now() - interval '6 hours')"),
+        ),
+    ]
 }

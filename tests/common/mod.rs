@@ -463,3 +463,105 @@ pub async fn run_through_api(
     );
     done.json().await.unwrap()
 }
+
+/// The real binary serving on loopback ports of its own, killed when dropped.
+pub struct Server {
+    pub child: ChildGuard,
+    pub api: String,
+    pub metrics: String,
+    pub database_url: String,
+}
+
+impl Server {
+    /// `syncwatch serve` on `database_url` with `extra` flags; waits until both listeners
+    /// answer.
+    pub async fn start(database_url: &str, extra: &[&str]) -> Self {
+        let (api_port, metrics_port) = (free_port(), free_port());
+        Self::start_on(database_url, api_port, metrics_port, extra).await
+    }
+
+    /// The same on given ports (to restart a server where it was).
+    pub async fn start_on(
+        database_url: &str,
+        api_port: u16,
+        metrics_port: u16,
+        extra: &[&str],
+    ) -> Self {
+        let api = format!("127.0.0.1:{api_port}");
+        let metrics = format!("127.0.0.1:{metrics_port}");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_syncwatch"))
+            .args(["serve", "--database-url", database_url, "--listen", &api])
+            .args(["--metrics-listen", &metrics])
+            .args(extra)
+            .env_remove("SYNCWATCH_API_TOKENS")
+            .env_remove("DATABASE_URL")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start syncwatch serve");
+        let server = Server {
+            child: ChildGuard(child),
+            api: format!("http://{api}"),
+            metrics: format!("http://{metrics}"),
+            database_url: database_url.to_owned(),
+        };
+        let client = Client::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let api_up = client.get(format!("{}/healthz", server.api)).send().await;
+            let metrics_up = client
+                .get(format!("{}/healthz", server.metrics))
+                .send()
+                .await;
+            if api_up.is_ok() && metrics_up.is_ok() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "syncwatch serve did not come up on {api}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        server
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
+
+    /// `SIGKILL`, no chance to clean up.
+    pub fn kill_9(mut self) {
+        let _ = self.child.0.kill();
+        let _ = self.child.0.wait();
+    }
+
+    pub async fn scrape(&self) -> String {
+        Client::new()
+            .get(format!("{}/metrics", self.metrics))
+            .timeout(std::time::Duration::from_secs(5))
+            .send()
+            .await
+            .expect("scrape /metrics")
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+/// The value of one sample (`name` or `name{labels}` exactly as exposed) in an exposition.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(series)?;
+        let value = rest.strip_prefix(' ')?;
+        value.trim().parse().ok()
+    })
+}
+
+/// Sum of every sample of a family (`name{…}` lines).
+pub fn family_sum(text: &str, family: &str) -> f64 {
+    let prefix = format!("{family}{{");
+    text.lines()
+        .filter(|l| l.starts_with(&prefix))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}

@@ -1,0 +1,136 @@
+//! `/metrics` render time and memory against the number of series.
+//!
+//!     cargo bench --bench render -- [--series 1000,10000,100000] [--renders 30]
+//!
+//! For each target size, builds the scanner's snapshot for enough synthetic connectors
+//! (each with three triggers, both statuses, both histograms, active and stuck runs,
+//! timestamps) through the same code the scanner uses (`Totals`, `build_snapshot`),
+//! publishes it, and renders the exposition `--renders` times. Prints the series count,
+//! the exposition's size, the median and p90 render time, and the resident memory the
+//! published snapshot added (VmRSS before and after, from /proc/self/status).
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use syncwatch::domain::Status;
+use syncwatch::metrics::{LabelCapper, Metrics};
+use syncwatch::scan::{build_snapshot, Connections, ScanConfig, SnapshotInputs, Totals};
+use syncwatch::store::{ActiveGroup, TerminalRun};
+use uuid::Uuid;
+
+use support::{arg, ms};
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+fn metrics_for(connectors: usize) -> Metrics {
+    let config = ScanConfig::default();
+    let mut totals = Totals::new(&config.duration_buckets, &config.dispatch_delay_buckets);
+    let at: DateTime<Utc> = "2026-11-27T12:00:00Z".parse().unwrap();
+    let mut active = Vec::new();
+    for c in 0..connectors {
+        let slug = format!("connector-{c:05}");
+        for trigger in ["cloud_task", "manual", "oauth_callback"] {
+            for (i, status) in [Status::Success, Status::Error].into_iter().enumerate() {
+                totals.add_run(&TerminalRun {
+                    id: Uuid::new_v4(),
+                    workspace_connector_id: Uuid::new_v4(),
+                    connector_slug: slug.clone(),
+                    trigger_type: Some(trigger.into()),
+                    status,
+                    duration_seconds: Some(30.0 + i as f64),
+                    dispatch_delay_seconds: Some(1.5),
+                    records_synced: Some(100.0),
+                    completed_at: at,
+                    created_at: at,
+                    started_at: Some(at),
+                    error: None,
+                });
+            }
+        }
+        for status in [Status::Scheduled, Status::InProgress] {
+            active.push(ActiveGroup {
+                connector_slug: slug.clone(),
+                status,
+                count: 3,
+                stuck: 1,
+                oldest: at,
+            });
+        }
+    }
+    let metrics = Metrics::new();
+    let (snapshot, _) = build_snapshot(
+        &SnapshotInputs {
+            totals: &totals,
+            connections: &Connections::default(),
+            active: &active,
+            top_failing: 50,
+        },
+        &mut LabelCapper::new(usize::MAX),
+    );
+    metrics.publish(snapshot);
+    metrics
+}
+
+fn series(text: &str) -> usize {
+    text.lines().filter(|l| !l.starts_with('#')).count()
+}
+
+fn main() {
+    let targets: Vec<usize> = arg("--series")
+        .unwrap_or_else(|| "1000,10000,100000".into())
+        .split(',')
+        .map(|s| s.trim().parse().expect("--series takes numbers"))
+        .collect();
+    let renders: usize = arg("--renders").map_or(30, |s| s.parse().unwrap());
+    // Series per connector, from a small probe (the self metrics are a fixed few).
+    let per_connector = (series(&metrics_for(10).render()) - series(&metrics_for(0).render())) / 10;
+    println!(
+        "/metrics render against series count ({per_connector} series per synthetic connector)"
+    );
+    println!(
+        "{:>8} {:>10} {:>10} {:>11} {:>11} {:>12} {:>14}",
+        "target", "connectors", "series", "bytes", "render p50", "render p90", "snapshot RSS"
+    );
+    for target in targets {
+        let connectors = (target / per_connector).max(1);
+        let before = rss_kib();
+        let metrics = metrics_for(connectors);
+        let after = rss_kib();
+        let text = metrics.render();
+        let mut times = Vec::new();
+        for _ in 0..renders {
+            let started = Instant::now();
+            let text = metrics.render();
+            times.push(started.elapsed());
+            std::hint::black_box(text);
+        }
+        times.sort();
+        println!(
+            "{:>8} {:>10} {:>10} {:>11} {:>9.2}ms {:>10.2}ms {:>11} KiB",
+            target,
+            connectors,
+            series(&text),
+            text.len(),
+            ms(times[times.len() / 2]),
+            ms(times[times.len() * 9 / 10]),
+            after.saturating_sub(before),
+        );
+        drop(metrics);
+    }
+    println!("(median and p90 of {renders} renders; snapshot RSS = resident memory added by building and publishing it)");
+}
