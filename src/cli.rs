@@ -144,7 +144,10 @@ async fn load(global: &GlobalArgs, args: &LoadArgs) -> anyhow::Result<ExitCode> 
 
 /// `syncwatch scan --once`: one scan, the exposition on stdout.
 async fn scan_once(global: &GlobalArgs, args: &ScanArgs) -> anyhow::Result<ExitCode> {
-    let config = args.to_config()?;
+    let config = crate::scan::ScanConfig {
+        checkpoint: false,
+        ..args.to_config()?
+    };
     let store = open_store(global, Some(args.scan_statement_timeout)).await?;
     let schema = store.schema_status().await?;
     if !schema.is_current() {

@@ -584,7 +584,80 @@ async fn connection_states_equal_a_full_history_recomputation(app: &TestApp) {
     assert_eq!(got, expected);
 }
 
+/// A scanner that starts after another has baselined continues from the saved totals
+/// (the checkpoint) and aggregates only what completed after them: same values as a full
+/// baseline; and it really used the checkpoint (a row hard-deleted from the old history
+/// is still counted from it, where a full baseline no longer sees it). A checkpoint made
+/// with other buckets is not used.
+async fn a_new_scanner_continues_from_the_checkpoint(app: &TestApp) {
+    let db = &app.db;
+    let old = at("2026-10-01T00:00:00Z");
+    for (i, status) in ["success", "error", "success", "success"]
+        .into_iter()
+        .enumerate()
+    {
+        let created = old + chrono::Duration::minutes(i as i64 * 10);
+        let mut row = Row::new("hubspot", status, created);
+        row.started = Some(created + chrono::Duration::seconds(2));
+        row.completed = Some(created + chrono::Duration::seconds(90));
+        row.records = Some(10);
+        insert(db, &row).await;
+    }
+    let full = || ScanConfig {
+        checkpoint: false,
+        ..ScanConfig::default()
+    };
+    let mut first = scanner(db, ScanConfig::default(), Arc::new(SystemClock));
+    let report = first.scan_once().await.unwrap();
+    assert!(
+        report.baselined && !report.from_checkpoint,
+        "nothing saved yet"
+    );
+
+    // New runs after the checkpoint, through the API (completed now).
+    app.run_in_status("hubspot", "success").await;
+    app.run_in_status("salesforce", "error").await;
+    let mut second = scanner(db, ScanConfig::default(), Arc::new(SystemClock));
+    let report = second.scan_once().await.unwrap();
+    assert!(
+        report.from_checkpoint,
+        "the second scanner starts from the checkpoint"
+    );
+    let mut reference = scanner(db, full(), Arc::new(SystemClock));
+    reference.scan_once().await.unwrap();
+    assert_eq!(
+        second.metrics().render_domain(),
+        reference.metrics().render_domain(),
+        "checkpoint + the runs after it == a full baseline"
+    );
+    assert_eq!(second.metrics().snapshot().runs.values().sum::<u64>(), 6);
+
+    db.execute(
+        "delete from workspace_connector_sync_log where id = \
+         (select min(id) from workspace_connector_sync_log)",
+    )
+    .await;
+    let mut third = scanner(db, ScanConfig::default(), Arc::new(SystemClock));
+    assert!(third.scan_once().await.unwrap().from_checkpoint);
+    assert_eq!(third.metrics().snapshot().runs.values().sum::<u64>(), 6);
+    let mut recount = scanner(db, full(), Arc::new(SystemClock));
+    recount.scan_once().await.unwrap();
+    assert_eq!(recount.metrics().snapshot().runs.values().sum::<u64>(), 5);
+
+    let mut other_buckets = scanner(
+        db,
+        ScanConfig {
+            duration_buckets: vec![1.0, 10.0],
+            ..ScanConfig::default()
+        },
+        Arc::new(SystemClock),
+    );
+    let report = other_buckets.scan_once().await.unwrap();
+    assert!(report.baselined && !report.from_checkpoint);
+}
+
 on_both_stores!(
+    a_new_scanner_continues_from_the_checkpoint,
     connection_states_equal_a_full_history_recomputation,
     a_failed_scan_keeps_the_last_values_and_recovers,
     counters_equal_sql_after_a_mixed_workload,

@@ -200,6 +200,20 @@ impl BenchDb {
         Ok(())
     }
 
+    /// Move the scanner's checkpoint `seconds` back, as if it had been saved that long ago.
+    pub async fn age_checkpoint(&self, seconds: i64) -> anyhow::Result<()> {
+        let mut conn = PgConnection::connect(&self.url).await?;
+        sqlx::query(
+            "update syncwatch_scanner_checkpoint \
+             set settled_upto = settled_upto - make_interval(secs => $1)",
+        )
+        .bind(seconds as f64)
+        .execute(&mut conn)
+        .await?;
+        conn.close().await?;
+        Ok(())
+    }
+
     pub async fn remove_live_runs(&self) -> anyhow::Result<()> {
         let mut conn = PgConnection::connect(&self.url).await?;
         sqlx::query("delete from workspace_connector_sync_log where connector_slug = 'bench-live'")

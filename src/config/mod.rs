@@ -282,6 +282,7 @@ impl ScanArgs {
             duration_buckets: self.duration_buckets.clone(),
             dispatch_delay_buckets: self.dispatch_delay_buckets.clone(),
             timeout: self.scan_timeout,
+            checkpoint: true,
         })
     }
 }

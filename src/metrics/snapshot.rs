@@ -8,7 +8,7 @@ use prometheus::proto::{
 };
 
 /// A classic histogram: cumulative counts per upper bound, plus sum and count.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HistogramData {
     pub bounds: Vec<f64>,
     /// `cumulative[i]` counts observations `<= bounds[i]`.

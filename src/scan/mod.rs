@@ -42,6 +42,9 @@ pub struct ScanConfig {
     pub dispatch_delay_buckets: Vec<f64>,
     /// Longest a scan may take before it is abandoned and counted as an error.
     pub timeout: Duration,
+    /// Start from the saved totals (the store's checkpoint) when starting or gaining the
+    /// lease, and save them after each baseline. Off for `scan --once`, which only reads.
+    pub checkpoint: bool,
 }
 
 impl Default for ScanConfig {
@@ -59,6 +62,7 @@ impl Default for ScanConfig {
             duration_buckets: crate::metrics::DEFAULT_DURATION_BUCKETS.to_vec(),
             dispatch_delay_buckets: crate::metrics::DEFAULT_DISPATCH_DELAY_BUCKETS.to_vec(),
             timeout: Duration::from_secs(30),
+            checkpoint: true,
         }
     }
 }
@@ -69,6 +73,9 @@ pub struct ScanReport {
     pub leader: bool,
     /// A full baseline (startup, leadership gained, or periodic re-baseline) ran.
     pub baselined: bool,
+    /// That baseline started from the checkpoint and aggregated only what completed
+    /// after it.
+    pub from_checkpoint: bool,
     /// Terminal runs counted by this scan's incremental read.
     pub new_terminal_runs: usize,
     pub reaped: usize,
@@ -205,7 +212,12 @@ impl Scanner {
             .as_ref()
             .is_none_or(|s| s.baselined_at.elapsed() >= self.config.rebaseline_interval);
         if due {
-            let fresh = self.baseline(db_now - window).await?;
+            // Starting or gaining the lease: continue from the checkpoint when there is a
+            // usable one. The periodic re-baseline always reads everything (it is the
+            // repair for whatever the incremental reads and the checkpoint missed).
+            let use_checkpoint = self.config.checkpoint && self.state.is_none();
+            let (fresh, from_checkpoint) = self.baseline(db_now - window, use_checkpoint).await?;
+            report.from_checkpoint = from_checkpoint;
             let merged = match self.state.take() {
                 Some(mut old) => {
                     old.totals.max_with(&fresh.totals);
@@ -266,24 +278,41 @@ impl Scanner {
         Ok(report)
     }
 
-    /// Totals from SQL for everything completed at or before `settled`, then the runs
-    /// after it one by one (remembered, so the next scan does not count them again).
-    async fn baseline(&self, settled: DateTime<Utc>) -> Result<ScanState, ScanError> {
-        let mut totals = Totals::new(
+    /// Totals from SQL for everything completed at or before `settled` (or from the
+    /// checkpoint plus what completed between it and `settled`), then the runs after it
+    /// one by one (remembered, so the next scan does not count them again). Saves the
+    /// totals at `settled` as the new checkpoint. Also says whether the checkpoint was used.
+    async fn baseline(
+        &self,
+        settled: DateTime<Utc>,
+        use_checkpoint: bool,
+    ) -> Result<(ScanState, bool), ScanError> {
+        let (durations, delays) = (
             &self.config.duration_buckets,
             &self.config.dispatch_delay_buckets,
         );
+        let saved = if use_checkpoint {
+            self.store
+                .load_checkpoint()
+                .await?
+                .filter(|(upto, _)| *upto <= settled)
+                .and_then(|(upto, text)| Some((upto, Totals::from_json(&text, durations, delays)?)))
+        } else {
+            None
+        };
+        let from_checkpoint = saved.is_some();
+        let (after, mut totals) = match saved {
+            Some((upto, totals)) => (Some(upto), totals),
+            None => (None, Totals::new(durations, delays)),
+        };
         let aggregates = self
             .store
-            .terminal_aggregate(
-                settled,
-                &self.config.duration_buckets,
-                &self.config.dispatch_delay_buckets,
-            )
+            .terminal_aggregate(after, settled, durations, delays)
             .await?;
         for row in &aggregates {
             totals.add_aggregate(row);
         }
+        let checkpoint = self.config.checkpoint.then(|| totals.to_json());
         let connections = Connections::from_states(self.store.connection_states().await?);
         let recent = self.store.terminal_after(settled).await?;
         let mut seen = HashMap::new();
@@ -292,13 +321,22 @@ impl Scanner {
                 totals.add_run(run);
             }
         }
-        Ok(ScanState {
-            totals,
-            connections,
-            seen,
-            low: settled,
-            baselined_at: Instant::now(),
-        })
+        if let Some(json) = checkpoint {
+            // Losing a checkpoint only costs the next start a full baseline.
+            if let Err(e) = self.store.save_checkpoint(settled, &json).await {
+                tracing::warn!(error = %e, "cannot save the scanner checkpoint");
+            }
+        }
+        Ok((
+            ScanState {
+                totals,
+                connections,
+                seen,
+                low: settled,
+                baselined_at: Instant::now(),
+            },
+            from_checkpoint,
+        ))
     }
 
     /// Fail runs stuck for longer than `after`, through the API's compare-and-set.

@@ -114,6 +114,82 @@ impl Totals {
         self.note_completion(&run.connector_slug, run.status, run.completed_at);
     }
 
+    /// The totals as JSON, for the scanner's checkpoint.
+    pub fn to_json(&self) -> String {
+        let saved = SavedTotals {
+            version: SAVED_VERSION,
+            duration_bounds: self.duration_bounds.clone(),
+            delay_bounds: self.delay_bounds.clone(),
+            runs: self
+                .runs
+                .iter()
+                .map(|((c, t, s), n)| (c.clone(), t.clone(), *s, *n))
+                .collect(),
+            durations: self
+                .durations
+                .iter()
+                .map(|((c, t, s), h)| (c.clone(), t.clone(), *s, h.clone()))
+                .collect(),
+            delays: self
+                .delays
+                .iter()
+                .map(|((c, t), h)| (c.clone(), t.clone(), h.clone()))
+                .collect(),
+            records: self.records.iter().map(|(c, v)| (c.clone(), *v)).collect(),
+            last_success: self
+                .last_success
+                .iter()
+                .map(|(c, t)| (c.clone(), *t))
+                .collect(),
+            last_failure: self
+                .last_failure
+                .iter()
+                .map(|(c, t)| (c.clone(), *t))
+                .collect(),
+        };
+        serde_json::to_string(&saved).unwrap_or_default()
+    }
+
+    /// Totals saved by [`Totals::to_json`], if they parse and were computed with these
+    /// bucket bounds (otherwise they cannot be continued and a full baseline is needed).
+    pub fn from_json(text: &str, duration_bounds: &[f64], delay_bounds: &[f64]) -> Option<Self> {
+        let saved: SavedTotals = serde_json::from_str(text).ok()?;
+        let consistent = saved.version == SAVED_VERSION
+            && saved.duration_bounds == duration_bounds
+            && saved.delay_bounds == delay_bounds
+            && saved
+                .durations
+                .iter()
+                .all(|d| d.3.cumulative.len() == duration_bounds.len())
+            && saved
+                .delays
+                .iter()
+                .all(|d| d.2.cumulative.len() == delay_bounds.len());
+        if !consistent {
+            return None;
+        }
+        let mut totals = Totals::new(duration_bounds, delay_bounds);
+        totals.runs = saved
+            .runs
+            .into_iter()
+            .map(|(c, t, s, n)| ((c, t, s), n))
+            .collect();
+        totals.durations = saved
+            .durations
+            .into_iter()
+            .map(|(c, t, s, h)| ((c, t, s), h))
+            .collect();
+        totals.delays = saved
+            .delays
+            .into_iter()
+            .map(|(c, t, h)| ((c, t), h))
+            .collect();
+        totals.records = saved.records.into_iter().collect();
+        totals.last_success = saved.last_success.into_iter().collect();
+        totals.last_failure = saved.last_failure.into_iter().collect();
+        Some(totals)
+    }
+
     /// Merge a fresh re-baseline into the running totals without ever lowering a value.
     pub fn max_with(&mut self, fresh: &Totals) {
         for (key, value) in &fresh.runs {
@@ -143,6 +219,22 @@ impl Totals {
             self.note_completion(connector, Status::Error, *at);
         }
     }
+}
+
+const SAVED_VERSION: u32 = 1;
+
+/// The checkpoint's JSON form of [`Totals`] (map keys are tuples, so entries are lists).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedTotals {
+    version: u32,
+    duration_bounds: Vec<f64>,
+    delay_bounds: Vec<f64>,
+    runs: Vec<(String, String, Status, u64)>,
+    durations: Vec<(String, String, Status, HistogramData)>,
+    delays: Vec<(String, String, HistogramData)>,
+    records: Vec<(String, f64)>,
+    last_success: Vec<(String, DateTime<Utc>)>,
+    last_failure: Vec<(String, DateTime<Utc>)>,
 }
 
 /// Per-connection state for failing connections and consecutive failures.

@@ -179,10 +179,12 @@ pub trait SyncLogStore: Send + Sync + 'static {
     /// The database clock.
     async fn db_now(&self) -> Result<DateTime<Utc>>;
 
-    /// Terminal runs completed at or before `upto`, aggregated in SQL per
-    /// (connector, trigger, status), with histogram buckets for the given bounds (seconds).
+    /// Terminal runs completed at or before `upto` (and strictly after `after`, when
+    /// given), aggregated in SQL per (connector, trigger, status), with histogram buckets
+    /// for the given bounds (seconds).
     async fn terminal_aggregate(
         &self,
+        after: Option<DateTime<Utc>>,
         upto: DateTime<Utc>,
         duration_bounds: &[f64],
         delay_bounds: &[f64],
@@ -199,6 +201,12 @@ pub trait SyncLogStore: Send + Sync + 'static {
 
     /// Ids of live runs that are stuck by `cutoffs` (at most 1000, oldest first).
     async fn stuck_runs(&self, cutoffs: &StuckCutoffs) -> Result<Vec<Uuid>>;
+
+    /// The scanner's saved totals: the point they are settled up to, and their JSON.
+    async fn load_checkpoint(&self) -> Result<Option<(DateTime<Utc>, String)>>;
+
+    /// Replace the scanner's saved totals.
+    async fn save_checkpoint(&self, settled_upto: DateTime<Utc>, totals: &str) -> Result<()>;
 }
 
 /// Pool settings shared by both stores.

@@ -310,15 +310,22 @@ impl SyncLogStore for PostgresStore {
     #[tracing::instrument(skip_all)]
     async fn terminal_aggregate(
         &self,
+        after: Option<DateTime<Utc>>,
         upto: DateTime<Utc>,
         duration_bounds: &[f64],
         delay_bounds: &[f64],
     ) -> Result<Vec<TerminalAggregate>> {
-        let sql = scan::aggregate_sql(&scan::POSTGRES, duration_bounds, delay_bounds);
-        let rows = sqlx::query(&sql)
-            .bind(upto)
-            .fetch_all(&self.scan_pool)
-            .await?;
+        let sql = scan::aggregate_sql(
+            &scan::POSTGRES,
+            duration_bounds,
+            delay_bounds,
+            after.is_some(),
+        );
+        let mut query = sqlx::query(&sql).bind(upto);
+        if let Some(after) = after {
+            query = query.bind(after);
+        }
+        let rows = query.fetch_all(&self.scan_pool).await?;
         rows.iter()
             .map(|row| {
                 Ok(TerminalAggregate {
@@ -421,6 +428,30 @@ impl SyncLogStore for PostgresStore {
             .bind(cutoffs.started_before)
             .fetch_all(&self.scan_pool)
             .await?)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn load_checkpoint(&self) -> Result<Option<(DateTime<Utc>, String)>> {
+        Ok(sqlx::query_as(
+            "select settled_upto, totals from syncwatch_scanner_checkpoint where name = 'totals'",
+        )
+        .fetch_optional(&self.scan_pool)
+        .await?)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn save_checkpoint(&self, settled_upto: DateTime<Utc>, totals: &str) -> Result<()> {
+        sqlx::query(
+            "insert into syncwatch_scanner_checkpoint (name, settled_upto, totals) \
+             values ('totals', $1, $2) \
+             on conflict (name) do update set settled_upto = excluded.settled_upto, \
+               totals = excluded.totals, updated_at = now()",
+        )
+        .bind(settled_upto)
+        .bind(totals)
+        .execute(&self.scan_pool)
+        .await?;
+        Ok(())
     }
 }
 

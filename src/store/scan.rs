@@ -115,8 +115,14 @@ fn sql_number(value: f64) -> String {
 }
 
 /// Aggregate of all terminal runs (soft-deleted included: a run that happened stays
-/// counted) completed at or before parameter 1.
-pub(crate) fn aggregate_sql(d: &Dialect, duration_bounds: &[f64], delay_bounds: &[f64]) -> String {
+/// counted) completed at or before parameter 1, and with `after`, strictly after
+/// parameter 2 (an index range on `completed_at`).
+pub(crate) fn aggregate_sql(
+    d: &Dialect,
+    duration_bounds: &[f64],
+    delay_bounds: &[f64],
+    after: bool,
+) -> String {
     let mut cols = Vec::new();
     for bound in duration_bounds {
         // Whole milliseconds compare as integers (a fractional literal would make
@@ -152,10 +158,15 @@ pub(crate) fn aggregate_sql(d: &Dialect, duration_bounds: &[f64], delay_bounds: 
            coalesce(sum({records}), 0.0) as records_synced, \
            max(completed_at) as last_completed_at{buckets} \
          from workspace_connector_sync_log \
-         where completed_at is not null and completed_at <= {p1} \
+         where completed_at is not null and completed_at <= {p1}{lower} \
          group by connector_slug, trigger_type, status",
         records = d.records_synced,
         p1 = (d.param)(1),
+        lower = if after {
+            format!(" and completed_at > {}", (d.param)(2))
+        } else {
+            String::new()
+        },
     )
 }
 
@@ -261,7 +272,13 @@ pub fn postgres_scanner_queries(
     vec![
         (
             "baseline: terminal aggregate",
-            aggregate_sql(d, duration_bounds, delay_bounds).replace("$1", window),
+            aggregate_sql(d, duration_bounds, delay_bounds, false).replace("$1", window),
+        ),
+        (
+            "start from a checkpoint 1 h old: the terminal aggregate since",
+            aggregate_sql(d, duration_bounds, delay_bounds, true)
+                .replace("$1", window)
+                .replace("$2", "(now() - interval '65 minutes')"),
         ),
         (
             "baseline: connection states",

@@ -294,15 +294,22 @@ impl SyncLogStore for SqliteStore {
     #[tracing::instrument(skip_all)]
     async fn terminal_aggregate(
         &self,
+        after: Option<DateTime<Utc>>,
         upto: DateTime<Utc>,
         duration_bounds: &[f64],
         delay_bounds: &[f64],
     ) -> Result<Vec<TerminalAggregate>> {
-        let sql = scan::aggregate_sql(&scan::SQLITE, duration_bounds, delay_bounds);
-        let rows = sqlx::query(&sql)
-            .bind(format_ts(upto))
-            .fetch_all(&self.pool)
-            .await?;
+        let sql = scan::aggregate_sql(
+            &scan::SQLITE,
+            duration_bounds,
+            delay_bounds,
+            after.is_some(),
+        );
+        let mut query = sqlx::query(&sql).bind(format_ts(upto));
+        if let Some(after) = after {
+            query = query.bind(format_ts(after));
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| {
                 Ok(TerminalAggregate {
@@ -406,6 +413,33 @@ impl SyncLogStore for SqliteStore {
             .fetch_all(&self.pool)
             .await?;
         ids.iter().map(|id| parse_uuid(id)).collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn load_checkpoint(&self) -> Result<Option<(DateTime<Utc>, String)>> {
+        let row: Option<(String, String)> = sqlx::query_as(
+            "select settled_upto, totals from syncwatch_scanner_checkpoint where name = 'totals'",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|(at, totals)| Ok((parse_ts(&at)?, totals)))
+            .transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn save_checkpoint(&self, settled_upto: DateTime<Utc>, totals: &str) -> Result<()> {
+        sqlx::query(
+            "insert into syncwatch_scanner_checkpoint (name, settled_upto, totals) \
+             values ('totals', ?1, ?2) \
+             on conflict (name) do update set settled_upto = excluded.settled_upto, \
+               totals = excluded.totals, \
+               updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+        )
+        .bind(format_ts(settled_upto))
+        .bind(totals)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 }
 
