@@ -186,12 +186,12 @@ impl LoadReport {
             *self.statuses.entry(code).or_default() += n;
         }
         self.transport_errors += other.transport_errors;
+        // `violation` counts each one it is handed; the rest were counted but not kept.
+        let kept = other.violations.len() as u64;
         for v in other.violations {
             self.violation(v);
         }
-        self.violation_count += other
-            .violation_count
-            .saturating_sub(self.violations.len() as u64);
+        self.violation_count += other.violation_count.saturating_sub(kept);
         self.acked.extend(other.acked);
     }
 
@@ -810,6 +810,20 @@ mod tests {
         assert_eq!(got.get(&("a".into(), Status::Success)), Some(&5));
         assert_eq!(got.get(&("a".into(), Status::Error)), Some(&1));
         assert_eq!(got.len(), 2);
+    }
+
+    #[test]
+    fn merged_reports_count_every_violation() {
+        let mut total = LoadReport::default();
+        for _ in 0..3 {
+            let mut part = LoadReport::default();
+            for i in 0..15 {
+                part.violation(format!("v{i}"));
+            }
+            total.merge(part);
+        }
+        assert_eq!(total.violation_count, 45);
+        assert_eq!(total.violations.len(), 20, "only the first few are kept");
     }
 
     #[test]

@@ -7,7 +7,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, in_ci, run_through_api, Backend, ChildGuard, TestDb};
+use common::{free_port, in_ci, run_through_api, wait_until, Backend, ChildGuard, TestDb};
 use reqwest::Client;
 use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection};
@@ -35,18 +35,6 @@ fn start_syncwatch(db: &TestDb, api: u16, metrics: u16) -> ChildGuard {
             .spawn()
             .expect("start syncwatch"),
     )
-}
-
-async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 async fn ready(client: &Client, url: String) -> bool {

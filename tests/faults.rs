@@ -9,7 +9,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
-    family_sum, in_ci, run_id, run_through_api, sample, Backend, Server, TestApp, TestDb,
+    family_sum, in_ci, run_id, run_through_api, sample, wait_until, Backend, Server, TestApp,
+    TestDb,
 };
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
@@ -186,22 +187,6 @@ fn domain_lines(text: &str) -> Vec<String> {
         .filter(|l| l.starts_with("connector_sync_"))
         .map(str::to_owned)
         .collect()
-}
-
-async fn wait_until(
-    what: &str,
-    within: Duration,
-    mut check: impl AsyncFnMut() -> bool,
-) -> Duration {
-    let started = Instant::now();
-    while !check().await {
-        assert!(
-            started.elapsed() < within,
-            "timed out after {within:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    started.elapsed()
 }
 
 fn create_body(slug: &str) -> Value {
