@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 use sqlx::{Connection, PgConnection};
 use syncwatch::clock::SystemClock;
 use syncwatch::metrics::Metrics;
-use syncwatch::scan::{Lease, ScanConfig, Scanner};
+use syncwatch::scan::{ScanConfig, Scanner};
+use syncwatch::store::Lease;
 use syncwatch::store::{postgres_scanner_queries, Store, StuckCutoffs};
 
 use support::{arg, median_ms, ms, BenchDb};
@@ -184,10 +185,10 @@ async fn measure(db: &BenchDb, rows: u64, steady_scans: usize) -> anyhow::Result
             .await?;
         aggregate.push(t.elapsed());
         let t = Instant::now();
-        store.connection_states().await?;
+        store.connection_states(None, usize::MAX).await?;
         connections.push(t.elapsed());
         let t = Instant::now();
-        store.terminal_after(settled).await?;
+        store.terminal_after(settled, None).await?;
         window.push(t.elapsed());
         let cutoffs = StuckCutoffs {
             scheduled_before: now - chrono::Duration::minutes(15),

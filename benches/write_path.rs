@@ -3,7 +3,7 @@
 //!
 //!     cargo bench --bench write_path -- [--clients 16] [--seconds 10] [--rounds 3]
 //!
-//! Each round runs `syncwatch load`'s clients (the same lifecycles, duplicate creates and
+//! Each round runs `syncwatch-tools load`'s clients (the same lifecycles, duplicate creates and
 //! racing finishers) for `--seconds` against the release binary's API, then directly
 //! against the store (the order alternates between rounds). Prints each round and the
 //! medians: lifecycles and requests per second, p50 and p99 latency per request, and the
@@ -14,9 +14,9 @@ mod support;
 
 use std::time::Duration;
 
-use syncwatch::config::DatabaseUrl;
-use syncwatch::load::{self, LoadConfig, LoadReport, Target};
+use syncwatch::store::DatabaseUrl;
 use syncwatch::store::{self, PoolOptions};
+use syncwatch_tools::load::{self, LoadConfig, LoadReport, Target};
 
 use support::{arg, fresh_db, serve};
 

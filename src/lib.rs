@@ -1,17 +1,19 @@
 //! syncwatch: the lifecycle store and metrics sidecar for data-connector sync runs.
 //!
-//! `domain` holds the pure rules, `store` the Postgres and SQLite implementations,
-//! `api` the HTTP surface, `app` wires them to a listener, `cli` runs the commands.
+//! Dependencies point one way: [`cli`] → [`startup`] → [`api`] / [`scan`] →
+//! [`metrics`] / [`store`] → [`domain`]. [`telemetry`] (logs, OTLP) plugs into the
+//! scanner and the API through their observer traits; [`auth`], [`clock`] and
+//! [`settings`] are leaves any layer may use. `docs/design.md` ("Where things live") maps
+//! where a new flag, metric, endpoint or query goes.
 
 pub mod api;
-pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod clock;
-pub mod config;
-pub mod demo;
 pub mod domain;
-pub mod load;
 pub mod metrics;
 pub mod scan;
+pub mod settings;
+pub mod startup;
 pub mod store;
 pub mod telemetry;

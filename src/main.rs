@@ -1,11 +1,11 @@
 use clap::Parser;
 
-use syncwatch::config::Cli;
+use syncwatch::cli::Cli;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    syncwatch::telemetry::init_logging(cli.global.log_format);
+    syncwatch::telemetry::init_logging(cli.log_format);
     match syncwatch::cli::run(cli).await {
         Ok(code) => code,
         Err(e) => {

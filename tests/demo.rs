@@ -1,4 +1,5 @@
-//! `syncwatch demo` fills the store so that every domain metric has series.
+//! `syncwatch-tools demo` fills the store so that every domain metric has series, and on
+//! stop leaves only its deliberately stuck runs active.
 
 mod common;
 
@@ -7,9 +8,10 @@ use std::time::Duration;
 
 use common::TestApp;
 use syncwatch::clock::{Clock, ManualClock};
-use syncwatch::demo::{self, DemoConfig};
 use syncwatch::metrics::{Metrics, DOMAIN_FAMILIES};
-use syncwatch::scan::{Lease, ScanConfig, Scanner};
+use syncwatch::scan::{ScanConfig, Scanner};
+use syncwatch::store::Lease;
+use syncwatch_tools::demo::{self, DemoConfig};
 
 async fn the_demo_fleet_populates_every_domain_metric(app: &TestApp) {
     let db = &app.db;
@@ -38,6 +40,13 @@ async fn the_demo_fleet_populates_every_domain_metric(app: &TestApp) {
     assert_eq!(count("success").await, report.succeeded as i64);
     assert_eq!(count("error").await, report.failed as i64);
     assert_eq!(db.count_rows().await, report.created as i64);
+    // On stop the fleet finished the runs it was running: only the deliberately stuck
+    // ones are still active.
+    assert_eq!(
+        count("scheduled").await + count("in_progress").await,
+        report.stuck as i64,
+        "{report:?}"
+    );
 
     // An hour later every stuck run shows; every domain family has series.
     let clock = Arc::new(ManualClock::new(db.store.db_now().await.unwrap()));
@@ -52,7 +61,7 @@ async fn the_demo_fleet_populates_every_domain_metric(app: &TestApp) {
     );
     scanner.scan_once().await.unwrap();
     let text = metrics.render_domain();
-    for (family, ..) in DOMAIN_FAMILIES {
+    for syncwatch::metrics::Family { name: family, .. } in DOMAIN_FAMILIES {
         assert!(
             text.contains(&format!("\n{family}")),
             "{family} has no series:\n{text}"

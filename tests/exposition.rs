@@ -12,7 +12,8 @@ use common::{require_tool, Backend, TestApp};
 
 use syncwatch::clock::SystemClock;
 use syncwatch::metrics::Metrics;
-use syncwatch::scan::{Lease, ScanConfig, Scanner};
+use syncwatch::scan::{ScanConfig, Scanner};
+use syncwatch::store::Lease;
 
 /// Pipes an exposition into `promtool check metrics`: (exit success, what it printed).
 fn promtool_check_metrics(promtool: &std::path::Path, text: &str) -> (bool, String) {
@@ -66,9 +67,9 @@ async fn exposition_passes_promtool_check_metrics(app: &TestApp) {
     let text = metrics.render();
     for family in syncwatch::metrics::DOMAIN_FAMILIES {
         assert!(
-            text.contains(&format!("# TYPE {} ", family.0)),
+            text.contains(&format!("# TYPE {} ", family.name)),
             "{} missing",
-            family.0
+            family.name
         );
     }
     let (ok, said) = promtool_check_metrics(&promtool, &text);

@@ -16,7 +16,7 @@ use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection};
 use syncwatch::api::ApiSettings;
-use syncwatch::load::{self, LoadConfig, Target};
+use syncwatch_tools::load::{self, LoadConfig, Target};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 

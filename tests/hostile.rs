@@ -12,7 +12,8 @@ use reqwest::StatusCode;
 use serde_json::json;
 use syncwatch::clock::SystemClock;
 use syncwatch::metrics::Metrics;
-use syncwatch::scan::{Lease, ScanConfig, Scanner};
+use syncwatch::scan::{ScanConfig, Scanner};
+use syncwatch::store::Lease;
 use uuid::Uuid;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

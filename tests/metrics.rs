@@ -8,109 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use common::scan::{assert_snapshot_matches_sql, at, insert, lit, scanner, Row};
 use common::{run_id, Backend, TestApp, TestDb};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
 use serde_json::json;
 use syncwatch::clock::{Clock, ManualClock, SystemClock};
-use syncwatch::metrics::{Metrics, Snapshot};
-use syncwatch::scan::{Lease, ScanConfig, Scanner};
+use syncwatch::metrics::Snapshot;
+use syncwatch::scan::ScanConfig;
 use uuid::Uuid;
-
-fn at(text: &str) -> DateTime<Utc> {
-    text.parse().unwrap()
-}
-
-fn scanner(db: &TestDb, config: ScanConfig, clock: Arc<dyn Clock>) -> Scanner {
-    Scanner::new(
-        db.store.clone(),
-        Lease::Always,
-        config,
-        clock,
-        Metrics::new(),
-    )
-}
-
-/// One row written straight into the table, as another service would.
-struct Row<'a> {
-    connection: Uuid,
-    connector: &'a str,
-    trigger: Option<&'a str>,
-    status: &'a str,
-    created: DateTime<Utc>,
-    started: Option<DateTime<Utc>>,
-    completed: Option<DateTime<Utc>>,
-    updated: Option<DateTime<Utc>>,
-    records: Option<i64>,
-    deleted: bool,
-}
-
-impl<'a> Row<'a> {
-    fn new(connector: &'a str, status: &'a str, created: DateTime<Utc>) -> Self {
-        Row {
-            connection: Uuid::new_v4(),
-            connector,
-            trigger: Some("cloud_task"),
-            status,
-            created,
-            started: None,
-            completed: None,
-            updated: None,
-            records: None,
-            deleted: false,
-        }
-    }
-}
-
-fn lit(ts: Option<DateTime<Utc>>) -> String {
-    ts.map_or("null".into(), |t| {
-        format!(
-            "'{}'",
-            t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-        )
-    })
-}
-
-/// The same SQL works on both stores: explicit ids, ISO-8601 timestamps.
-async fn insert(db: &TestDb, row: &Row<'_>) {
-    let duration = match (row.started, row.completed) {
-        (Some(s), Some(c)) => (c - s).num_milliseconds().to_string(),
-        _ => "null".into(),
-    };
-    let error = if row.status == "error" {
-        "'failed'"
-    } else {
-        "null"
-    };
-    let metadata = row
-        .records
-        .map_or("null".into(), |r| format!("'{{\"records_synced\": {r}}}'"));
-    let updated = row
-        .updated
-        .or(row.completed)
-        .or(row.started)
-        .unwrap_or(row.created);
-    let sql = format!(
-        "insert into workspace_connector_sync_log \
-           (workspace_connector_sync_log_id, workspace_connector_id, connector_slug, status, \
-            trigger_type, started_at, completed_at, duration_ms, error, metadata, created_at, \
-            updated_at, deleted_at) \
-         values ('{}', '{}', '{}', '{}', {}, {}, {}, {duration}, {error}, {metadata}, {}, {}, {})",
-        Uuid::new_v4(),
-        row.connection,
-        row.connector,
-        row.status,
-        row.trigger.map_or("null".into(), |t| format!("'{t}'")),
-        lit(row.started),
-        lit(row.completed),
-        lit(Some(row.created)),
-        lit(Some(updated)),
-        if row.deleted {
-            lit(row.completed)
-        } else {
-            "null".into()
-        },
-    );
-    db.execute(&sql).await;
-}
 
 /// A fixed store state; the exposition of its domain metrics is pinned in
 /// `tests/golden/metrics.txt`, the same for both stores.
@@ -180,81 +86,6 @@ async fn exposition_of_a_known_state_is_pinned(db: &TestDb) {
     );
 }
 
-/// Deterministic pseudo-random numbers for a reproducible workload.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-/// Counters and histogram counts from the snapshot, checked against SQL over the table.
-async fn assert_snapshot_matches_sql(db: &TestDb, snapshot: &Snapshot, buckets: &[f64]) {
-    let trigger_sql = "coalesce(trigger_type, 'none')";
-    for ((connector, trigger, status), value) in &snapshot.runs {
-        let filter = format!(
-            "completed_at is not null and connector_slug = '{connector}' \
-             and {trigger_sql} = '{trigger}' and status = '{status}'"
-        );
-        let count = db
-            .scalar_i64(&format!(
-                "select count(*) from workspace_connector_sync_log where {filter}"
-            ))
-            .await;
-        assert_eq!(
-            *value as i64, count,
-            "runs_total {connector}/{trigger}/{status}"
-        );
-        let histogram = &snapshot.durations[&(connector.clone(), trigger.clone(), status.clone())];
-        let started = db
-            .scalar_i64(&format!(
-                "select count(*) from workspace_connector_sync_log where {filter} and duration_ms is not null"
-            ))
-            .await;
-        assert_eq!(
-            histogram.count as i64, started,
-            "duration count {connector}/{status}"
-        );
-        for (bound, cumulative) in buckets.iter().zip(&histogram.cumulative) {
-            let in_bucket = db
-                .scalar_i64(&format!(
-                    "select count(*) from workspace_connector_sync_log where {filter} \
-                     and duration_ms <= {}",
-                    bound * 1000.0
-                ))
-                .await;
-            assert_eq!(
-                *cumulative as i64, in_bucket,
-                "bucket le={bound} {connector}/{status}"
-            );
-        }
-    }
-    let total: u64 = snapshot.runs.values().sum();
-    let terminal = db
-        .scalar_i64(
-            "select count(*) from workspace_connector_sync_log where completed_at is not null",
-        )
-        .await;
-    assert_eq!(total as i64, terminal, "every terminal run is counted once");
-    for ((connector, status), value) in &snapshot.active {
-        let count = db
-            .scalar_i64(&format!(
-                "select count(*) from workspace_connector_sync_log where deleted_at is null \
-                 and connector_slug = '{connector}' and status = '{status}'"
-            ))
-            .await;
-        assert_eq!(*value as i64, count, "active {connector}/{status}");
-    }
-}
-
 async fn counters_equal_sql_after_a_mixed_workload(app: &TestApp) {
     let db = &app.db;
     let config = ScanConfig {
@@ -265,12 +96,13 @@ async fn counters_equal_sql_after_a_mixed_workload(app: &TestApp) {
     scanner.scan_once().await.unwrap();
     let connectors = ["hubspot", "salesforce", "stripe", "zendesk"];
     let triggers = ["cloud_task", "manual", "oauth_callback"];
-    let mut rng = Rng(0x5eed_1234_abcd_9876);
+    // Seeded, so the workload is the same on every run.
+    let mut rng = StdRng::seed_from_u64(0x5eed_1234_abcd_9876);
     for round in 0..4 {
         for _ in 0..15 {
-            let connector = connectors[rng.below(4) as usize];
-            let trigger = triggers[rng.below(3) as usize];
-            match rng.below(5) {
+            let connector = connectors[rng.random_range(0..4usize)];
+            let trigger = triggers[rng.random_range(0..3usize)];
+            match rng.random_range(0..5u64) {
                 // Through the API, to success, error, or left running.
                 0..=2 => {
                     let row = app
@@ -278,12 +110,12 @@ async fn counters_equal_sql_after_a_mixed_workload(app: &TestApp) {
                             "workspace_connector_id": Uuid::new_v4(),
                             "connector_slug": connector,
                             "trigger_type": trigger,
-                            "metadata": {"records_synced": rng.below(100)},
+                            "metadata": {"records_synced": rng.random_range(0..100u64)},
                         }))
                         .await;
                     let id = run_id(&row);
                     let path = |a: &str| format!("/v1/sync-logs/{id}/{a}");
-                    match rng.below(4) {
+                    match rng.random_range(0..4u64) {
                         0 => {
                             app.post(&path("fail"), json!({"error": "x"})).await;
                         }
@@ -299,7 +131,7 @@ async fn counters_equal_sql_after_a_mixed_workload(app: &TestApp) {
                             app.post_empty(&path("start")).await;
                         }
                     }
-                    if rng.below(6) == 0 {
+                    if rng.random_range(0..6u64) == 0 {
                         app.call(
                             reqwest::Method::DELETE,
                             &format!("/v1/sync-logs/{id}"),
@@ -311,8 +143,8 @@ async fn counters_equal_sql_after_a_mixed_workload(app: &TestApp) {
                 // Straight into the table, completed now by the database clock.
                 _ => {
                     let now = db.store.db_now().await.unwrap();
-                    let secs = rng.below(900) as i64;
-                    let status = if rng.below(3) == 0 {
+                    let secs = rng.random_range(0..900i64);
+                    let status = if rng.random_range(0..3u64) == 0 {
                         "error"
                     } else {
                         "success"
@@ -322,7 +154,7 @@ async fn counters_equal_sql_after_a_mixed_workload(app: &TestApp) {
                     row.trigger = Some(trigger);
                     row.started = Some(now - chrono::Duration::seconds(secs));
                     row.completed = Some(now);
-                    row.records = Some(rng.below(1000) as i64);
+                    row.records = Some(rng.random_range(0..1000i64));
                     insert(db, &row).await;
                 }
             }
@@ -562,12 +394,25 @@ async fn connection_states_equal_a_full_history_recomputation(app: &TestApp) {
             (latest.1.to_owned(), latest.2.to_owned(), latest.3, failures),
         );
     }
-    let got: HashMap<_, _> = app
+    // Walked in chunks of 3 connections (keyset on the connection id), as a first start
+    // does, and in one go: the same states, each connection once.
+    let mut walked = Vec::new();
+    let mut after = None;
+    loop {
+        let chunk = app.db.store.connection_states(after, 3).await.unwrap();
+        assert!(chunk.len() <= 3);
+        let Some(last) = chunk.last() else { break };
+        after = Some(last.workspace_connector_id);
+        walked.extend(chunk);
+    }
+    let whole = app
         .db
         .store
-        .connection_states()
+        .connection_states(None, usize::MAX)
         .await
-        .unwrap()
+        .unwrap();
+    assert_eq!(walked, whole);
+    let got: HashMap<_, _> = whole
         .into_iter()
         .map(|s| {
             (

@@ -13,9 +13,10 @@ use std::time::Duration;
 use common::{require_tool, Backend, TestDb};
 use serde_json::Value;
 use syncwatch::clock::{Clock, ManualClock};
-use syncwatch::demo::{self, DemoConfig};
 use syncwatch::metrics::{Metrics, DOMAIN_FAMILIES};
-use syncwatch::scan::{Lease, ScanConfig, Scanner};
+use syncwatch::scan::{ScanConfig, Scanner};
+use syncwatch::store::Lease;
+use syncwatch_tools::demo::{self, DemoConfig};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -59,15 +60,15 @@ struct Rule {
     alert: Option<String>,
     record: Option<String>,
     expr: String,
-    labels: serde_yaml::Mapping,
-    annotations: serde_yaml::Mapping,
+    labels: serde_yaml_ng::Mapping,
+    annotations: serde_yaml_ng::Mapping,
 }
 
 fn rules() -> Vec<Rule> {
     let mut out = Vec::new();
     for file in rule_files() {
-        let doc: serde_yaml::Value =
-            serde_yaml::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let doc: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
         for group in doc["groups"].as_sequence().unwrap() {
             for rule in group["rules"].as_sequence().unwrap() {
                 let text = |k: &str| rule.get(k).and_then(|v| v.as_str()).map(str::to_owned);
@@ -164,8 +165,8 @@ fn every_alert_is_routed_documented_and_unit_tested_both_ways() {
     let mut fires = HashSet::new();
     let mut silent = HashSet::new();
     for file in files("alerts/tests", "yml") {
-        let doc: serde_yaml::Value =
-            serde_yaml::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let doc: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
         for test in doc["tests"].as_sequence().into_iter().flatten() {
             for case in test["alert_rule_test"].as_sequence().into_iter().flatten() {
                 let name = case["alertname"].as_str().unwrap_or("").to_owned();
@@ -429,7 +430,10 @@ async fn panels_and_rules_name_only_real_metrics_and_use_every_contract_metric()
             used.insert(name.to_owned());
         }
     }
-    for (family, _, kind, _) in DOMAIN_FAMILIES {
+    for syncwatch::metrics::Family {
+        name: family, kind, ..
+    } in DOMAIN_FAMILIES
+    {
         let hit = used
             .iter()
             .any(|u| u == family || u.starts_with(&format!("{family}_")))

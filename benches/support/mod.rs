@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use sqlx::{Connection, PgConnection};
-use syncwatch::config::DatabaseUrl;
+use syncwatch::store::DatabaseUrl;
 use syncwatch::store::{self, PoolOptions, Store};
 
 const SEED: &str = include_str!("../sql/seed.sql");

@@ -92,7 +92,9 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(msg) => ApiError::Conflict(msg),
             e @ StoreError::CloudTaskConflict { .. } => ApiError::Conflict(e.to_string()),
             StoreError::Rejected(msg) => ApiError::Validation(msg),
-            e @ StoreError::Unavailable(_) => ApiError::Unavailable(e),
+            e @ (StoreError::Unavailable(_) | StoreError::StatementTimeout(_)) => {
+                ApiError::Unavailable(e)
+            }
             e => ApiError::Internal(e.into()),
         }
     }

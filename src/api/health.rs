@@ -1,7 +1,7 @@
-//! Liveness, readiness and the API description.
+//! Liveness and readiness.
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::json;
@@ -52,10 +52,4 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         body.extend(detail.clone());
     }
     (code, Json(body))
-}
-
-pub const OPENAPI_JSON: &str = include_str!("openapi.json");
-
-pub async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON)
 }

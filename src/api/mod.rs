@@ -1,47 +1,56 @@
-//! The HTTP API (axum): routes, request extraction, errors, authentication.
+//! The HTTP API (axum): routes, request extraction, errors, and the layers around them
+//! (authentication, deadline, request metrics).
 
-mod auth;
 mod error;
 mod extract;
 mod health;
+mod middleware;
+mod openapi;
 mod sync_logs;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-
-use axum::middleware;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::routing::{get, post};
 use axum::Router;
 use tower_http::trace::TraceLayer;
 
-pub use auth::ApiAuth;
+pub use crate::auth::ApiAuth;
 pub use error::ApiError;
-pub use health::OPENAPI_JSON;
+pub use middleware::{RequestObserver, ServedRequest};
+pub use openapi::OPENAPI_JSON;
 pub use sync_logs::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 
+use crate::domain::Action;
+use crate::metrics::Metrics;
 use crate::store::Store;
 
+/// What every handler reads.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
 }
 
-#[derive(Debug, Clone)]
+/// The API's settings; `ApiSettings::default()` is the set of flag defaults.
+#[derive(Debug, Clone, clap::Args)]
 pub struct ApiSettings {
+    /// The accepted bearer tokens (from `--api-tokens` and `--api-tokens-file`).
+    #[arg(skip)]
     pub auth: ApiAuth,
+
+    /// Largest request body accepted; larger ones get 413.
+    #[arg(long, env = "SYNCWATCH_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
-    /// Longest a request may take (reading its body included) before it gets 503.
+
+    /// Longest an API request may take, body upload included; slower requests get 503.
+    #[arg(long, env = "SYNCWATCH_REQUEST_TIMEOUT", value_parser = crate::settings::parse_duration, default_value = "15s")]
     pub request_timeout: Duration,
 }
 
 impl Default for ApiSettings {
     fn default() -> Self {
-        Self {
-            auth: ApiAuth::default(),
-            max_body_bytes: 1024 * 1024,
-            request_timeout: Duration::from_secs(15),
-        }
+        crate::settings::defaults()
     }
 }
 
@@ -62,7 +71,15 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/openapi.json"),
 ];
 
-pub fn router(store: Store, settings: &ApiSettings) -> Router {
+/// The API's routes and layers. Requests are counted into `metrics` and, when given,
+/// reported to `observer`.
+pub fn router(
+    store: Store,
+    settings: &ApiSettings,
+    metrics: Metrics,
+    observer: Option<Arc<dyn RequestObserver>>,
+) -> Router {
+    use axum::middleware::from_fn_with_state;
     let state = AppState { store };
     let v1 = Router::new()
         .route(
@@ -74,25 +91,31 @@ pub fn router(store: Store, settings: &ApiSettings) -> Router {
             get(sync_logs::get).delete(sync_logs::delete),
         )
         .route("/v1/sync-logs/{id}/start", post(sync_logs::start))
-        .route("/v1/sync-logs/{id}/heartbeat", post(sync_logs::heartbeat))
-        .route("/v1/sync-logs/{id}/succeed", post(sync_logs::succeed))
+        .route(
+            "/v1/sync-logs/{id}/heartbeat",
+            post(|s, id, body| sync_logs::with_metadata(Action::Heartbeat, s, id, body)),
+        )
+        .route(
+            "/v1/sync-logs/{id}/succeed",
+            post(|s, id, body| sync_logs::with_metadata(Action::Succeed, s, id, body)),
+        )
         .route("/v1/sync-logs/{id}/fail", post(sync_logs::fail))
         .route("/v1/connector-status", get(sync_logs::connector_status))
-        .route_layer(middleware::from_fn_with_state(
+        .route_layer(from_fn_with_state(
             settings.auth.clone(),
-            auth::require_bearer,
+            middleware::require_bearer,
         ));
     Router::new()
         .merge(v1)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/openapi.json", get(health::openapi))
+        .route("/openapi.json", get(openapi::openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
-        .layer(middleware::from_fn_with_state(
+        .layer(from_fn_with_state(
             settings.request_timeout,
-            request_timeout,
+            middleware::request_timeout,
         ))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {
@@ -104,21 +127,10 @@ pub fn router(store: Store, settings: &ApiSettings) -> Router {
             }),
         )
         .with_state(state)
-}
-
-/// Abandon a request that takes longer than `limit` (a slow client body, a slow or locked
-/// store) with 503 in the error shape. Dropping the handler's future cancels its store
-/// call; a transition is one statement, so it either committed or did not.
-async fn request_timeout(
-    State(limit): State<Duration>,
-    request: Request,
-    next: middleware::Next,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::Timeout(limit).into_response(),
-    }
+        .layer(from_fn_with_state(
+            middleware::RequestTracking { metrics, observer },
+            middleware::track_requests,
+        ))
 }
 
 async fn not_found() -> axum::response::Response {

@@ -167,40 +167,30 @@ pub async fn create(
     }
 }
 
+/// `start`: scheduled → in_progress.
 pub async fn start(
     State(state): State<AppState>,
     RunId(id): RunId,
     OptionalJson(_): OptionalJson<EmptyBody>,
 ) -> Result<Json<SyncLog>> {
-    Ok(Json(
-        state.store.apply(id, &Change::new(Action::Start)).await?,
-    ))
+    apply(&state, id, Change::new(Action::Start)).await
 }
 
-pub async fn heartbeat(
+/// `heartbeat` and `succeed`: the transition `action`, merging the body's metadata.
+pub async fn with_metadata(
+    action: Action,
     State(state): State<AppState>,
     RunId(id): RunId,
     OptionalJson(body): OptionalJson<MetadataBody>,
 ) -> Result<Json<SyncLog>> {
     let change = Change {
         metadata: checked_metadata(body.metadata)?,
-        ..Change::new(Action::Heartbeat)
+        ..Change::new(action)
     };
-    Ok(Json(state.store.apply(id, &change).await?))
+    apply(&state, id, change).await
 }
 
-pub async fn succeed(
-    State(state): State<AppState>,
-    RunId(id): RunId,
-    OptionalJson(body): OptionalJson<MetadataBody>,
-) -> Result<Json<SyncLog>> {
-    let change = Change {
-        metadata: checked_metadata(body.metadata)?,
-        ..Change::new(Action::Succeed)
-    };
-    Ok(Json(state.store.apply(id, &change).await?))
-}
-
+/// `fail`: to error, with the error text.
 pub async fn fail(
     State(state): State<AppState>,
     RunId(id): RunId,
@@ -212,6 +202,10 @@ pub async fn fail(
         error: Some(body.error),
         ..Change::new(Action::Fail)
     };
+    apply(&state, id, change).await
+}
+
+async fn apply(state: &AppState, id: Uuid, change: Change) -> Result<Json<SyncLog>> {
     Ok(Json(state.store.apply(id, &change).await?))
 }
 

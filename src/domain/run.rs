@@ -1,13 +1,14 @@
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::{Status, TriggerType};
 
 /// One row of `workspace_connector_sync_log`, as the API shows it. The internal key is
-/// deliberately absent: it never leaves the store.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// deliberately absent: it never leaves the store. `Deserialize` reads the same shape back
+/// (the typed client of the tools crate decodes API responses into it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SyncLog {
     pub workspace_connector_sync_log_id: Uuid,
     pub workspace_connector_id: Uuid,
@@ -36,7 +37,7 @@ pub struct NewSyncLog {
 }
 
 /// The health of one connection, from its runs.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConnectorStatus {
     pub workspace_connector_id: Uuid,
     pub connector_slug: String,

@@ -2,11 +2,11 @@
 //! from the scanner's latest [`Snapshot`], read at scrape time by a `Collector`; self
 //! metrics are ordinary instruments updated where the work happens.
 
-mod http;
 mod labels;
+mod server;
 mod snapshot;
 
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
@@ -15,11 +15,9 @@ use prometheus::{
     Opts, Registry, TextEncoder,
 };
 
-pub use http::track_http;
 pub use labels::{LabelCapper, OVERFLOW_LABEL};
-pub use snapshot::{HistogramData, Snapshot, DOMAIN_FAMILIES};
-
-use crate::telemetry::otlp::SpanSink;
+pub use server::MetricsServer;
+pub use snapshot::{Family, HistogramData, Snapshot, DOMAIN_FAMILIES};
 
 /// Default duration buckets (seconds): from one second to six hours.
 pub const DEFAULT_DURATION_BUCKETS: &[f64] = &[
@@ -31,16 +29,20 @@ pub const DEFAULT_DURATION_BUCKETS: &[f64] = &[
 pub const DEFAULT_DISPATCH_DELAY_BUCKETS: &[f64] =
     &[0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 3600.0];
 
+/// The upkeep tasks beside the scans, the `task` label of
+/// `syncwatch_maintenance_errors_total`.
+pub const MAINTENANCE_TASKS: &[&str] = &["repair", "checkpoint", "retention"];
+
 /// HTTP request duration buckets (seconds).
 const HTTP_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// The registry and every self-metric instrument; clones share them.
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
     snapshot: Arc<RwLock<Arc<Snapshot>>>,
-    spans: Arc<OnceLock<SpanSink>>,
     pub up: IntGauge,
     pub last_scan_duration: Gauge,
     pub last_scan_success: Gauge,
@@ -49,6 +51,10 @@ pub struct Metrics {
     pub label_overflow: IntCounter,
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
+    pub baseline_progress: Gauge,
+    pub maintenance_errors: IntCounterVec,
+    pub last_repair_success: Gauge,
+    pub pruned_runs: IntCounter,
 }
 
 impl Metrics {
@@ -114,6 +120,36 @@ impl Metrics {
         )
         .expect("valid metric");
 
+        let baseline_progress = Gauge::new(
+            "syncwatch_baseline_progress_ratio",
+            "How far the leader's build of its totals from the table has come, from 0 to 1 \
+             (by completion time); domain counters are exported once it reaches 1.",
+        )
+        .expect("valid metric");
+        let maintenance_errors = IntCounterVec::new(
+            Opts::new(
+                "syncwatch_maintenance_errors_total",
+                "Failed upkeep steps beside the scans, by task (repair, checkpoint, retention); \
+                 they never fail a scan.",
+            ),
+            &["task"],
+        )
+        .expect("valid metric");
+        for task in MAINTENANCE_TASKS {
+            maintenance_errors.with_label_values(&[task]);
+        }
+        let last_repair_success = Gauge::new(
+            "syncwatch_last_repair_success_timestamp_seconds",
+            "Unix time at which the last repair sweep (the totals re-aggregated from the \
+             table, merged by maximum) finished.",
+        )
+        .expect("valid metric");
+        let pruned_runs = IntCounter::new(
+            "syncwatch_pruned_runs_total",
+            "Terminal runs hard-deleted from the table by --retention.",
+        )
+        .expect("valid metric");
+
         let collectors: Vec<Box<dyn Collector>> = vec![
             Box::new(DomainCollector::new(snapshot.clone())),
             Box::new(up.clone()),
@@ -125,6 +161,10 @@ impl Metrics {
             Box::new(build_info),
             Box::new(http_requests.clone()),
             Box::new(http_duration.clone()),
+            Box::new(baseline_progress.clone()),
+            Box::new(maintenance_errors.clone()),
+            Box::new(last_repair_success.clone()),
+            Box::new(pruned_runs.clone()),
         ];
         for collector in collectors {
             registry
@@ -134,7 +174,6 @@ impl Metrics {
         Self {
             registry,
             snapshot,
-            spans: Arc::new(OnceLock::new()),
             up,
             last_scan_duration,
             last_scan_success,
@@ -143,7 +182,17 @@ impl Metrics {
             label_overflow,
             http_requests,
             http_duration,
+            baseline_progress,
+            maintenance_errors,
+            last_repair_success,
+            pruned_runs,
         }
+    }
+
+    /// Log and count a failed upkeep step (`task` is one of [`MAINTENANCE_TASKS`]).
+    pub fn maintenance_failed(&self, task: &str, error: &dyn std::fmt::Display) {
+        tracing::warn!(task, error = %error, "scanner upkeep failed; the scan goes on");
+        self.maintenance_errors.with_label_values(&[task]).inc();
     }
 
     /// Swap in a new snapshot; scrapes after this see it whole.
@@ -167,15 +216,6 @@ impl Metrics {
     /// Every metric family, for other exporters (OTLP).
     pub fn gather(&self) -> Vec<MetricFamily> {
         self.registry.gather()
-    }
-
-    /// Also emit a span per API request.
-    pub fn set_span_sink(&self, sink: SpanSink) {
-        let _ = self.spans.set(sink);
-    }
-
-    pub fn span_sink(&self) -> Option<&SpanSink> {
-        self.spans.get()
     }
 
     /// Only the domain metrics (for golden tests and `scan --once` comparisons).
@@ -208,11 +248,11 @@ impl DomainCollector {
     fn new(snapshot: Arc<RwLock<Arc<Snapshot>>>) -> Self {
         let descs = DOMAIN_FAMILIES
             .iter()
-            .map(|(name, help, _, labels)| {
+            .map(|family| {
                 Desc::new(
-                    (*name).to_owned(),
-                    (*help).to_owned(),
-                    labels.iter().map(|l| (*l).to_owned()).collect(),
+                    family.name.to_owned(),
+                    family.help.to_owned(),
+                    family.labels.iter().map(|l| (*l).to_owned()).collect(),
                     Default::default(),
                 )
                 .expect("valid metric description")

@@ -79,19 +79,105 @@ pub struct Snapshot {
     pub consecutive_failures: BTreeMap<(String, String), u64>,
 }
 
-/// Name, help, type and label names of each domain family, in exposition order.
-pub const DOMAIN_FAMILIES: &[(&str, &str, MetricType, &[&str])] = &[
-    ("connector_sync_runs_total", "Terminal sync runs (success or error) recorded in the store, by connector, trigger and final status. Soft-deleted runs stay counted.", MetricType::COUNTER, &["connector", "trigger", "status"]),
-    ("connector_sync_duration_seconds", "Duration in seconds (completed_at - started_at) of terminal runs that started, from the store.", MetricType::HISTOGRAM, &["connector", "trigger", "status"]),
-    ("connector_sync_dispatch_delay_seconds", "Seconds from a run's creation to its start (started_at - created_at), for terminal runs that started, from the store.", MetricType::HISTOGRAM, &["connector", "trigger"]),
-    ("connector_sync_records_synced_total", "Sum of metadata.records_synced over terminal runs, from the store.", MetricType::COUNTER, &["connector"]),
-    ("connector_sync_runs_active", "Live runs now scheduled or in progress, from the store.", MetricType::GAUGE, &["connector", "status"]),
-    ("connector_sync_runs_stuck", "Live runs scheduled for too long, or in progress with no update or running for too long, from the store.", MetricType::GAUGE, &["connector", "status"]),
-    ("connector_sync_oldest_active_run_timestamp_seconds", "Unix time at which the oldest live scheduled run was created, or the oldest in-progress run started.", MetricType::GAUGE, &["connector", "status"]),
-    ("connector_sync_last_success_timestamp_seconds", "Unix time of the most recent successful run's completion, from the store.", MetricType::GAUGE, &["connector"]),
-    ("connector_sync_last_failure_timestamp_seconds", "Unix time of the most recent failed run's completion, from the store.", MetricType::GAUGE, &["connector"]),
-    ("connector_sync_failing_connections", "Connections whose latest terminal run failed, from the store.", MetricType::GAUGE, &["connector"]),
-    ("connector_sync_connection_consecutive_failures", "Failed runs since the last success, for the connections with the most (top K only).", MetricType::GAUGE, &["connector", "workspace_connector_id"]),
+/// One domain metric family: its name, help, type and label names.
+#[derive(Debug)]
+pub struct Family {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: MetricType,
+    pub labels: &'static [&'static str],
+}
+
+pub const RUNS: Family = Family {
+    name: "connector_sync_runs_total",
+    help: "Terminal sync runs (success or error) recorded in the store, by connector, trigger and final status. Soft-deleted runs stay counted.",
+    kind: MetricType::COUNTER,
+    labels: &["connector", "trigger", "status"],
+};
+
+pub const DURATION: Family = Family {
+    name: "connector_sync_duration_seconds",
+    help: "Duration in seconds (completed_at - started_at) of terminal runs that started, from the store.",
+    kind: MetricType::HISTOGRAM,
+    labels: &["connector", "trigger", "status"],
+};
+
+pub const DISPATCH_DELAY: Family = Family {
+    name: "connector_sync_dispatch_delay_seconds",
+    help: "Seconds from a run's creation to its start (started_at - created_at), for terminal runs that started, from the store.",
+    kind: MetricType::HISTOGRAM,
+    labels: &["connector", "trigger"],
+};
+
+pub const RECORDS_SYNCED: Family = Family {
+    name: "connector_sync_records_synced_total",
+    help: "Sum of metadata.records_synced over terminal runs, from the store.",
+    kind: MetricType::COUNTER,
+    labels: &["connector"],
+};
+
+pub const ACTIVE: Family = Family {
+    name: "connector_sync_runs_active",
+    help: "Live runs now scheduled or in progress, from the store.",
+    kind: MetricType::GAUGE,
+    labels: &["connector", "status"],
+};
+
+pub const STUCK: Family = Family {
+    name: "connector_sync_runs_stuck",
+    help: "Live runs scheduled for too long, or in progress with no update or running for too long, from the store.",
+    kind: MetricType::GAUGE,
+    labels: &["connector", "status"],
+};
+
+pub const OLDEST_ACTIVE: Family = Family {
+    name: "connector_sync_oldest_active_run_timestamp_seconds",
+    help: "Unix time at which the oldest live scheduled run was created, or the oldest in-progress run started.",
+    kind: MetricType::GAUGE,
+    labels: &["connector", "status"],
+};
+
+pub const LAST_SUCCESS: Family = Family {
+    name: "connector_sync_last_success_timestamp_seconds",
+    help: "Unix time of the most recent successful run's completion, from the store.",
+    kind: MetricType::GAUGE,
+    labels: &["connector"],
+};
+
+pub const LAST_FAILURE: Family = Family {
+    name: "connector_sync_last_failure_timestamp_seconds",
+    help: "Unix time of the most recent failed run's completion, from the store.",
+    kind: MetricType::GAUGE,
+    labels: &["connector"],
+};
+
+pub const FAILING_CONNECTIONS: Family = Family {
+    name: "connector_sync_failing_connections",
+    help: "Connections whose latest terminal run failed, from the store.",
+    kind: MetricType::GAUGE,
+    labels: &["connector"],
+};
+
+pub const CONSECUTIVE_FAILURES: Family = Family {
+    name: "connector_sync_connection_consecutive_failures",
+    help: "Failed runs since the last success, for the connections with the most (top K only).",
+    kind: MetricType::GAUGE,
+    labels: &["connector", "workspace_connector_id"],
+};
+
+/// Every domain family, in exposition order.
+pub const DOMAIN_FAMILIES: &[&Family] = &[
+    &RUNS,
+    &DURATION,
+    &DISPATCH_DELAY,
+    &RECORDS_SYNCED,
+    &ACTIVE,
+    &STUCK,
+    &OLDEST_ACTIVE,
+    &LAST_SUCCESS,
+    &LAST_FAILURE,
+    &FAILING_CONNECTIONS,
+    &CONSECUTIVE_FAILURES,
 ];
 
 fn three(key: &(String, String, String)) -> [&str; 3] {
@@ -115,12 +201,11 @@ fn labels(names: &[&str], values: &[&str]) -> Vec<LabelPair> {
         .collect()
 }
 
-fn family(index: usize, metrics: Vec<Metric>) -> MetricFamily {
-    let (name, help, kind, _) = DOMAIN_FAMILIES[index];
+fn family(spec: &Family, metrics: Vec<Metric>) -> MetricFamily {
     let mut family = MetricFamily::default();
-    family.set_name(name.to_owned());
-    family.set_help(help.to_owned());
-    family.set_field_type(kind);
+    family.set_name(spec.name.to_owned());
+    family.set_help(spec.help.to_owned());
+    family.set_field_type(spec.kind);
     family.set_metric(metrics);
     family
 }
@@ -171,83 +256,82 @@ impl Snapshot {
         if !self.leader {
             return Vec::new();
         }
-        let names = |i: usize| DOMAIN_FAMILIES[i].3;
         let families = vec![
             family(
-                0,
+                &RUNS,
                 self.runs
                     .iter()
-                    .map(|(k, v)| counter(&three(k), names(0), *v as f64))
+                    .map(|(k, v)| counter(&three(k), RUNS.labels, *v as f64))
                     .collect(),
             ),
             family(
-                1,
+                &DURATION,
                 self.durations
                     .iter()
-                    .map(|(k, v)| histogram(&three(k), names(1), v))
+                    .map(|(k, v)| histogram(&three(k), DURATION.labels, v))
                     .collect(),
             ),
             family(
-                2,
+                &DISPATCH_DELAY,
                 self.dispatch_delays
                     .iter()
-                    .map(|(k, v)| histogram(&two(k), names(2), v))
+                    .map(|(k, v)| histogram(&two(k), DISPATCH_DELAY.labels, v))
                     .collect(),
             ),
             family(
-                3,
+                &RECORDS_SYNCED,
                 self.records_synced
                     .iter()
-                    .map(|(k, v)| counter(&[k.as_str()], names(3), *v))
+                    .map(|(k, v)| counter(&[k.as_str()], RECORDS_SYNCED.labels, *v))
                     .collect(),
             ),
             family(
-                4,
+                &ACTIVE,
                 self.active
                     .iter()
-                    .map(|(k, v)| gauge(&two(k), names(4), *v as f64))
+                    .map(|(k, v)| gauge(&two(k), ACTIVE.labels, *v as f64))
                     .collect(),
             ),
             family(
-                5,
+                &STUCK,
                 self.stuck
                     .iter()
-                    .map(|(k, v)| gauge(&two(k), names(5), *v as f64))
+                    .map(|(k, v)| gauge(&two(k), STUCK.labels, *v as f64))
                     .collect(),
             ),
             family(
-                6,
+                &OLDEST_ACTIVE,
                 self.oldest_active
                     .iter()
-                    .map(|(k, v)| gauge(&two(k), names(6), *v))
+                    .map(|(k, v)| gauge(&two(k), OLDEST_ACTIVE.labels, *v))
                     .collect(),
             ),
             family(
-                7,
+                &LAST_SUCCESS,
                 self.last_success
                     .iter()
-                    .map(|(k, v)| gauge(&[k.as_str()], names(7), *v))
+                    .map(|(k, v)| gauge(&[k.as_str()], LAST_SUCCESS.labels, *v))
                     .collect(),
             ),
             family(
-                8,
+                &LAST_FAILURE,
                 self.last_failure
                     .iter()
-                    .map(|(k, v)| gauge(&[k.as_str()], names(8), *v))
+                    .map(|(k, v)| gauge(&[k.as_str()], LAST_FAILURE.labels, *v))
                     .collect(),
             ),
             family(
-                9,
+                &FAILING_CONNECTIONS,
                 self.failing_connections
                     .iter()
-                    .map(|(k, v)| gauge(&[k.as_str()], names(9), *v as f64))
+                    .map(|(k, v)| gauge(&[k.as_str()], FAILING_CONNECTIONS.labels, *v as f64))
                     .collect(),
             ),
             family(
-                10,
+                &CONSECUTIVE_FAILURES,
                 self.consecutive_failures
                     .iter()
-                    .map(|(k, v)| gauge(&two(k), names(10), *v as f64))
+                    .map(|(k, v)| gauge(&two(k), CONSECUTIVE_FAILURES.labels, *v as f64))
                     .collect(),
             ),
         ];

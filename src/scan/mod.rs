@@ -1,104 +1,96 @@
 //! The scanner: a loop around one testable step, [`Scanner::scan_once`], that derives the
 //! domain metrics from the store and publishes them as one snapshot.
 //!
-//! Counters and histograms start from a baseline aggregate computed in SQL; after that a
-//! scan reads only the runs completed since the previous scan's window start, with an
-//! overlap (`late_commit_window`) and de-duplication by run id, so a run whose transaction
-//! commits late (inside the window) is counted exactly once. A periodic re-baseline
-//! repairs anything missed and never lowers a counter. `docs/metrics.md` has the details.
+//! A leader first builds its state from the table in bounded chunks (`build.rs`),
+//! continuing from the checkpoint when there is one; until that has caught up only the
+//! active-run gauges are exported. After that a scan reads only the runs completed since
+//! the previous scan's window start, with an overlap (`late_commit_window`) and
+//! de-duplication by run id, so a run whose transaction commits late (inside the window)
+//! is counted exactly once; a repair sweep, the checkpoint and retention run beside it in
+//! bounded steps (`steady.rs`) and never fail a scan. `docs/metrics.md` has the details.
 
-mod lease;
-mod state;
+mod build;
+mod config;
+mod connections;
+mod publish;
+mod steady;
+mod totals;
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
+pub use config::ScanConfig;
+pub use connections::Connections;
+pub use publish::{build_snapshot, SnapshotInputs};
+pub use totals::{saved_with_connections, Totals, NO_TRIGGER};
 
-pub use lease::{Leadership, Lease, LEASE_KEY};
-pub use state::{build_snapshot, Connections, SnapshotInputs, Totals, NO_TRIGGER};
+use build::{Build, Chunks, Step, Sweep, Walk};
+use steady::{Steady, PRUNE_BATCH};
 
 use crate::clock::Clock;
 use crate::domain::Action;
 use crate::metrics::{LabelCapper, Metrics, Snapshot};
-use crate::store::{Change, Store, StoreError, StuckCutoffs};
-use crate::telemetry::otlp::{run_span, SpanSink};
+use crate::store::{Change, Leadership, Lease, Store, StoreError, StuckCutoffs, TerminalRun};
 
-#[derive(Debug, Clone)]
-pub struct ScanConfig {
-    pub interval: Duration,
-    pub late_commit_window: Duration,
-    pub rebaseline_interval: Duration,
-    pub stuck_scheduled_after: Duration,
-    pub stuck_in_progress_after: Duration,
-    pub max_run_duration: Duration,
-    pub reap_stuck_after: Option<Duration>,
-    pub top_failing_connections: usize,
-    pub max_connectors: usize,
-    pub duration_buckets: Vec<f64>,
-    pub dispatch_delay_buckets: Vec<f64>,
-    /// Longest a scan may take before it is abandoned and counted as an error.
-    pub timeout: Duration,
-    /// Start from the saved totals (the store's checkpoint) when starting or gaining the
-    /// lease, and save them after each baseline. Off for `scan --once`, which only reads.
-    pub checkpoint: bool,
-}
-
-impl Default for ScanConfig {
-    fn default() -> Self {
-        Self {
-            interval: Duration::from_secs(15),
-            late_commit_window: Duration::from_secs(300),
-            rebaseline_interval: Duration::from_secs(3600),
-            stuck_scheduled_after: Duration::from_secs(15 * 60),
-            stuck_in_progress_after: Duration::from_secs(30 * 60),
-            max_run_duration: Duration::from_secs(6 * 3600),
-            reap_stuck_after: None,
-            top_failing_connections: 50,
-            max_connectors: 500,
-            duration_buckets: crate::metrics::DEFAULT_DURATION_BUCKETS.to_vec(),
-            dispatch_delay_buckets: crate::metrics::DEFAULT_DISPATCH_DELAY_BUCKETS.to_vec(),
-            timeout: Duration::from_secs(30),
-            checkpoint: true,
-        }
-    }
+/// Told about every run the scanner sees finish (from its incremental reads only, so a
+/// restart does not replay the history). The OTLP exporter turns them into spans.
+pub trait RunObserver: Send + Sync + 'static {
+    fn run_finished(&self, run: &TerminalRun);
 }
 
 /// What one scan did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ScanReport {
     pub leader: bool,
-    /// A full baseline (startup, leadership gained, or periodic re-baseline) ran.
+    /// The totals were built from the table in this scan: the first build caught up, or
+    /// a repair sweep finished and was merged.
     pub baselined: bool,
-    /// That baseline started from the checkpoint and aggregated only what completed
-    /// after it.
+    /// That build continued from the checkpoint.
     pub from_checkpoint: bool,
+    /// Still building: nothing of the history is exported yet.
+    pub building: bool,
     /// Terminal runs counted by this scan's incremental read.
     pub new_terminal_runs: usize,
     pub reaped: usize,
+    /// Terminal runs deleted by retention in this scan.
+    pub pruned: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
+    #[error(
+        "a scanner query ran longer than --scan-statement-timeout and was cancelled (the \
+         chunk size is already at its minimum; raise the timeout or add the scanner's \
+         indexes): {0}"
+    )]
+    StatementTimeout(StoreError),
+    #[error("the store is unreachable: {0}")]
+    Unreachable(StoreError),
     #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("scan timed out after {0:?}")]
+    Store(StoreError),
+    #[error("scan timed out after {0:?} (--scan-timeout)")]
     Timeout(Duration),
     #[error("{0}")]
     Lease(String),
 }
 
-struct ScanState {
-    totals: Totals,
-    connections: Connections,
-    /// Runs counted with `completed_at` after `low`, so a re-read does not count twice.
-    seen: HashMap<Uuid, DateTime<Utc>>,
-    /// Lower bound (exclusive) of the next incremental read.
-    low: DateTime<Utc>,
-    baselined_at: Instant,
+impl From<StoreError> for ScanError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::StatementTimeout(_) => ScanError::StatementTimeout(e),
+            StoreError::Unavailable(_) => ScanError::Unreachable(e),
+            e => ScanError::Store(e),
+        }
+    }
+}
+
+/// Where the scanner stands with the table.
+enum Phase {
+    Building(Box<Build>, Chunks),
+    Steady(Box<Steady>),
 }
 
 pub struct Scanner {
@@ -108,8 +100,8 @@ pub struct Scanner {
     metrics: Metrics,
     lease: Lease,
     capper: LabelCapper,
-    state: Option<ScanState>,
-    spans: Option<SpanSink>,
+    phase: Option<Phase>,
+    observer: Option<Arc<dyn RunObserver>>,
 }
 
 fn chrono_duration(d: Duration) -> chrono::Duration {
@@ -132,15 +124,14 @@ impl Scanner {
             metrics,
             lease,
             capper,
-            state: None,
-            spans: None,
+            phase: None,
+            observer: None,
         }
     }
 
-    /// Emit a span for every run this scanner sees finish (incremental reads only, so a
-    /// restart does not emit the history again).
-    pub fn with_spans(mut self, sink: SpanSink) -> Self {
-        self.spans = Some(sink);
+    /// Tell `observer` about every run this scanner sees finish.
+    pub fn with_observer(mut self, observer: Arc<dyn RunObserver>) -> Self {
+        self.observer = Some(observer);
         self
     }
 
@@ -172,9 +163,9 @@ impl Scanner {
                 tracing::warn!(error = %e, "scan failed");
                 self.metrics.up.set(0);
                 self.metrics.scan_errors.inc();
-                // The state stays: it is only changed after a scan's reads completed
+                // The state stays: it is only changed after a step's reads completed
                 // (no await between the reads and the update), so a failed or abandoned
-                // scan leaves it consistent and the next scan continues incrementally.
+                // scan leaves it consistent and the next scan continues where it stood.
             }
         }
         result
@@ -187,15 +178,16 @@ impl Scanner {
             Leadership::Unknown(why) => {
                 // The store cannot be reached, so no replica can take the lease now: keep
                 // the last snapshot published (scrapes see the last known values, with
-                // `syncwatch_up 0`), and baseline again once the lease is back.
-                self.state = None;
+                // `syncwatch_up 0`), and start again from the checkpoint once the lease is
+                // back.
+                self.phase = None;
                 return Err(ScanError::Lease(why));
             }
         };
         if !leader {
             // Stop exporting domain metrics first: another replica may lead now, and a
             // store error below must not leave the old snapshot published.
-            self.state = None;
+            self.phase = None;
             self.metrics.publish(Snapshot::default());
             self.metrics.scanner_leader.set(0);
             self.store.ping().await?;
@@ -205,50 +197,16 @@ impl Scanner {
             leader: true,
             ..ScanReport::default()
         };
+        let started = Instant::now();
         let db_now = self.store.db_now().await?;
-        let window = chrono_duration(self.config.late_commit_window);
-        let due = self
-            .state
-            .as_ref()
-            .is_none_or(|s| s.baselined_at.elapsed() >= self.config.rebaseline_interval);
-        if due {
-            // Starting or gaining the lease: continue from the checkpoint when there is a
-            // usable one. The periodic re-baseline always reads everything (it is the
-            // repair for whatever the incremental reads and the checkpoint missed).
-            let use_checkpoint = self.config.checkpoint && self.state.is_none();
-            let (fresh, from_checkpoint) = self.baseline(db_now - window, use_checkpoint).await?;
-            report.from_checkpoint = from_checkpoint;
-            let merged = match self.state.take() {
-                Some(mut old) => {
-                    old.totals.max_with(&fresh.totals);
-                    ScanState {
-                        totals: old.totals,
-                        ..fresh
-                    }
-                }
-                None => fresh,
-            };
-            self.state = Some(merged);
-            report.baselined = true;
-        } else if let Some(state) = self.state.as_mut() {
-            let runs = self.store.terminal_after(state.low).await?;
-            for run in &runs {
-                if state.seen.contains_key(&run.id) {
-                    continue;
-                }
-                state.seen.insert(run.id, run.completed_at);
-                state.totals.add_run(run);
-                state.connections.add_run(run);
-                report.new_terminal_runs += 1;
-                if let Some(sink) = &self.spans {
-                    sink.send(run_span(run));
-                }
-            }
-            let low = db_now - window;
-            if low > state.low {
-                state.low = low;
-                state.seen.retain(|_, at| *at > low);
-            }
+        let settled = db_now - chrono_duration(self.config.late_commit_window);
+        if self.phase.is_none() {
+            self.phase = Some(self.start().await?);
+        }
+        if let Some(Phase::Building(..)) = &self.phase {
+            self.build(settled, started, &mut report).await?;
+        } else {
+            self.steady(settled, started, &mut report).await?;
         }
 
         let now = self.clock.now();
@@ -261,13 +219,23 @@ impl Scanner {
             report.reaped = self.reap(now, after).await?;
         }
         let active = self.store.active_runs(&cutoffs).await?;
-        let Some(state) = self.state.as_ref() else {
-            return Ok(report);
+        // Until the build has caught up only the active-run gauges are exported: partial
+        // counters would later jump and show as a burst of runs that never happened.
+        let empty = (
+            Totals::new(
+                &self.config.duration_buckets,
+                &self.config.dispatch_delay_buckets,
+            ),
+            Connections::default(),
+        );
+        let (totals, connections) = match &self.phase {
+            Some(Phase::Steady(steady)) => (&steady.totals, &steady.connections),
+            _ => (&empty.0, &empty.1),
         };
         let (snapshot, overflowed) = build_snapshot(
             &SnapshotInputs {
-                totals: &state.totals,
-                connections: &state.connections,
+                totals,
+                connections,
                 active: &active,
                 top_failing: self.config.top_failing_connections,
             },
@@ -278,65 +246,186 @@ impl Scanner {
         Ok(report)
     }
 
-    /// Totals from SQL for everything completed at or before `settled` (or from the
-    /// checkpoint plus what completed between it and `settled`), then the runs after it
-    /// one by one (remembered, so the next scan does not count them again). Saves the
-    /// totals at `settled` as the new checkpoint. Also says whether the checkpoint was used.
-    async fn baseline(
-        &self,
-        settled: DateTime<Utc>,
-        use_checkpoint: bool,
-    ) -> Result<(ScanState, bool), ScanError> {
+    /// Where a leader starts: from the checkpoint when there is a usable one (its totals,
+    /// and its saved connection states), else from nothing.
+    async fn start(&self) -> Result<Phase, ScanError> {
         let (durations, delays) = (
             &self.config.duration_buckets,
             &self.config.dispatch_delay_buckets,
         );
-        let saved = if use_checkpoint {
+        let saved = if self.config.checkpoint {
             self.store
                 .load_checkpoint()
                 .await?
-                .filter(|(upto, _)| *upto <= settled)
                 .and_then(|(upto, text)| Some((upto, Totals::from_json(&text, durations, delays)?)))
         } else {
             None
         };
-        let from_checkpoint = saved.is_some();
-        let (after, mut totals) = match saved {
-            Some((upto, totals)) => (Some(upto), totals),
-            None => (None, Totals::new(durations, delays)),
-        };
-        let aggregates = self
-            .store
-            .terminal_aggregate(after, settled, durations, delays)
-            .await?;
-        for row in &aggregates {
-            totals.add_aggregate(row);
-        }
-        let checkpoint = self.config.checkpoint.then(|| totals.to_json());
-        let connections = Connections::from_states(self.store.connection_states().await?);
-        let recent = self.store.terminal_after(settled).await?;
-        let mut seen = HashMap::new();
-        for run in &recent {
-            if seen.insert(run.id, run.completed_at).is_none() {
-                totals.add_run(run);
+        let build = Box::new(match saved {
+            Some((upto, (totals, connections_saved))) => {
+                tracing::info!(settled_upto = %upto, "scanner: continuing from the checkpoint");
+                Build {
+                    totals,
+                    connections: Connections::default(),
+                    done_upto: Some(upto),
+                    first: None,
+                    follow_saved: connections_saved,
+                    walk: if connections_saved {
+                        Walk::Saved(None)
+                    } else {
+                        Walk::Pending
+                    },
+                    dirty: HashSet::new(),
+                    from_checkpoint: true,
+                }
             }
-        }
-        if let Some(json) = checkpoint {
-            // Losing a checkpoint only costs the next start a full baseline.
-            if let Err(e) = self.store.save_checkpoint(settled, &json).await {
-                tracing::warn!(error = %e, "cannot save the scanner checkpoint");
-            }
-        }
-        Ok((
-            ScanState {
-                totals,
-                connections,
-                seen,
-                low: settled,
-                baselined_at: Instant::now(),
+            None => Build {
+                totals: Totals::new(durations, delays),
+                connections: Connections::default(),
+                done_upto: None,
+                first: None,
+                follow_saved: false,
+                walk: Walk::Pending,
+                dirty: HashSet::new(),
+                from_checkpoint: false,
             },
-            from_checkpoint,
-        ))
+        });
+        Ok(Phase::Building(build, Chunks::new(&self.config)))
+    }
+
+    /// How long a scan may spend building or on upkeep: half the interval (and of the
+    /// scan timeout), so the scanner keeps its rhythm while it builds.
+    fn budget(&self) -> Duration {
+        self.config.interval.min(self.config.timeout) / 2
+    }
+
+    async fn build(
+        &mut self,
+        settled: DateTime<Utc>,
+        started: Instant,
+        report: &mut ScanReport,
+    ) -> Result<(), ScanError> {
+        let deadline = started + self.budget();
+        let Some(Phase::Building(build, chunks)) = self.phase.as_mut() else {
+            return Ok(());
+        };
+        report.from_checkpoint = build.from_checkpoint;
+        let step = build.step(&self.store, chunks, settled, deadline).await?;
+        self.metrics.baseline_progress.set(build.progress(settled));
+        let Step::CaughtUp { settled: upto } = step else {
+            report.building = true;
+            if self.config.checkpoint {
+                if let Some(upto) = build.done_upto {
+                    // Progress survives a restart; losing it only costs the next start
+                    // the chunks since the last save.
+                    let json = build.totals.to_json(build.follow_saved);
+                    if let Err(e) = self.store.save_checkpoint(upto, &json, &[]).await {
+                        self.metrics.maintenance_failed("checkpoint", &e);
+                    }
+                }
+            }
+            return Ok(());
+        };
+        let recent = self.store.terminal_after(upto, None).await?;
+        let Some(Phase::Building(mut build, chunks)) = self.phase.take() else {
+            return Ok(());
+        };
+        let settled_totals = build.totals.clone();
+        let seen = build.add_recent(&recent);
+        tracing::info!(settled_upto = %upto, "scanner build caught up; exporting");
+        self.metrics.baseline_progress.set(1.0);
+        report.baselined = true;
+        let mut steady = Box::new(Steady {
+            totals: build.totals,
+            settled: settled_totals,
+            connections: build.connections,
+            seen,
+            low: upto,
+            dirty: build.dirty,
+            saved_upto: None,
+            saved_at: Instant::now(),
+            sweep: None,
+            swept_at: Instant::now(),
+            chunks,
+        });
+        if self.config.checkpoint {
+            if let Err(e) = steady.save(&self.store).await {
+                self.metrics.maintenance_failed("checkpoint", &e);
+            }
+        }
+        self.phase = Some(Phase::Steady(steady));
+        Ok(())
+    }
+
+    async fn steady(
+        &mut self,
+        settled: DateTime<Utc>,
+        started: Instant,
+        report: &mut ScanReport,
+    ) -> Result<(), ScanError> {
+        let Some(Phase::Steady(state)) = self.phase.as_mut() else {
+            return Ok(());
+        };
+        let runs = self.store.terminal_after(state.low, None).await?;
+        for run in state.add_runs(runs) {
+            report.new_terminal_runs += 1;
+            if let Some(observer) = &self.observer {
+                observer.run_finished(&run);
+            }
+        }
+        state.advance(settled);
+
+        // Upkeep: bounded steps, each of which may fail without failing the scan.
+        if state.sweep.is_none() && state.swept_at.elapsed() >= self.config.rebaseline_interval {
+            state.sweep = Some(Sweep::new(&state.settled, state.low));
+        }
+        if let Some(sweep) = state.sweep.as_mut() {
+            match sweep.step(&self.store, &mut state.chunks).await {
+                Ok(false) => {}
+                Ok(true) => {
+                    if let Some(sweep) = state.sweep.take() {
+                        state.merge_sweep(&sweep.fresh);
+                    }
+                    state.swept_at = Instant::now();
+                    report.baselined = true;
+                    self.metrics
+                        .last_repair_success
+                        .set(self.clock.now().timestamp_millis() as f64 / 1000.0);
+                }
+                Err(e) => {
+                    self.metrics.maintenance_failed("repair", &e);
+                    // A chunk the statement timeout cut: the next one is smaller.
+                    let _ = state.chunks.shrink_rows(e);
+                }
+            }
+        }
+        if self.config.checkpoint && state.saved_at.elapsed() >= self.config.checkpoint_interval {
+            if let Err(e) = state.save(&self.store).await {
+                self.metrics.maintenance_failed("checkpoint", &e);
+            }
+        }
+        if let (Some(retention), Some(saved)) = (self.config.retention, state.saved_upto) {
+            // Never past the saved checkpoint: what is deleted must already be counted in
+            // the saved totals and connection states.
+            let before = (self.clock.now() - chrono_duration(retention)).min(saved);
+            let deadline = started + self.budget();
+            loop {
+                match self.store.prune(before, PRUNE_BATCH).await {
+                    Ok(deleted) => {
+                        report.pruned += deleted;
+                        self.metrics.pruned_runs.inc_by(deleted);
+                        if deleted < PRUNE_BATCH || Instant::now() >= deadline {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        self.metrics.maintenance_failed("retention", &e);
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Fail runs stuck for longer than `after`, through the API's compare-and-set.
@@ -386,5 +475,32 @@ impl Scanner {
             }
         }
         self.lease.release().await;
+    }
+}
+
+/// Shared by the scanner's unit tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use chrono::DateTime;
+    use uuid::Uuid;
+
+    use crate::domain::Status;
+    use crate::store::TerminalRun;
+
+    pub fn run(connector: &str, status: Status, secs: Option<f64>, at: i64) -> TerminalRun {
+        TerminalRun {
+            id: Uuid::new_v4(),
+            workspace_connector_id: Uuid::from_u128(at as u128 % 3),
+            connector_slug: connector.into(),
+            trigger_type: Some("manual".into()),
+            status,
+            duration_seconds: secs,
+            dispatch_delay_seconds: secs.map(|_| 0.7),
+            records_synced: Some(10.0),
+            completed_at: DateTime::from_timestamp(at, 0).unwrap(),
+            created_at: DateTime::from_timestamp(at - 60, 0).unwrap(),
+            started_at: None,
+            error: None,
+        }
     }
 }

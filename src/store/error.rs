@@ -26,6 +26,11 @@ pub enum StoreError {
     #[error("store unavailable: {0}")]
     Unavailable(sqlx::Error),
 
+    /// PostgreSQL cancelled a statement that ran longer than the connection's
+    /// `statement_timeout`; nothing was written.
+    #[error("a statement ran longer than its statement timeout and was cancelled: {0}")]
+    StatementTimeout(sqlx::Error),
+
     #[error("store error: {0}")]
     Database(sqlx::Error),
 
@@ -57,6 +62,9 @@ impl From<sqlx::Error> for StoreError {
                 // (shutdown, crash), 53300 too many connections, 57014 a statement
                 // cancelled by `statement_timeout`, 55P03 a lock timeout. SQLite: BUSY /
                 // LOCKED. All of them: nothing was written, try again later.
+                if code == "57014" {
+                    return StoreError::StatementTimeout(err);
+                }
                 if code.starts_with("08")
                     || code.starts_with("57P")
                     || code == "53300"

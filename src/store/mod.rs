@@ -7,10 +7,15 @@
 //! clock, so of two concurrent finishers exactly one wins.
 
 mod cursor;
+mod dialect;
 mod error;
+mod lease;
 mod postgres;
-mod scan;
+mod scanner_reads;
+mod sql_store;
 mod sqlite;
+mod statements;
+mod url;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,17 +25,17 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::config::{Backend, DatabaseUrl};
 use crate::domain::{Action, ConnectorStatus, NewSyncLog, Status, SyncLog};
 
 pub use cursor::Cursor;
 pub use error::StoreError;
-pub use postgres::PostgresStore;
-pub use scan::{
+pub use lease::{Leadership, Lease, LEASE_KEY};
+pub use scanner_reads::{
     postgres_scanner_queries, ActiveGroup, ConnectionState, StuckCutoffs, TerminalAggregate,
     TerminalRun,
 };
-pub use sqlite::SqliteStore;
+pub use sql_store::SqlStore;
+pub use url::{Backend, DatabaseUrl};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -62,20 +67,6 @@ impl Change {
             metadata: None,
             error: None,
         }
-    }
-
-    fn metadata_json(&self) -> Option<String> {
-        self.metadata
-            .as_ref()
-            .map(|m| Value::Object(m.clone()).to_string())
-    }
-
-    fn allowed_statuses(&self) -> Vec<&'static str> {
-        self.action
-            .allowed_from()
-            .iter()
-            .map(|s| s.as_str())
-            .collect()
     }
 }
 
@@ -190,11 +181,38 @@ pub trait SyncLogStore: Send + Sync + 'static {
         delay_bounds: &[f64],
     ) -> Result<Vec<TerminalAggregate>>;
 
-    /// Terminal runs completed strictly after `after`, oldest first.
-    async fn terminal_after(&self, after: DateTime<Utc>) -> Result<Vec<TerminalRun>>;
+    /// Terminal runs completed strictly after `after` (and at or before `upto`, when
+    /// given), oldest first.
+    async fn terminal_after(
+        &self,
+        after: DateTime<Utc>,
+        upto: Option<DateTime<Utc>>,
+    ) -> Result<Vec<TerminalRun>>;
 
-    /// Every connection's latest terminal run and its failures since the last success.
-    async fn connection_states(&self) -> Result<Vec<ConnectionState>>;
+    /// The latest terminal run and the failures since the last success of at most `limit`
+    /// connections, in id order after `after` (from the first when `None`).
+    async fn connection_states(
+        &self,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<ConnectionState>>;
+
+    /// Where a chunk of `rows` terminal runs completed after `after` and at or before
+    /// `upto` ends (oldest first): the completion time of the last run of the chunk, or
+    /// `None` when fewer runs remain than a whole chunk.
+    async fn terminal_boundary(
+        &self,
+        after: Option<DateTime<Utc>>,
+        upto: DateTime<Utc>,
+        rows: u64,
+    ) -> Result<Option<DateTime<Utc>>>;
+
+    /// The oldest completion time in the table.
+    async fn first_completed_at(&self) -> Result<Option<DateTime<Utc>>>;
+
+    /// Hard-delete at most `batch` terminal runs completed before `before`, oldest first.
+    /// Returns how many were deleted; active runs are never touched.
+    async fn prune(&self, before: DateTime<Utc>, batch: u64) -> Result<u64>;
 
     /// Live scheduled and in-progress runs per (connector, status).
     async fn active_runs(&self, cutoffs: &StuckCutoffs) -> Result<Vec<ActiveGroup>>;
@@ -205,8 +223,22 @@ pub trait SyncLogStore: Send + Sync + 'static {
     /// The scanner's saved totals: the point they are settled up to, and their JSON.
     async fn load_checkpoint(&self) -> Result<Option<(DateTime<Utc>, String)>>;
 
-    /// Replace the scanner's saved totals.
-    async fn save_checkpoint(&self, settled_upto: DateTime<Utc>, totals: &str) -> Result<()>;
+    /// The scanner's saved per-connection states, at most `limit` in id order after
+    /// `after` (from the first when `None`).
+    async fn saved_connection_states(
+        &self,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<ConnectionState>>;
+
+    /// Replace the scanner's saved totals and upsert the given connection states, in one
+    /// transaction.
+    async fn save_checkpoint(
+        &self,
+        settled_upto: DateTime<Utc>,
+        totals: &str,
+        connections: &[ConnectionState],
+    ) -> Result<()>;
 }
 
 /// Pool settings shared by both stores.
@@ -234,8 +266,12 @@ impl Default for PoolOptions {
 /// Open the store a URL names. Does not run migrations.
 pub async fn connect(url: &DatabaseUrl, options: &PoolOptions) -> Result<Store> {
     Ok(match url.backend() {
-        Backend::Postgres => Arc::new(PostgresStore::connect(url, options).await?),
-        Backend::Sqlite => Arc::new(SqliteStore::connect(url, options).await?),
+        Backend::Postgres => Arc::new(SqlStore::new(postgres::PostgresEngine::connect(
+            url, options,
+        )?)),
+        Backend::Sqlite => Arc::new(SqlStore::new(
+            sqlite::SqliteEngine::connect(url, options).await?,
+        )),
     })
 }
 
@@ -284,19 +320,4 @@ fn paginate(items: &mut Vec<SyncLog>, limit: u32) -> Option<Cursor> {
     } else {
         None
     }
-}
-
-/// Decode the bucket columns that follow the named ones in an aggregate row.
-fn bucket_counts<R: sqlx::Row>(row: &R, first: usize, n: usize) -> Result<Vec<u64>>
-where
-    usize: sqlx::ColumnIndex<R>,
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    (first..first + n)
-        .map(|i| Ok(row.try_get::<i64, _>(i)?.max(0) as u64))
-        .collect()
-}
-
-fn parse_status(text: String) -> Result<Status> {
-    text.parse().map_err(StoreError::Corrupt)
 }

@@ -2,15 +2,17 @@
 //! SQLite file in a temp dir per test.
 #![allow(dead_code)]
 
+pub mod scan;
+
 use std::sync::OnceLock;
 
 use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection};
 use syncwatch::api::ApiSettings;
-use syncwatch::app::Application;
-use syncwatch::config::DatabaseUrl;
 use syncwatch::metrics::Metrics;
+use syncwatch::startup::Application;
+use syncwatch::store::DatabaseUrl;
 use syncwatch::store::{self, PoolOptions, Store};
 use tokio::net::TcpListener;
 use uuid::Uuid;
@@ -464,6 +466,29 @@ pub async fn run_through_api(
     done.json().await.unwrap()
 }
 
+/// The `syncwatch` binary. Cargo names it to the service's own tests; the tools crate's
+/// tests (which share this harness) find it in the workspace's target directory, next to
+/// their own `deps/` folder, where `cargo test --workspace` builds it.
+pub fn service_bin() -> std::path::PathBuf {
+    if let Some(bin) = option_env!("CARGO_BIN_EXE_syncwatch") {
+        return bin.into();
+    }
+    let exe = std::env::current_exe().expect("the test executable's path");
+    // target/<profile>/deps/<test> → target/<profile>/syncwatch
+    let bin = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .map(|dir| dir.join(format!("syncwatch{}", std::env::consts::EXE_SUFFIX)))
+        .expect("the test executable lives in target/<profile>/deps");
+    assert!(
+        bin.is_file(),
+        "{} is missing: build the service first (`cargo test --workspace` or \
+         `cargo build --bin syncwatch`)",
+        bin.display()
+    );
+    bin
+}
+
 /// The real binary serving on loopback ports of its own, killed when dropped.
 pub struct Server {
     pub child: ChildGuard,
@@ -489,7 +514,7 @@ impl Server {
     ) -> Self {
         let api = format!("127.0.0.1:{api_port}");
         let metrics = format!("127.0.0.1:{metrics_port}");
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_syncwatch"))
+        let child = std::process::Command::new(service_bin())
             .args(["serve", "--database-url", database_url, "--listen", &api])
             .args(["--metrics-listen", &metrics])
             .args(extra)

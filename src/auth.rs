@@ -1,14 +1,11 @@
-//! Bearer-token authentication for `/v1`.
+//! Bearer tokens: the configured set, compared in constant time, and the one parser of
+//! an `Authorization: Bearer …` header, shared by the API and the metrics listener.
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::http::HeaderMap;
 use subtle::ConstantTimeEq;
-
-use super::error::ApiError;
 
 /// The accepted tokens. Empty means authentication is off.
 #[derive(Clone, Default)]
@@ -52,25 +49,17 @@ impl ApiAuth {
     }
 }
 
-pub async fn require_bearer(
-    State(auth): State<ApiAuth>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    if !auth.is_enabled() {
-        return Ok(next.run(request).await);
-    }
-    let presented = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, token) = v.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        });
-    match presented {
-        Some(token) if auth.accepts(token.as_bytes()) => Ok(next.run(request).await),
-        _ => Err(ApiError::Unauthorized),
+/// The token of an `Authorization: Bearer <token>` header (the scheme in any case).
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+impl ApiAuth {
+    /// Whether a request may pass: authentication is off, or it presents a known token.
+    pub fn admits(&self, headers: &HeaderMap) -> bool {
+        !self.is_enabled() || bearer_token(headers).is_some_and(|t| self.accepts(t.as_bytes()))
     }
 }
 
@@ -89,5 +78,21 @@ mod tests {
         assert!(!auth.accepts(b""));
         assert!(!ApiAuth::default().is_enabled());
         assert!(!format!("{auth:?}").contains("alpha"));
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        let auth = ApiAuth::new(["alpha".to_owned()]);
+        let headers = |value: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(AUTHORIZATION, value.parse().unwrap());
+            h
+        };
+        assert!(auth.admits(&headers("Bearer alpha")));
+        assert!(auth.admits(&headers("bearer alpha")));
+        assert!(!auth.admits(&headers("Basic alpha")));
+        assert!(!auth.admits(&headers("Bearer beta")));
+        assert!(!auth.admits(&HeaderMap::new()));
+        assert!(ApiAuth::default().admits(&HeaderMap::new()));
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use sqlx::{Connection, PgConnection};
 
-use crate::config::{Backend, DatabaseUrl};
+use super::{Backend, DatabaseUrl};
 
 /// Advisory lock key: the bytes of "syncwatc" as a big-endian integer.
 pub const LEASE_KEY: i64 = 0x7379_6e63_7761_7463;

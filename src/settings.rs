@@ -1,3 +1,7 @@
+//! Helpers every settings struct uses: the duration and bucket-list parsers of its flags,
+//! and [`defaults`], so a struct's defaults live in its `#[arg(default_value …)]`
+//! attributes alone.
+
 use std::time::Duration;
 
 /// Parses durations written the way operators write them: `500ms`, `15s`, `5m`, `1h`, `1d`,
@@ -41,6 +45,34 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         total = total.saturating_add(part);
     }
     Ok(total)
+}
+
+/// A histogram bucket bound: a positive, finite number of seconds.
+pub fn parse_bucket(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("bucket {text:?} is not a number"))?;
+    if value.is_finite() && value > 0.0 {
+        Ok(value)
+    } else {
+        Err(format!(
+            "bucket {text:?} must be a positive number of seconds"
+        ))
+    }
+}
+
+/// A settings struct with every flag at its default: the values written in its
+/// `#[arg(default_value …)]` attributes, so they are stated once.
+pub fn defaults<T: clap::Args>() -> T {
+    #[derive(clap::Parser)]
+    struct Only<T: clap::Args> {
+        #[command(flatten)]
+        settings: T,
+    }
+    <Only<T> as clap::Parser>::try_parse_from(["syncwatch"])
+        .map(|only| only.settings)
+        .unwrap_or_else(|e| panic!("the defaults of a settings struct do not parse: {e}"))
 }
 
 #[cfg(test)]

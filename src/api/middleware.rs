@@ -1,0 +1,100 @@
+//! The API's layers: bearer authentication, the request deadline, and request metrics
+//! (by route template, never the raw path, which would carry run ids) with an optional
+//! observer told of every request (the OTLP exporter's request spans).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::ApiError;
+use crate::auth::ApiAuth;
+use crate::metrics::Metrics;
+
+/// One answered API request.
+#[derive(Debug, Clone, Copy)]
+pub struct ServedRequest<'a> {
+    /// The route template (`/v1/sync-logs/{id}`), never the raw path.
+    pub route: &'a str,
+    pub method: &'a str,
+    pub status: u16,
+    pub started: SystemTime,
+    pub ended: SystemTime,
+}
+
+/// Told about every API request once it is answered.
+pub trait RequestObserver: Send + Sync + 'static {
+    fn request_served(&self, request: &ServedRequest<'_>);
+}
+
+/// What [`track_requests`] records into.
+#[derive(Clone)]
+pub struct RequestTracking {
+    pub metrics: Metrics,
+    pub observer: Option<Arc<dyn RequestObserver>>,
+}
+
+pub async fn require_bearer(
+    State(auth): State<ApiAuth>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if auth.admits(request.headers()) {
+        Ok(next.run(request).await)
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+/// Abandon a request that takes longer than `limit` (a slow client body, a slow or locked
+/// store) with 503 in the error shape. Dropping the handler's future cancels its store
+/// call; a transition is one statement, so it either committed or did not.
+pub async fn request_timeout(
+    State(limit): State<Duration>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Timeout(limit).into_response(),
+    }
+}
+
+pub async fn track_requests(
+    State(tracking): State<RequestTracking>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let wall_start = SystemTime::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let response = next.run(request).await;
+    let code = response.status().as_u16().to_string();
+    let labels = [route.as_str(), method.as_str(), code.as_str()];
+    tracking
+        .metrics
+        .http_requests
+        .with_label_values(&labels)
+        .inc();
+    tracking
+        .metrics
+        .http_duration
+        .with_label_values(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    if let Some(observer) = &tracking.observer {
+        observer.request_served(&ServedRequest {
+            route: &route,
+            method: &method,
+            status: response.status().as_u16(),
+            started: wall_start,
+            ended: SystemTime::now(),
+        });
+    }
+    response
+}

@@ -1,0 +1,142 @@
+//! The command line: the flags (each settings struct is defined once, beside the code it
+//! configures, and flattened here) and the commands `serve`, `migrate`, `check` and
+//! `scan --once`. Every flag has an environment variable; README.md lists them all.
+
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::scan::ScanConfig;
+use crate::startup::{ServeSettings, StoreSettings};
+use crate::telemetry::LogFormat;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "syncwatch",
+    version,
+    about = "Lifecycle store and metrics sidecar for data-connector sync runs"
+)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, env = "SYNCWATCH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub store: StoreSettings,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API, the metrics listener and the scanner (and apply pending
+    /// migrations first).
+    Serve(ServeSettings),
+    /// Apply pending migrations and exit.
+    Migrate,
+    /// Check configuration, store connectivity and schema version; exit non-zero on a problem.
+    Check,
+    /// Scan the store and print the metrics exposition.
+    Scan(ScanOnce),
+    /// Hard-delete terminal runs older than `--older-than`, in small batches. The
+    /// exported numbers keep them: the scanner's checkpoint already counts them.
+    Prune(Prune),
+}
+
+/// The flags of `prune`.
+#[derive(Debug, Clone, Args)]
+pub struct Prune {
+    /// Delete terminal runs that completed longer ago than this (active runs are never
+    /// touched).
+    #[arg(long, value_parser = crate::settings::parse_duration)]
+    pub older_than: std::time::Duration,
+}
+
+/// The flags of `scan`.
+#[derive(Debug, Clone, Args)]
+pub struct ScanOnce {
+    /// Scan once, print the exposition to stdout and exit (non-zero when the store is
+    /// unreachable). Required: continuous scanning is part of `serve`.
+    #[arg(long, required = true)]
+    pub once: bool,
+
+    #[command(flatten)]
+    pub scan: ScanConfig,
+}
+
+/// Run the command `cli` names.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(serve) => commands::serve(&cli.store, &serve).await,
+        Command::Migrate => commands::migrate(&cli.store).await,
+        Command::Check => commands::check(&cli.store).await,
+        Command::Scan(args) => commands::scan_once(&cli.store, &args.scan).await,
+        Command::Prune(args) => commands::prune(&cli.store, args.older_than).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn serve(args: &[&str]) -> (Cli, ServeSettings) {
+        let cli = Cli::try_parse_from(["syncwatch", "serve"].iter().chain(args)).unwrap();
+        let Command::Serve(serve) = &cli.command else {
+            panic!("serve expected")
+        };
+        let serve = serve.clone();
+        (cli, serve)
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let (cli, serve) = serve(&[]);
+        assert_eq!(serve.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(serve.metrics_listen, "127.0.0.1:9477".parse().unwrap());
+        assert_eq!(serve.api.max_body_bytes, 1024 * 1024);
+        assert_eq!(serve.api.request_timeout, Duration::from_secs(15));
+        assert_eq!(cli.store.db_acquire_timeout, Duration::from_secs(5));
+        assert_eq!(cli.store.db_statement_timeout, Duration::from_secs(10));
+        assert_eq!(cli.store.database_url.to_string(), "sqlite://syncwatch.db");
+        assert_eq!(serve.scan.statement_timeout, Duration::from_secs(25));
+        assert_eq!(serve.scan.interval, ScanConfig::default().interval);
+    }
+
+    #[test]
+    fn tokens_come_from_the_list_and_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tokens");
+        std::fs::write(&file, "# ops\nfile-token\n\n").unwrap();
+        let (_, serve) = serve(&[
+            "--api-tokens",
+            "a, b",
+            "--api-tokens-file",
+            file.to_str().unwrap(),
+        ]);
+        assert_eq!(serve.api_tokens().unwrap(), vec!["a", "b", "file-token"]);
+    }
+
+    #[test]
+    fn scan_flags_reach_the_scanner_settings() {
+        let cli = Cli::try_parse_from([
+            "syncwatch",
+            "scan",
+            "--once",
+            "--scan-interval",
+            "2s",
+            "--scan-timeout",
+            "7s",
+        ])
+        .unwrap();
+        let Command::Scan(args) = cli.command else {
+            panic!("scan expected")
+        };
+        assert_eq!(args.scan.interval, Duration::from_secs(2));
+        assert_eq!(args.scan.timeout, Duration::from_secs(7));
+    }
+}

@@ -1,0 +1,297 @@
+//! Building the scanner's state from the table in bounded steps: the totals one chunk of
+//! `--scan-chunk-rows` terminal runs per statement (by completion time), then the
+//! per-connection states `--scan-chunk-connections` at a time, continuing across scans
+//! (and, through the checkpoint, across restarts) until it has caught up with the table.
+//! The same chunking serves the repair sweep ([`Sweep`]).
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{Connections, ScanConfig, ScanError, Totals};
+use crate::store::{ConnectionState, Store, StoreError, TerminalRun};
+
+/// The smallest chunk a statement timeout halves the chunk size down to.
+const MIN_CHUNK_ROWS: u64 = 1_000;
+
+/// Where the build stands with the per-connection states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Walk {
+    /// Loading the states saved with the checkpoint, after this connection id (first,
+    /// so the runs counted after the checkpoint bring them up to date).
+    Saved(Option<Uuid>),
+    /// Not yet: the totals are still being built.
+    Pending,
+    /// Read from the table (a first start), after this connection id.
+    Table(Option<Uuid>),
+    /// Done (read from the table, or kept up to date from the checkpoint's saved states).
+    Done,
+}
+
+/// A build in progress: what has been counted so far, and where it stands.
+pub(super) struct Build {
+    pub totals: Totals,
+    pub connections: Connections,
+    /// Every terminal run completed at or before this is in `totals`.
+    pub done_upto: Option<DateTime<Utc>>,
+    /// Where the history starts, for the progress ratio.
+    pub first: Option<DateTime<Utc>>,
+    /// Started from a checkpoint whose connection states were saved: they are loaded
+    /// first, and the chunks after the checkpoint are read run by run so the states follow.
+    pub follow_saved: bool,
+    /// Started from a checkpoint at all.
+    pub from_checkpoint: bool,
+    pub walk: Walk,
+    /// The states read or changed since the checkpoint, to save with it.
+    pub dirty: HashSet<Uuid>,
+}
+
+/// What the build has reached when a scan's budget runs out or it catches up.
+pub(super) enum Step {
+    /// More to do at the next scan.
+    Continue,
+    /// Caught up: everything completed at or before `settled` is counted.
+    CaughtUp { settled: DateTime<Utc> },
+}
+
+/// Chunk sizes, halved when a statement is cancelled for running too long.
+pub(super) struct Chunks {
+    pub rows: u64,
+    pub connections: usize,
+}
+
+impl Chunks {
+    pub fn new(config: &ScanConfig) -> Self {
+        Self {
+            rows: config.chunk_rows.max(MIN_CHUNK_ROWS),
+            connections: config.chunk_connections.max(1),
+        }
+    }
+
+    /// After a cancelled chunk of runs: a smaller chunk, if there is one, else the error.
+    pub fn shrink_rows(&mut self, e: StoreError) -> Result<(), ScanError> {
+        if !matches!(e, StoreError::StatementTimeout(_)) || self.rows <= MIN_CHUNK_ROWS {
+            return Err(e.into());
+        }
+        self.rows = (self.rows / 2).max(MIN_CHUNK_ROWS);
+        tracing::warn!(
+            chunk_rows = self.rows,
+            "a chunk of runs ran longer than --scan-statement-timeout; halving it"
+        );
+        Ok(())
+    }
+
+    /// After a cancelled chunk of connections: a smaller one, if there is one.
+    fn shrink_connections(&mut self, e: StoreError) -> Result<(), ScanError> {
+        if !matches!(e, StoreError::StatementTimeout(_)) || self.connections <= 1 {
+            return Err(e.into());
+        }
+        self.connections = (self.connections / 2).max(1);
+        tracing::warn!(
+            chunk_connections = self.connections,
+            "a chunk of connections ran longer than --scan-statement-timeout; halving it"
+        );
+        Ok(())
+    }
+}
+
+/// The end of the next chunk after `after` (at or before `settled`), and whether it
+/// reaches `settled`.
+async fn next_boundary(
+    store: &Store,
+    after: Option<DateTime<Utc>>,
+    settled: DateTime<Utc>,
+    rows: u64,
+) -> Result<(DateTime<Utc>, bool), StoreError> {
+    Ok(match store.terminal_boundary(after, settled, rows).await? {
+        Some(end) if end < settled => (end, false),
+        _ => (settled, true),
+    })
+}
+
+impl Build {
+    /// The progress of the totals, from 0 to 1.
+    pub fn progress(&self, settled: DateTime<Utc>) -> f64 {
+        match (self.first, self.done_upto) {
+            (_, None) => 0.0,
+            (Some(first), Some(done)) if settled > first => {
+                let all = (settled - first).num_milliseconds() as f64;
+                ((done - first).num_milliseconds() as f64 / all).clamp(0.0, 1.0)
+            }
+            _ => 1.0,
+        }
+    }
+
+    /// Build until caught up with `settled` (the database clock less the late-commit
+    /// window) or until `deadline`, at least one statement per call.
+    pub async fn step(
+        &mut self,
+        store: &Store,
+        chunks: &mut Chunks,
+        settled: DateTime<Utc>,
+        deadline: Instant,
+    ) -> Result<Step, ScanError> {
+        if self.first.is_none() {
+            self.first = store.first_completed_at().await?;
+        }
+        loop {
+            match self.walk {
+                Walk::Saved(after) => {
+                    match store
+                        .saved_connection_states(after, chunks.connections)
+                        .await
+                    {
+                        Ok(states) => self.add_states(states, chunks.connections, false),
+                        Err(e) => chunks.shrink_connections(e)?,
+                    }
+                }
+                Walk::Pending if self.done_upto.is_some_and(|done| done >= settled) => {
+                    self.walk = if self.follow_saved {
+                        Walk::Done
+                    } else {
+                        Walk::Table(None)
+                    };
+                }
+                Walk::Pending => {
+                    if let Err(e) = self.totals_chunk(store, chunks, settled).await {
+                        chunks.shrink_rows(e)?;
+                    }
+                }
+                Walk::Table(after) => {
+                    match store.connection_states(after, chunks.connections).await {
+                        Ok(states) => self.add_states(states, chunks.connections, true),
+                        Err(e) => chunks.shrink_connections(e)?,
+                    }
+                }
+                Walk::Done => {
+                    let done = self.done_upto.unwrap_or(settled);
+                    return Ok(Step::CaughtUp { settled: done });
+                }
+            }
+            if Instant::now() >= deadline {
+                return Ok(Step::Continue);
+            }
+        }
+    }
+
+    /// One chunk of the totals: aggregated in SQL on a first build; read run by run when
+    /// continuing from a checkpoint, so the saved connection states follow too.
+    async fn totals_chunk(
+        &mut self,
+        store: &Store,
+        chunks: &Chunks,
+        settled: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let (end, last) = next_boundary(store, self.done_upto, settled, chunks.rows).await?;
+        let counted = if self.follow_saved {
+            // Always set: a checkpoint has a point it is settled up to.
+            let after = self.done_upto.unwrap_or(end);
+            let runs = store.terminal_after(after, Some(end)).await?;
+            for run in &runs {
+                self.totals.add_run(run);
+                if self.connections.add_run_if_newer(run) {
+                    self.dirty.insert(run.workspace_connector_id);
+                }
+            }
+            runs.len() as u64
+        } else {
+            let rows = store
+                .terminal_aggregate(
+                    self.done_upto,
+                    end,
+                    &self.totals.duration_bounds,
+                    &self.totals.delay_bounds,
+                )
+                .await?;
+            for row in &rows {
+                self.totals.add_aggregate(row);
+            }
+            rows.iter().map(|r| r.runs).sum()
+        };
+        self.done_upto = Some(end);
+        tracing::info!(
+            runs = counted,
+            upto = %end,
+            progress = format!("{:.3}", self.progress(settled)),
+            caught_up = last,
+            "scanner build: counted a chunk of terminal runs"
+        );
+        Ok(())
+    }
+
+    /// One chunk of states, from the table (`walked`: to be saved) or the saved ones.
+    fn add_states(&mut self, states: Vec<ConnectionState>, limit: usize, walked: bool) {
+        let last = states.last().map(|s| s.workspace_connector_id);
+        let more = states.len() >= limit;
+        for state in states {
+            if walked {
+                self.dirty.insert(state.workspace_connector_id);
+            }
+            self.connections
+                .by_id
+                .insert(state.workspace_connector_id, state);
+        }
+        self.walk = match (more, last, walked) {
+            (true, Some(id), true) => Walk::Table(Some(id)),
+            (true, Some(id), false) => Walk::Saved(Some(id)),
+            (false, _, true) => Walk::Done,
+            (_, _, false) => Walk::Pending,
+            (true, None, true) => Walk::Done,
+        };
+    }
+
+    /// Runs completed after the build's point (at most the late-commit window), counted
+    /// into the totals; a connection takes a run only when its state does not reflect it
+    /// yet (the walk read the table later than `settled`).
+    pub fn add_recent(&mut self, recent: &[TerminalRun]) -> HashMap<Uuid, TerminalRun> {
+        let mut seen = HashMap::new();
+        for run in recent {
+            if seen.insert(run.id, run.clone()).is_none() {
+                self.totals.add_run(run);
+                if self.connections.add_run_if_newer(run) {
+                    self.dirty.insert(run.workspace_connector_id);
+                }
+            }
+        }
+        seen
+    }
+}
+
+/// A repair sweep: the totals built again from the table, chunk by chunk, one chunk per
+/// scan, then merged into the running totals by maximum (never lowering a value).
+pub(super) struct Sweep {
+    pub fresh: Totals,
+    pub done_upto: Option<DateTime<Utc>>,
+    /// The point the sweep counts up to (the running totals' settled point when it began).
+    pub target: DateTime<Utc>,
+}
+
+impl Sweep {
+    pub fn new(bounds: &Totals, target: DateTime<Utc>) -> Self {
+        Self {
+            fresh: Totals::new(&bounds.duration_bounds, &bounds.delay_bounds),
+            done_upto: None,
+            target,
+        }
+    }
+
+    /// One chunk; `true` once the sweep has reached its target.
+    pub async fn step(&mut self, store: &Store, chunks: &mut Chunks) -> Result<bool, StoreError> {
+        let (end, last) = next_boundary(store, self.done_upto, self.target, chunks.rows).await?;
+        let rows = store
+            .terminal_aggregate(
+                self.done_upto,
+                end,
+                &self.fresh.duration_bounds,
+                &self.fresh.delay_bounds,
+            )
+            .await?;
+        for row in &rows {
+            self.fresh.add_aggregate(row);
+        }
+        self.done_upto = Some(end);
+        Ok(last)
+    }
+}

@@ -1,0 +1,213 @@
+//! The scanner's settings: every flag of `serve` and `scan --once` that tunes scanning,
+//! with its default, defined once.
+
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::settings::{parse_bucket, parse_duration};
+
+/// How the scanner reads the store and what it exports. `ScanConfig::default()` is the
+/// set of flag defaults.
+#[derive(Debug, Clone, Args)]
+pub struct ScanConfig {
+    /// How often the scanner reads the store.
+    #[arg(long = "scan-interval", env = "SYNCWATCH_SCAN_INTERVAL", value_parser = parse_duration, default_value = "15s")]
+    pub interval: Duration,
+
+    /// Overlap re-read by every scan so runs whose transaction commits late are counted.
+    #[arg(long, env = "SYNCWATCH_LATE_COMMIT_WINDOW", value_parser = parse_duration, default_value = "5m")]
+    pub late_commit_window: Duration,
+
+    /// How often counters are recomputed from the whole table (never lowered).
+    #[arg(long, env = "SYNCWATCH_REBASELINE_INTERVAL", value_parser = parse_duration, default_value = "1h")]
+    pub rebaseline_interval: Duration,
+
+    /// A scheduled run older than this is stuck.
+    #[arg(long, env = "SYNCWATCH_STUCK_SCHEDULED_AFTER", value_parser = parse_duration, default_value = "15m")]
+    pub stuck_scheduled_after: Duration,
+
+    /// An in-progress run with no update (heartbeat) for this long is stuck.
+    #[arg(long, env = "SYNCWATCH_STUCK_IN_PROGRESS_AFTER", value_parser = parse_duration, default_value = "30m")]
+    pub stuck_in_progress_after: Duration,
+
+    /// An in-progress run running longer than this is stuck, heartbeats or not.
+    #[arg(long, env = "SYNCWATCH_MAX_RUN_DURATION", value_parser = parse_duration, default_value = "6h")]
+    pub max_run_duration: Duration,
+
+    /// Fail runs stuck for this long (off when unset).
+    #[arg(long, env = "SYNCWATCH_REAP_STUCK_AFTER", value_parser = parse_duration)]
+    pub reap_stuck_after: Option<Duration>,
+
+    /// How many of the worst connections get a consecutive-failures series.
+    #[arg(long, env = "SYNCWATCH_TOP_FAILING_CONNECTIONS", default_value_t = 50)]
+    pub top_failing_connections: usize,
+
+    /// Most distinct `connector` label values; later connectors are reported as "other".
+    #[arg(long, env = "SYNCWATCH_MAX_CONNECTORS", default_value_t = 500)]
+    pub max_connectors: usize,
+
+    /// Run duration histogram buckets, in seconds, comma-separated.
+    #[arg(long, env = "SYNCWATCH_DURATION_BUCKETS", value_delimiter = ',', value_parser = parse_bucket,
+          default_value = "1,5,15,30,60,120,300,600,1200,1800,3600,7200,14400,21600")]
+    pub duration_buckets: Vec<f64>,
+
+    /// Dispatch delay histogram buckets, in seconds, comma-separated.
+    #[arg(long, env = "SYNCWATCH_DISPATCH_DELAY_BUCKETS", value_delimiter = ',', value_parser = parse_bucket,
+          default_value = "0.5,1,5,15,30,60,300,900,3600")]
+    pub dispatch_delay_buckets: Vec<f64>,
+
+    /// Longest one scan may take before it is abandoned and counted as an error.
+    #[arg(long = "scan-timeout", env = "SYNCWATCH_SCAN_TIMEOUT", value_parser = parse_duration, default_value = "30s")]
+    pub timeout: Duration,
+
+    /// Postgres: the server cancels a scanner query running longer than this (the scan
+    /// fails and is retried at the next interval). `0s` turns it off.
+    #[arg(long = "scan-statement-timeout", env = "SYNCWATCH_SCAN_STATEMENT_TIMEOUT", value_parser = parse_duration, default_value = "25s")]
+    pub statement_timeout: Duration,
+
+    /// Terminal runs one statement of the scanner's build (and of its repair sweep)
+    /// aggregates at most; halved automatically when a chunk runs longer than
+    /// `--scan-statement-timeout`.
+    #[arg(
+        long = "scan-chunk-rows",
+        env = "SYNCWATCH_SCAN_CHUNK_ROWS",
+        default_value_t = 100_000
+    )]
+    pub chunk_rows: u64,
+
+    /// Connections one statement of the first per-connection walk reads at most.
+    #[arg(
+        long = "scan-chunk-connections",
+        env = "SYNCWATCH_SCAN_CHUNK_CONNECTIONS",
+        default_value_t = 5_000
+    )]
+    pub chunk_connections: usize,
+
+    /// How often the leader saves its totals and changed connection states (the
+    /// checkpoint a restart or a new leader continues from).
+    #[arg(long, env = "SYNCWATCH_CHECKPOINT_INTERVAL", value_parser = parse_duration, default_value = "1m")]
+    pub checkpoint_interval: Duration,
+
+    /// Hard-delete terminal runs completed longer ago than this (the leader, in small
+    /// batches, never past its saved checkpoint). Off when unset. Exported numbers keep
+    /// the deleted history.
+    #[arg(long, env = "SYNCWATCH_RETENTION", value_parser = parse_duration)]
+    pub retention: Option<Duration>,
+
+    /// Start from the saved totals (the store's checkpoint) when starting or gaining the
+    /// lease, and save them after each baseline. Off for `scan --once`, which only reads.
+    #[arg(skip = true)]
+    pub checkpoint: bool,
+}
+
+impl Default for ScanConfig {
+    fn default() -> Self {
+        crate::settings::defaults()
+    }
+}
+
+impl ScanConfig {
+    /// The checks a flag's own parser cannot make.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for (name, buckets) in [
+            ("--duration-buckets", &self.duration_buckets),
+            ("--dispatch-delay-buckets", &self.dispatch_delay_buckets),
+        ] {
+            if buckets.is_empty() || buckets.windows(2).any(|w| w[0] >= w[1]) {
+                anyhow::bail!("{name} must be a non-empty, strictly increasing list");
+            }
+        }
+        if self.interval.is_zero() {
+            anyhow::bail!("--scan-interval must be positive");
+        }
+        if self.timeout.is_zero() {
+            anyhow::bail!("--scan-timeout must be positive");
+        }
+        if self.chunk_rows == 0 || self.chunk_connections == 0 {
+            anyhow::bail!("--scan-chunk-rows and --scan-chunk-connections must be positive");
+        }
+        if self.retention.is_some_and(|r| r < self.late_commit_window) {
+            anyhow::bail!("--retention must be at least --late-commit-window");
+        }
+        Ok(())
+    }
+
+    /// The scanner statements' timeout, `None` when off.
+    pub fn statement_timeout(&self) -> Option<Duration> {
+        Some(self.statement_timeout).filter(|t| !t.is_zero())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        scan: ScanConfig,
+    }
+
+    fn parse(args: &[&str]) -> anyhow::Result<ScanConfig> {
+        let flags =
+            Flags::try_parse_from(std::iter::once("syncwatch").chain(args.iter().copied()))?;
+        flags.scan.validate()?;
+        Ok(flags.scan)
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let scan = ScanConfig::default();
+        assert_eq!(scan.interval, Duration::from_secs(15));
+        assert_eq!(scan.late_commit_window, Duration::from_secs(300));
+        assert_eq!(scan.rebaseline_interval, Duration::from_secs(3600));
+        assert_eq!(scan.timeout, Duration::from_secs(30));
+        assert_eq!(scan.statement_timeout, Duration::from_secs(25));
+        assert_eq!(
+            scan.duration_buckets,
+            crate::metrics::DEFAULT_DURATION_BUCKETS
+        );
+        assert_eq!(
+            scan.dispatch_delay_buckets,
+            crate::metrics::DEFAULT_DISPATCH_DELAY_BUCKETS
+        );
+        assert_eq!(scan.reap_stuck_after, None);
+        assert_eq!(
+            (scan.top_failing_connections, scan.max_connectors),
+            (50, 500)
+        );
+        assert!(scan.checkpoint);
+        assert_eq!((scan.chunk_rows, scan.chunk_connections), (100_000, 5_000));
+        assert_eq!(scan.checkpoint_interval, Duration::from_secs(60));
+        assert_eq!(scan.retention, None);
+        scan.validate().unwrap();
+    }
+
+    #[test]
+    fn buckets_must_be_positive_and_increasing() {
+        assert_eq!(
+            parse(&["--duration-buckets", "1,2.5,10"])
+                .unwrap()
+                .duration_buckets,
+            vec![1.0, 2.5, 10.0]
+        );
+        for bad in ["", "2,1", "1,1", "-1,2", "x", "inf"] {
+            assert!(parse(&["--duration-buckets", bad]).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn zero_interval_and_timeout_are_refused() {
+        assert!(parse(&["--scan-interval", "0s"]).is_err());
+        assert!(parse(&["--scan-timeout", "0s"]).is_err());
+        assert!(parse(&["--scan-interval", "1s"]).is_ok());
+        assert!(parse(&["--scan-chunk-rows", "0"]).is_err());
+        assert!(
+            parse(&["--retention", "1m"]).is_err(),
+            "shorter than the window"
+        );
+        assert!(parse(&["--retention", "30d"]).is_ok());
+    }
+}

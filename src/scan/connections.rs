@@ -1,0 +1,106 @@
+//! Per-connection state: each connection's latest terminal run and its failure streak.
+//! Pure: no I/O, unit-tested.
+
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
+use crate::domain::Status;
+use crate::store::{ConnectionState, TerminalRun};
+
+/// Per-connection state for failing connections and consecutive failures.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Connections {
+    pub by_id: HashMap<Uuid, ConnectionState>,
+}
+
+impl Connections {
+    pub fn from_states(states: Vec<ConnectionState>) -> Self {
+        Self {
+            by_id: states
+                .into_iter()
+                .map(|s| (s.workspace_connector_id, s))
+                .collect(),
+        }
+    }
+
+    /// Apply `run` only when it is newer than what the connection's state already
+    /// reflects: for states read or saved at a later point than the runs being applied
+    /// (a first start's walk, a restart from saved states), where a run may or may not be
+    /// in the state already. Returns whether it was applied.
+    pub fn add_run_if_newer(&mut self, run: &TerminalRun) -> bool {
+        let newer = self
+            .by_id
+            .get(&run.workspace_connector_id)
+            .is_none_or(|state| run.completed_at > state.last_completed_at);
+        if newer {
+            self.add_run(run);
+        }
+        newer
+    }
+
+    /// Apply a terminal run read after the baseline.
+    pub fn add_run(&mut self, run: &TerminalRun) {
+        let entry = self
+            .by_id
+            .entry(run.workspace_connector_id)
+            .or_insert_with(|| ConnectionState {
+                workspace_connector_id: run.workspace_connector_id,
+                connector_slug: run.connector_slug.clone(),
+                last_status: run.status,
+                last_completed_at: run.completed_at,
+                consecutive_failures: 0,
+            });
+        match run.status {
+            Status::Error => entry.consecutive_failures += 1,
+            Status::Success if run.completed_at >= entry.last_completed_at => {
+                entry.consecutive_failures = 0;
+            }
+            _ => {}
+        }
+        if run.completed_at >= entry.last_completed_at {
+            entry.last_completed_at = run.completed_at;
+            entry.last_status = run.status;
+            entry.connector_slug = run.connector_slug.clone();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scan::test_support::run;
+    use chrono::DateTime;
+
+    #[test]
+    fn consecutive_failures_reset_on_success() {
+        let mut connections = Connections::default();
+        let id = Uuid::from_u128(7);
+        let mut r = run("a", Status::Error, Some(1.0), 10);
+        r.workspace_connector_id = id;
+        connections.add_run(&r);
+        r.completed_at = DateTime::from_timestamp(11, 0).unwrap();
+        connections.add_run(&r);
+        assert_eq!(connections.by_id[&id].consecutive_failures, 2);
+        r.status = Status::Success;
+        r.completed_at = DateTime::from_timestamp(12, 0).unwrap();
+        connections.add_run(&r);
+        assert_eq!(connections.by_id[&id].consecutive_failures, 0);
+        assert_eq!(connections.by_id[&id].last_status, Status::Success);
+    }
+
+    #[test]
+    fn only_newer_runs_apply_to_a_later_state() {
+        let mut connections = Connections::default();
+        let id = Uuid::from_u128(7);
+        let mut r = run("a", Status::Error, Some(1.0), 10);
+        r.workspace_connector_id = id;
+        assert!(connections.add_run_if_newer(&r), "unknown connection");
+        assert!(!connections.add_run_if_newer(&r), "already reflected");
+        r.completed_at = DateTime::from_timestamp(9, 0).unwrap();
+        assert!(!connections.add_run_if_newer(&r), "older");
+        r.completed_at = DateTime::from_timestamp(11, 0).unwrap();
+        assert!(connections.add_run_if_newer(&r));
+        assert_eq!(connections.by_id[&id].consecutive_failures, 2);
+    }
+}

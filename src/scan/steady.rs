@@ -1,0 +1,104 @@
+//! The scanner once its state has caught up with the table: each scan reads only the runs
+//! completed since the last one (with the late-commit overlap), and the upkeep runs in
+//! bounded steps beside it — the repair sweep, the checkpoint, retention — each of which
+//! may fail without failing the scan.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::build::{Chunks, Sweep};
+use super::{Connections, Totals};
+use crate::store::{ConnectionState, Store, StoreError, TerminalRun};
+
+/// Terminal runs one retention statement deletes at most.
+pub(super) const PRUNE_BATCH: u64 = 5_000;
+
+/// The state of a scanner that has caught up.
+pub(super) struct Steady {
+    /// What is exported: every run completed at or before `low`, plus `seen`.
+    pub totals: Totals,
+    /// Every run completed at or before `low`: what the checkpoint saves.
+    pub settled: Totals,
+    pub connections: Connections,
+    /// Runs counted with `completed_at` after `low`, so a re-read does not count twice.
+    pub seen: HashMap<Uuid, TerminalRun>,
+    /// Lower bound (exclusive) of the next incremental read.
+    pub low: DateTime<Utc>,
+    /// Connections changed since the last checkpoint.
+    pub dirty: HashSet<Uuid>,
+    /// The point the last saved checkpoint is settled up to (retention never deletes
+    /// past it), if one was saved.
+    pub saved_upto: Option<DateTime<Utc>>,
+    pub saved_at: Instant,
+    pub sweep: Option<Sweep>,
+    pub swept_at: Instant,
+    pub chunks: Chunks,
+}
+
+impl Steady {
+    /// Count the runs read by this scan's incremental read; returns the new ones.
+    pub fn add_runs(&mut self, runs: Vec<TerminalRun>) -> Vec<TerminalRun> {
+        let mut new = Vec::new();
+        for run in runs {
+            if self.seen.contains_key(&run.id) {
+                continue;
+            }
+            self.totals.add_run(&run);
+            self.connections.add_run(&run);
+            self.dirty.insert(run.workspace_connector_id);
+            self.seen.insert(run.id, run.clone());
+            new.push(run);
+        }
+        new
+    }
+
+    /// Move the window: runs at or before `low` are settled.
+    pub fn advance(&mut self, low: DateTime<Utc>) {
+        if low <= self.low {
+            return;
+        }
+        self.low = low;
+        let settled = &mut self.settled;
+        self.seen.retain(|_, run| {
+            let keep = run.completed_at > low;
+            if !keep {
+                settled.add_run(run);
+            }
+            keep
+        });
+    }
+
+    /// Merge a finished sweep: the settled totals take the maximum with what the table
+    /// holds, and the exported ones are the settled ones plus the runs in the window.
+    pub fn merge_sweep(&mut self, fresh: &Totals) {
+        self.settled.max_with(fresh);
+        let mut totals = self.settled.clone();
+        for run in self.seen.values() {
+            totals.add_run(run);
+        }
+        self.totals = totals;
+    }
+
+    /// The connection states to save with the checkpoint (those changed since the last).
+    pub fn dirty_states(&self) -> Vec<ConnectionState> {
+        self.dirty
+            .iter()
+            .filter_map(|id| self.connections.by_id.get(id).cloned())
+            .collect()
+    }
+
+    /// Save the settled totals and the changed connection states.
+    pub async fn save(&mut self, store: &Store) -> Result<(), StoreError> {
+        let states = self.dirty_states();
+        let json = self.settled.to_json(true);
+        let upto = self.low;
+        store.save_checkpoint(upto, &json, &states).await?;
+        self.dirty.clear();
+        self.saved_upto = Some(upto);
+        self.saved_at = Instant::now();
+        Ok(())
+    }
+}

@@ -1,0 +1,398 @@
+//! Building and running the service from listeners the caller binds, so tests run it on
+//! port 0: the store (opened and migrated once), the API, the metrics listener, the
+//! scanner loop and the OTLP export, started and stopped together. Also the settings of
+//! `serve` and of the store connection, which the CLI flattens into its flags.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use clap::Args;
+use tokio::net::TcpListener;
+
+use crate::api::{self, ApiAuth, ApiSettings};
+use crate::clock::SystemClock;
+use crate::metrics::{Metrics, MetricsServer};
+use crate::scan::{ScanConfig, Scanner};
+use crate::settings::parse_duration;
+use crate::store::{self, DatabaseUrl, Lease, PoolOptions, Store};
+#[cfg(feature = "otlp")]
+use crate::telemetry::otlp::{OtlpConfig, Pipeline};
+
+/// Which store to open and how its connection pools behave (flags of every command).
+#[derive(Debug, Clone, Args)]
+pub struct StoreSettings {
+    /// Store URL: `postgres://…` for production, `sqlite://path` for the embedded store
+    /// (the file is created if missing).
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://syncwatch.db",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_url: DatabaseUrl,
+
+    /// Most connections the store pool opens.
+    #[arg(
+        long,
+        env = "SYNCWATCH_DB_MAX_CONNECTIONS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub db_max_connections: u32,
+
+    /// How long a request (or a command) waits for a store connection before it gets 503
+    /// (or fails).
+    #[arg(long, env = "SYNCWATCH_DB_ACQUIRE_TIMEOUT", value_parser = parse_duration, default_value = "5s", global = true)]
+    pub db_acquire_timeout: Duration,
+
+    /// Postgres: the server cancels an API statement running longer than this (the
+    /// request gets 503). `0s` turns it off.
+    #[arg(long, env = "SYNCWATCH_DB_STATEMENT_TIMEOUT", value_parser = parse_duration, default_value = "10s", global = true)]
+    pub db_statement_timeout: Duration,
+}
+
+impl StoreSettings {
+    /// Open the store; `scan_statement_timeout` caps the scanner's queries (Postgres).
+    pub async fn open(&self, scan_statement_timeout: Option<Duration>) -> anyhow::Result<Store> {
+        let options = PoolOptions {
+            max_connections: self.db_max_connections,
+            acquire_timeout: self.db_acquire_timeout,
+            statement_timeout: Some(self.db_statement_timeout).filter(|t| !t.is_zero()),
+            scan_statement_timeout,
+        };
+        store::connect(&self.database_url, &options)
+            .await
+            .with_context(|| format!("opening the store at {}", self.database_url))
+    }
+
+    /// Open the store and apply pending migrations, saying what was applied.
+    pub async fn open_and_migrate(
+        &self,
+        scan_statement_timeout: Option<Duration>,
+    ) -> anyhow::Result<Store> {
+        let store = self.open(scan_statement_timeout).await?;
+        store
+            .migrate()
+            .await
+            .with_context(|| format!("migrating {}", self.database_url))?;
+        let schema = store.schema_status().await?;
+        tracing::info!(
+            store = %self.database_url,
+            version = schema.applied.unwrap_or(0),
+            "schema is current"
+        );
+        Ok(store)
+    }
+}
+
+/// The flags of `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeSettings {
+    /// Address of the HTTP API.
+    #[arg(long, env = "SYNCWATCH_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Address of the metrics listener (`/metrics`).
+    #[arg(
+        long,
+        env = "SYNCWATCH_METRICS_LISTEN",
+        default_value = "127.0.0.1:9477"
+    )]
+    pub metrics_listen: SocketAddr,
+
+    /// Comma-separated bearer tokens accepted on `/v1`. Prefer the file form in production.
+    #[arg(
+        long,
+        env = "SYNCWATCH_API_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub api_tokens: Vec<String>,
+
+    /// File with one bearer token per line (blank lines and `#` comments ignored).
+    #[arg(long, env = "SYNCWATCH_API_TOKENS_FILE")]
+    pub api_tokens_file: Option<PathBuf>,
+
+    /// Serve `/v1` without authentication on a non-loopback address.
+    #[arg(long, env = "SYNCWATCH_INSECURE_NO_AUTH")]
+    pub insecure_no_auth: bool,
+
+    /// Bearer token required on the metrics listener (open when unset).
+    #[arg(long, env = "SYNCWATCH_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
+    #[command(flatten)]
+    pub api: ApiSettings,
+
+    #[command(flatten)]
+    pub scan: ScanConfig,
+}
+
+impl ServeSettings {
+    /// Tokens from the flag or environment variable plus the tokens file, trimmed, blanks
+    /// dropped.
+    pub fn api_tokens(&self) -> anyhow::Result<Vec<String>> {
+        let mut tokens: Vec<String> = self
+            .api_tokens
+            .iter()
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .collect();
+        if let Some(path) = &self.api_tokens_file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                anyhow::anyhow!("cannot read API tokens file {}: {e}", path.display())
+            })?;
+            tokens.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(str::to_owned),
+            );
+            if tokens.is_empty() {
+                anyhow::bail!("API tokens file {} holds no token", path.display());
+            }
+        }
+        Ok(tokens)
+    }
+}
+
+/// With no token configured, `/v1` is open; that is only allowed on loopback unless the
+/// operator says otherwise.
+pub fn check_listen_security(
+    listen: SocketAddr,
+    tokens: &[String],
+    insecure_no_auth: bool,
+) -> anyhow::Result<()> {
+    if tokens.is_empty() && !listen.ip().is_loopback() && !insecure_no_auth {
+        anyhow::bail!(
+            "refusing to serve the API on {listen} without authentication: set SYNCWATCH_API_TOKENS \
+             or SYNCWATCH_API_TOKENS_FILE, listen on a loopback address, or pass --insecure-no-auth"
+        );
+    }
+    Ok(())
+}
+
+/// The running service's parts, built and not yet started.
+pub struct Application {
+    listener: TcpListener,
+    store: Store,
+    settings: ApiSettings,
+    local_addr: SocketAddr,
+    metrics: Metrics,
+    metrics_server: Option<MetricsServer>,
+    scanner: Option<Scanner>,
+    #[cfg(feature = "otlp")]
+    otlp: Option<OtlpConfig>,
+}
+
+impl Application {
+    /// Connect the store, apply migrations, bind both listeners, set up the scanner.
+    pub async fn build(store: &StoreSettings, serve: &ServeSettings) -> anyhow::Result<Self> {
+        let tokens = serve.api_tokens()?;
+        check_listen_security(serve.listen, &tokens, serve.insecure_no_auth)?;
+        serve.scan.validate()?;
+        let opened = store
+            .open_and_migrate(serve.scan.statement_timeout())
+            .await?;
+        let listener = TcpListener::bind(serve.listen)
+            .await
+            .with_context(|| format!("binding the API listener on {}", serve.listen))?;
+        let metrics_listener = TcpListener::bind(serve.metrics_listen)
+            .await
+            .with_context(|| format!("binding the metrics listener on {}", serve.metrics_listen))?;
+        let settings = ApiSettings {
+            auth: ApiAuth::new(tokens),
+            ..serve.api.clone()
+        };
+        let metrics = Metrics::new();
+        let scanner = Scanner::new(
+            opened.clone(),
+            Lease::for_store(&store.database_url),
+            serve.scan.clone(),
+            Arc::new(SystemClock),
+            metrics.clone(),
+        );
+        let metrics_server = MetricsServer::new(
+            metrics_listener,
+            metrics.clone(),
+            ApiAuth::new(serve.metrics_token.clone()),
+        )?;
+        #[allow(unused_mut)]
+        let mut app = Self::from_parts(listener, opened, &settings, metrics)?
+            .with_metrics_server(metrics_server)
+            .with_scanner(scanner);
+        #[cfg(feature = "otlp")]
+        {
+            app.otlp = OtlpConfig::from_env().context("reading the OTEL_* configuration")?;
+        }
+        Ok(app)
+    }
+
+    /// The API alone, from parts the caller made (tests: a port-0 listener and a fresh
+    /// store). Add the metrics listener and the scanner with the `with_` methods.
+    pub fn from_parts(
+        listener: TcpListener,
+        store: Store,
+        settings: &ApiSettings,
+        metrics: Metrics,
+    ) -> anyhow::Result<Self> {
+        let local_addr = listener.local_addr()?;
+        Ok(Self {
+            listener,
+            store,
+            settings: settings.clone(),
+            local_addr,
+            metrics,
+            metrics_server: None,
+            scanner: None,
+            #[cfg(feature = "otlp")]
+            otlp: None,
+        })
+    }
+
+    pub fn with_metrics_server(mut self, server: MetricsServer) -> Self {
+        self.metrics_server = Some(server);
+        self
+    }
+
+    pub fn with_scanner(mut self, scanner: Scanner) -> Self {
+        self.scanner = Some(scanner);
+        self
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr.port()
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Serve until `shutdown` resolves, then finish in-flight requests, release the
+    /// scanner lease and flush the OTLP export.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            }
+        };
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+
+        #[cfg_attr(not(feature = "otlp"), allow(unused_mut))]
+        let mut scanner = self.scanner;
+        // OTLP starts first and stops last, so it flushes what the others produced.
+        #[cfg(feature = "otlp")]
+        let (otlp, request_observer) = {
+            let (stop, stopped_otlp) = tokio::sync::oneshot::channel::<()>();
+            match self.otlp.map(|c| Pipeline::new(c, self.metrics.clone())) {
+                Some(Ok(pipeline)) => {
+                    let sink = Arc::new(pipeline.sink());
+                    scanner = scanner.map(|s| s.with_observer(sink.clone()));
+                    let task = tokio::spawn(pipeline.run_until_stopped(async {
+                        let _ = stopped_otlp.await;
+                    }));
+                    let observer: Arc<dyn api::RequestObserver> = sink;
+                    (Some((stop, task)), Some(observer))
+                }
+                Some(Err(e)) => {
+                    tracing::error!(error = %e, "OTLP export disabled: cannot set up the exporter");
+                    (None, None)
+                }
+                None => (None, None),
+            }
+        };
+        #[cfg(not(feature = "otlp"))]
+        let request_observer = None;
+
+        let router: Router = api::router(
+            self.store,
+            &self.settings,
+            self.metrics.clone(),
+            request_observer,
+        );
+        let scanner = scanner.map(|scanner| tokio::spawn(scanner.run_until_stopped(stopped())));
+        let metrics_server = self
+            .metrics_server
+            .map(|server| tokio::spawn(server.run_until_stopped(stopped())));
+        tracing::info!(addr = %self.local_addr, "API listening");
+        let api = axum::serve(self.listener, router)
+            .with_graceful_shutdown(stopped())
+            .await;
+        if let Some(server) = metrics_server {
+            let _ = server.await;
+        }
+        if let Some(scanner) = scanner {
+            let _ = scanner.await;
+        }
+        #[cfg(feature = "otlp")]
+        if let Some((stop, task)) = otlp {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
+        api
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received, finishing in-flight requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_api_only_on_loopback_unless_forced() {
+        let public: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let local: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let local6: SocketAddr = "[::1]:8080".parse().unwrap();
+        assert!(check_listen_security(public, &[], false).is_err());
+        assert!(check_listen_security(public, &[], true).is_ok());
+        assert!(check_listen_security(public, &["t".into()], false).is_ok());
+        assert!(check_listen_security(local, &[], false).is_ok());
+        assert!(check_listen_security(local6, &[], false).is_ok());
+    }
+}

@@ -1,0 +1,419 @@
+//! What the scanner reads from a store: aggregates of terminal runs (computed in SQL),
+//! terminal runs completed after a point in time, per-connection state, and the active
+//! runs. Each query is written once for both stores; the few expressions that differ come
+//! from the [`Dialect`].
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::dialect::{Columns, Dialect, Param, POSTGRES};
+use super::Result;
+use crate::domain::Status;
+
+/// Terminal runs of one (connector, trigger, status), histogram buckets counted in SQL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TerminalAggregate {
+    pub connector_slug: String,
+    pub trigger_type: Option<String>,
+    pub status: Status,
+    pub runs: u64,
+    /// Runs with a duration (they started); `duration_buckets[i]` counts those with
+    /// `duration <= bounds[i]`.
+    pub duration_count: u64,
+    pub duration_sum_seconds: f64,
+    pub duration_buckets: Vec<u64>,
+    pub delay_count: u64,
+    pub delay_sum_seconds: f64,
+    pub delay_buckets: Vec<u64>,
+    pub records_synced: f64,
+    pub last_completed_at: Option<DateTime<Utc>>,
+}
+
+/// One terminal run, for the incremental scan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TerminalRun {
+    pub id: Uuid,
+    pub workspace_connector_id: Uuid,
+    pub connector_slug: String,
+    pub trigger_type: Option<String>,
+    pub status: Status,
+    pub duration_seconds: Option<f64>,
+    pub dispatch_delay_seconds: Option<f64>,
+    pub records_synced: Option<f64>,
+    pub completed_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub error: Option<String>,
+}
+
+/// The latest terminal run of one connection and the failures since its last success.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectionState {
+    pub workspace_connector_id: Uuid,
+    pub connector_slug: String,
+    pub last_status: Status,
+    pub last_completed_at: DateTime<Utc>,
+    pub consecutive_failures: u64,
+}
+
+/// Active runs of one (connector, status).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActiveGroup {
+    pub connector_slug: String,
+    pub status: Status,
+    pub count: u64,
+    pub stuck: u64,
+    pub oldest: DateTime<Utc>,
+}
+
+/// When an active run counts as stuck, as absolute cut-offs computed from the clock.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StuckCutoffs {
+    /// `scheduled` and created before this.
+    pub scheduled_before: DateTime<Utc>,
+    /// `in_progress` and not updated (no heartbeat) since this.
+    pub idle_before: DateTime<Utc>,
+    /// `in_progress` and started before this (ran longer than the maximum).
+    pub started_before: DateTime<Utc>,
+}
+
+/// Format a bucket bound for SQL. Bounds come from validated configuration, never from
+/// a request.
+fn sql_number(value: f64) -> String {
+    if value.is_finite() {
+        format!("{value:?}")
+    } else {
+        "0".into()
+    }
+}
+
+/// Aggregate of all terminal runs (soft-deleted included: a run that happened stays
+/// counted) completed at or before parameter 1, and with `after`, strictly after
+/// parameter 2 (an index range on `completed_at`).
+pub fn aggregate_sql(
+    d: &Dialect,
+    duration_bounds: &[f64],
+    delay_bounds: &[f64],
+    after: bool,
+) -> String {
+    let mut cols = Vec::new();
+    for bound in duration_bounds {
+        // Whole milliseconds compare as integers (a fractional literal would make
+        // Postgres compare every row as numeric).
+        let ms = bound * 1000.0;
+        let ms = if ms.fract() == 0.0 && ms.abs() < 9e15 {
+            format!("{}", ms as i64)
+        } else {
+            sql_number(ms)
+        };
+        cols.push(format!(
+            "coalesce(sum(case when duration_ms <= {ms} then 1 else 0 end), 0)"
+        ));
+    }
+    let delay = d.delay_seconds;
+    for bound in delay_bounds {
+        cols.push(format!(
+            "coalesce(sum(case when started_at is not null and {delay} <= {} then 1 else 0 end), 0)",
+            sql_number(*bound)
+        ));
+    }
+    let buckets = if cols.is_empty() {
+        String::new()
+    } else {
+        format!(", {}", cols.join(", "))
+    };
+    format!(
+        "select connector_slug, trigger_type, status, count(*) as runs, \
+           count(duration_ms) as duration_count, \
+           coalesce(sum(duration_ms), 0) as duration_sum_ms, \
+           count(started_at) as delay_count, \
+           coalesce(sum(case when started_at is not null then {delay} end), 0.0) as delay_sum, \
+           coalesce(sum({records}), 0.0) as records_synced, \
+           max(completed_at) as last_completed_at{buckets} \
+         from workspace_connector_sync_log \
+         where completed_at is not null and completed_at <= $1{lower} \
+         group by connector_slug, trigger_type, status",
+        records = d.records_synced,
+        lower = if after { " and completed_at > $2" } else { "" },
+    )
+}
+
+/// Terminal runs completed after parameter 1 and, with `upto`, at or before parameter 2
+/// (soft-deleted included), oldest first.
+pub fn terminal_after_sql(d: &Dialect, upto: bool) -> String {
+    format!(
+        "select workspace_connector_sync_log_id, workspace_connector_id, connector_slug, \
+           trigger_type, status, duration_ms, \
+           case when started_at is not null then {delay} end as delay_seconds, \
+           {records} as records_synced, completed_at, created_at, started_at, error \
+         from workspace_connector_sync_log \
+         where completed_at is not null and completed_at > $1{upper} \
+         order by completed_at",
+        delay = d.delay_seconds,
+        records = d.records_synced,
+        upper = if upto { " and completed_at <= $2" } else { "" },
+    )
+}
+
+/// Per connection, for at most `$2` connections in id order after `$1` (from the first
+/// when null): the latest terminal run and the failures after the last success.
+///
+/// Written as index probes on `connection_terminal_idx` (workspace_connector_id,
+/// completed_at, id) so its cost follows the number of connections in the chunk and their
+/// current failure streaks, not the length of the history: the chunk's connections are
+/// enumerated by a loose index scan (one probe each), then per connection the latest
+/// terminal run, the latest success, and the failures after it are read from the same
+/// index. Every terminal run completed after the latest success is an error, so that
+/// count is an index range with no status to check; a connection that never succeeded
+/// counts all its errors.
+pub fn connection_states_sql(d: &Dialect) -> String {
+    let after = d.typed(1, "uuid");
+    format!(
+        "
+with recursive connections(id, n) as (
+    select (select workspace_connector_id from workspace_connector_sync_log
+            where completed_at is not null
+              and ({after} is null or workspace_connector_id > $1)
+            order by workspace_connector_id limit 1), 1
+    union all
+    select (select l.workspace_connector_id from workspace_connector_sync_log l
+            where l.completed_at is not null and l.workspace_connector_id > c.id
+            order by l.workspace_connector_id limit 1), c.n + 1
+    from connections c where c.id is not null and c.n < $2
+), latest as (
+    select c.id as workspace_connector_id,
+           (select l.id from workspace_connector_sync_log l
+            where l.workspace_connector_id = c.id and l.completed_at is not null
+            order by l.completed_at desc, l.id desc limit 1) as last_id,
+           (select l.completed_at from workspace_connector_sync_log l
+            where l.workspace_connector_id = c.id and l.completed_at is not null
+              and l.status = 'success'
+            order by l.completed_at desc, l.id desc limit 1) as last_success
+    from connections c where c.id is not null
+)
+select x.workspace_connector_id, t.connector_slug, t.status, t.completed_at,
+       case when x.last_success is null then
+           (select count(*) from workspace_connector_sync_log e
+            where e.workspace_connector_id = x.workspace_connector_id
+              and e.completed_at is not null and e.status = 'error')
+       else
+           (select count(*) from workspace_connector_sync_log e
+            where e.workspace_connector_id = x.workspace_connector_id
+              and e.completed_at > x.last_success)
+       end as consecutive_failures
+from latest x join workspace_connector_sync_log t on t.id = x.last_id
+order by x.workspace_connector_id
+"
+    )
+}
+
+/// The completion time of the `$2 + 1`-th terminal run at or before `$1` (and, with
+/// `after`, after `$3`), oldest first: where a chunk of that many runs ends. An index
+/// range on `completed_at` of that many entries.
+pub fn terminal_boundary_sql(after: bool) -> String {
+    format!(
+        "select completed_at from workspace_connector_sync_log \
+         where completed_at is not null and completed_at <= $1{lower} \
+         order by completed_at limit 1 offset $2",
+        lower = if after { " and completed_at > $3" } else { "" },
+    )
+}
+
+/// The oldest completion time in the table (one index probe).
+pub const FIRST_COMPLETED_SQL: &str = "select min(completed_at) from workspace_connector_sync_log \
+     where completed_at is not null";
+
+/// Hard-deletes at most `$2` terminal runs completed before `$1`, oldest first (an index
+/// range; active runs have no `completed_at` and are never touched).
+pub const PRUNE_SQL: &str = "delete from workspace_connector_sync_log where id in ( \
+     select id from workspace_connector_sync_log \
+     where completed_at is not null and completed_at < $1 \
+     order by completed_at limit $2)";
+
+/// The saved per-connection states, at most `$2` in id order after `$1` (from the first
+/// when null); the columns of [`decode_connection_state`].
+pub fn saved_connection_states_sql(d: &Dialect) -> String {
+    format!(
+        "select workspace_connector_id, connector_slug, last_status, last_completed_at, \
+           consecutive_failures from syncwatch_connection_state \
+         where {after} is null or workspace_connector_id > $1 \
+         order by workspace_connector_id limit $2",
+        after = d.typed(1, "uuid"),
+    )
+}
+
+/// Upsert of `rows` saved connection states, five parameters each.
+pub fn save_connection_states_sql(rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|r| {
+            let p = |i: usize| format!("${}", r * 5 + i);
+            format!("({}, {}, {}, {}, {})", p(1), p(2), p(3), p(4), p(5))
+        })
+        .collect();
+    format!(
+        "insert into syncwatch_connection_state (workspace_connector_id, connector_slug, \
+           last_status, last_completed_at, consecutive_failures) values {} \
+         on conflict (workspace_connector_id) do update set \
+           connector_slug = excluded.connector_slug, last_status = excluded.last_status, \
+           last_completed_at = excluded.last_completed_at, \
+           consecutive_failures = excluded.consecutive_failures",
+        values.join(", ")
+    )
+}
+
+impl ConnectionState {
+    /// The parameters of one row of [`save_connection_states_sql`].
+    pub fn params(&self) -> [Param; 5] {
+        [
+            self.workspace_connector_id.into(),
+            self.connector_slug.as_str().into(),
+            self.last_status.as_str().into(),
+            self.last_completed_at.into(),
+            Param::Int(self.consecutive_failures.min(i64::MAX as u64) as i64),
+        ]
+    }
+}
+
+/// Active runs grouped by connector and status, with stuck counts. Parameters: 1 the
+/// scheduled cut-off, 2 the idle cut-off, 3 the started cut-off ([`StuckCutoffs::params`]).
+pub const ACTIVE_SQL: &str = "select connector_slug, status, count(*) as runs, \
+       coalesce(sum(case \
+         when status = 'scheduled' and created_at < $1 then 1 \
+         when status = 'in_progress' and (updated_at < $2 \
+              or coalesce(started_at, created_at) < $3) then 1 \
+         else 0 end), 0) as stuck, \
+       min(case when status = 'in_progress' then coalesce(started_at, created_at) \
+                else created_at end) as oldest \
+     from workspace_connector_sync_log \
+     where status in ('scheduled', 'in_progress') and deleted_at is null \
+     group by connector_slug, status";
+
+/// Ids of active runs stuck by the same rules (parameters as in [`ACTIVE_SQL`]).
+pub const STUCK_IDS_SQL: &str = "select workspace_connector_sync_log_id \
+     from workspace_connector_sync_log \
+     where status in ('scheduled', 'in_progress') and deleted_at is null and ( \
+       (status = 'scheduled' and created_at < $1) or \
+       (status = 'in_progress' and (updated_at < $2 \
+          or coalesce(started_at, created_at) < $3))) \
+     order by created_at limit 1000";
+
+impl StuckCutoffs {
+    /// The cut-offs as the parameters of [`ACTIVE_SQL`] and [`STUCK_IDS_SQL`].
+    pub fn params(&self) -> Vec<Param> {
+        vec![
+            self.scheduled_before.into(),
+            self.idle_before.into(),
+            self.started_before.into(),
+        ]
+    }
+}
+
+/// A row of [`aggregate_sql`].
+pub fn decode_aggregate(
+    row: &impl Columns,
+    duration_bounds: &[f64],
+    delay_bounds: &[f64],
+) -> Result<TerminalAggregate> {
+    let buckets = |first: usize, n: usize| -> Result<Vec<u64>> {
+        (first..first + n).map(|i| row.count(i)).collect()
+    };
+    Ok(TerminalAggregate {
+        connector_slug: row.text_req(0)?,
+        trigger_type: row.text(1)?,
+        status: row.status(2)?,
+        runs: row.count(3)?,
+        duration_count: row.count(4)?,
+        duration_sum_seconds: row.int(5)?.unwrap_or(0) as f64 / 1000.0,
+        delay_count: row.count(6)?,
+        delay_sum_seconds: row.float_or_zero(7)?,
+        records_synced: row.float_or_zero(8)?,
+        last_completed_at: row.timestamp(9)?,
+        duration_buckets: buckets(10, duration_bounds.len())?,
+        delay_buckets: buckets(10 + duration_bounds.len(), delay_bounds.len())?,
+    })
+}
+
+/// A row of [`terminal_after_sql`].
+pub fn decode_terminal_run(row: &impl Columns) -> Result<TerminalRun> {
+    Ok(TerminalRun {
+        id: row.uuid_req(0)?,
+        workspace_connector_id: row.uuid_req(1)?,
+        connector_slug: row.text_req(2)?,
+        trigger_type: row.text(3)?,
+        status: row.status(4)?,
+        duration_seconds: row.int(5)?.map(|ms| ms as f64 / 1000.0),
+        dispatch_delay_seconds: row.float(6)?,
+        records_synced: row.float(7)?,
+        completed_at: row.timestamp_req(8)?,
+        created_at: row.timestamp_req(9)?,
+        started_at: row.timestamp(10)?,
+        error: row.text(11)?,
+    })
+}
+
+/// A row of [`connection_states_sql`] or [`saved_connection_states_sql`].
+pub fn decode_connection_state(row: &impl Columns) -> Result<ConnectionState> {
+    Ok(ConnectionState {
+        workspace_connector_id: row.uuid_req(0)?,
+        connector_slug: row.text_req(1)?,
+        last_status: row.status(2)?,
+        last_completed_at: row.timestamp_req(3)?,
+        consecutive_failures: row.count(4)?,
+    })
+}
+
+/// A row of [`ACTIVE_SQL`].
+pub fn decode_active(row: &impl Columns) -> Result<ActiveGroup> {
+    Ok(ActiveGroup {
+        connector_slug: row.text_req(0)?,
+        status: row.status(1)?,
+        count: row.count(2)?,
+        stuck: row.count(3)?,
+        oldest: row.timestamp_req(4)?,
+    })
+}
+
+/// The scanner's Postgres queries with their parameters written in as SQL (the late-commit
+/// window and the default stuck cut-offs), for `EXPLAIN` in the benchmarks and docs.
+pub fn postgres_scanner_queries(
+    duration_bounds: &[f64],
+    delay_bounds: &[f64],
+) -> Vec<(&'static str, String)> {
+    let d = &POSTGRES;
+    let window = "(now() - interval '5 minutes')";
+    vec![
+        (
+            "baseline: terminal aggregate",
+            aggregate_sql(d, duration_bounds, delay_bounds, false).replace("$1", window),
+        ),
+        (
+            "start from a checkpoint 1 h old: the terminal aggregate since",
+            aggregate_sql(d, duration_bounds, delay_bounds, true)
+                .replace("$1", window)
+                .replace("$2", "(now() - interval '65 minutes')"),
+        ),
+        (
+            "first start: connection states, one chunk of 5000 connections",
+            connection_states_sql(d)
+                .replace("$1::uuid", "null::uuid")
+                .replace("$2", "5000"),
+        ),
+        (
+            "first start: where a chunk of 100000 runs ends",
+            terminal_boundary_sql(false)
+                .replace("$1", window)
+                .replace("$2", "100000"),
+        ),
+        (
+            "every scan: runs completed in the window",
+            terminal_after_sql(d, false).replace("$1", window),
+        ),
+        (
+            "every scan: active runs",
+            ACTIVE_SQL
+                .replace("$1", "(now() - interval '15 minutes')")
+                .replace("$2", "(now() - interval '30 minutes')")
+                .replace("$3", "(now() - interval '6 hours')"),
+        ),
+    ]
+}

@@ -1,0 +1,372 @@
+//! The scanner at a history larger than one statement may read: the first start builds
+//! its totals in bounded chunks and reaches exactly the table's numbers, a restart in the
+//! middle of that build continues it, repair sweeps never fail a scan, and retention
+//! deletes old runs without changing any exported number (after a restart too).
+
+mod common;
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::scan::{assert_snapshot_matches_sql, insert, scanner, Row};
+use common::{Backend, TestDb};
+use syncwatch::clock::SystemClock;
+use syncwatch::metrics::Metrics;
+use syncwatch::scan::{ScanConfig, Scanner};
+use syncwatch::store::{self, Lease, PoolOptions, StoreError};
+
+/// `runs` terminal runs, one every five seconds ending about a day ago, over 4
+/// connectors and 2000 connections; every fifth fails, every 97th has no trigger.
+async fn seed(db: &TestDb, runs: u64) {
+    let sql = match db.backend {
+        Backend::Postgres => format!(
+            "insert into workspace_connector_sync_log (workspace_connector_sync_log_id, \
+               workspace_connector_id, connector_slug, status, trigger_type, started_at, \
+               completed_at, duration_ms, error, metadata, created_at, updated_at) \
+             select gen_random_uuid(), \
+               ('00000000-0000-0000-0000-' || lpad(to_hex(g % 2000), 12, '0'))::uuid, \
+               'c' || (g % 4), case when g % 5 = 0 then 'error' else 'success' end, \
+               case when g % 97 = 0 then null else 'cloud_task' end, \
+               t - (g % 600) * interval '1 second', t, (g % 600) * 1000, \
+               case when g % 5 = 0 then 'boom' end, \
+               jsonb_build_object('records_synced', g % 100), \
+               t - (g % 600 + 3) * interval '1 second', t \
+             from (select g, now() - interval '1 day' - ({runs} - g) * interval '5 seconds' as t \
+                   from generate_series(1, {runs}) g) s"
+        ),
+        Backend::Sqlite => format!(
+            "insert into workspace_connector_sync_log (workspace_connector_sync_log_id, \
+               workspace_connector_id, connector_slug, status, trigger_type, started_at, \
+               completed_at, duration_ms, error, metadata, created_at, updated_at) \
+             with recursive n(g) as (select 1 union all select g + 1 from n where g < {runs}), \
+             s(g, t) as (select g, strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1 day', \
+               '-' || (({runs} - g) * 5) || ' seconds') from n) \
+             select printf('00000000-0000-4000-8000-%012x', g), \
+               printf('00000000-0000-0000-0000-%012x', g % 2000), \
+               'c' || (g % 4), case when g % 5 = 0 then 'error' else 'success' end, \
+               case when g % 97 = 0 then null else 'cloud_task' end, \
+               strftime('%Y-%m-%dT%H:%M:%fZ', t, '-' || (g % 600) || ' seconds'), t, \
+               (g % 600) * 1000, case when g % 5 = 0 then 'boom' end, \
+               json_object('records_synced', g % 100), \
+               strftime('%Y-%m-%dT%H:%M:%fZ', t, '-' || (g % 600 + 3) || ' seconds'), t \
+             from s"
+        ),
+    };
+    db.execute(&sql).await;
+}
+
+/// The test store again, with the scanner's statements cut off at `timeout` (Postgres).
+async fn with_scan_timeout(db: &TestDb, timeout: Duration) -> store::Store {
+    let options = PoolOptions {
+        scan_statement_timeout: Some(timeout),
+        ..PoolOptions::default()
+    };
+    store::connect(&db.url, &options).await.unwrap()
+}
+
+fn chunked(interval_ms: u64) -> ScanConfig {
+    ScanConfig {
+        interval: Duration::from_millis(interval_ms),
+        chunk_rows: 10_000,
+        chunk_connections: 300,
+        ..ScanConfig::default()
+    }
+}
+
+/// First start on a history whose one aggregate the statement timeout refuses: chunks
+/// build it across scans; a new scanner started in the middle continues from the saved
+/// progress (never below it) and reaches exactly the table's numbers.
+async fn first_start_builds_in_chunks_and_a_restart_continues(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    seed(&db, 120_000).await;
+    let config = chunked(200);
+    let store = match backend {
+        Backend::Postgres => {
+            let store = with_scan_timeout(&db, Duration::from_millis(60)).await;
+            let now = store.db_now().await.unwrap();
+            let whole = store
+                .terminal_aggregate(
+                    None,
+                    now,
+                    &config.duration_buckets,
+                    &config.dispatch_delay_buckets,
+                )
+                .await;
+            assert!(
+                matches!(whole, Err(StoreError::StatementTimeout(_))),
+                "the setup must make one full aggregate exceed the statement timeout: {whole:?}"
+            );
+            store
+        }
+        Backend::Sqlite => db.store.clone(),
+    };
+    let new_scanner = || {
+        Scanner::new(
+            store.clone(),
+            Lease::Always,
+            config.clone(),
+            Arc::new(SystemClock),
+            Metrics::new(),
+        )
+    };
+    let progress = |s: &Scanner| s.metrics().baseline_progress.get();
+
+    let mut first = new_scanner();
+    let report = first
+        .scan_once()
+        .await
+        .expect("a chunked scan never times out");
+    assert!(
+        report.building,
+        "120k runs take more than one 100 ms budget"
+    );
+    // A slow first chunk (cold pages) may take a scan or two.
+    for _ in 0..20 {
+        if progress(&first) > 0.0 {
+            break;
+        }
+        assert!(first.scan_once().await.expect("scan").building);
+    }
+    assert!(!first
+        .metrics()
+        .render()
+        .contains("connector_sync_runs_total"));
+    let reached = progress(&first);
+    assert!(reached > 0.0 && reached < 1.0, "progress {reached}");
+    assert!(
+        store.load_checkpoint().await.unwrap().is_some(),
+        "progress is saved"
+    );
+    drop(first);
+
+    let mut second = new_scanner();
+    let report = second.scan_once().await.expect("scan");
+    assert!(report.from_checkpoint, "the restart continues the build");
+    assert!(
+        progress(&second) >= reached,
+        "never below the saved progress"
+    );
+    let mut scans = 1;
+    while second.scan_once().await.expect("scan").building {
+        scans += 1;
+        assert!(scans < 200, "the build must finish");
+    }
+    assert_eq!(progress(&second), 1.0);
+    assert_snapshot_matches_sql(&db, &second.metrics().snapshot(), &config.duration_buckets).await;
+    let failing = db
+        .scalar_i64(
+            "select count(*) from (select workspace_connector_id, max(completed_at) as last \
+             from workspace_connector_sync_log group by workspace_connector_id) l \
+             join workspace_connector_sync_log r on r.workspace_connector_id = \
+             l.workspace_connector_id and r.completed_at = l.last where r.status = 'error'",
+        )
+        .await;
+    let exported: u64 = second
+        .metrics()
+        .snapshot()
+        .failing_connections
+        .values()
+        .sum();
+    assert_eq!(
+        exported as i64, failing,
+        "failing connections from the walk"
+    );
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_start_builds_in_chunks_and_a_restart_continues_postgres() {
+    first_start_builds_in_chunks_and_a_restart_continues(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_start_builds_in_chunks_and_a_restart_continues_sqlite() {
+    first_start_builds_in_chunks_and_a_restart_continues(Backend::Sqlite).await;
+}
+
+/// With a repair sweep due at every scan, on a history no single statement may aggregate:
+/// no scan fails, a run finished between two scans is counted by the next one, and the
+/// sweeps finish and change nothing that was right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repairs_never_fail_a_scan_postgres() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    seed(&db, 120_000).await;
+    let store = with_scan_timeout(&db, Duration::from_millis(60)).await;
+    let config = ScanConfig {
+        rebaseline_interval: Duration::ZERO,
+        ..chunked(300)
+    };
+    let mut scanner = Scanner::new(
+        store,
+        Lease::Always,
+        config.clone(),
+        Arc::new(SystemClock),
+        Metrics::new(),
+    );
+    while scanner.scan_once().await.expect("build").building {}
+    let total = |s: &Scanner| s.metrics().snapshot().runs.values().sum::<u64>();
+    let started = Instant::now();
+    let mut counted = total(&scanner);
+    let mut scans = 0;
+    while started.elapsed() < Duration::from_secs(20) {
+        let now = db.store.db_now().await.unwrap();
+        let mut row = Row::new("c1", "success", now - chrono::Duration::seconds(20));
+        row.started = Some(now - chrono::Duration::seconds(10));
+        row.completed = Some(now);
+        insert(&db, &row).await;
+        scanner
+            .scan_once()
+            .await
+            .expect("no scan fails while repairs run");
+        scans += 1;
+        counted += 1;
+        assert_eq!(
+            total(&scanner),
+            counted,
+            "the run is counted by the next scan"
+        );
+    }
+    let text = scanner.metrics().render();
+    assert!(
+        common::sample(&text, "syncwatch_last_repair_success_timestamp_seconds")
+            .is_some_and(|v| v > 0.0),
+        "at least one sweep finished in {scans} scans"
+    );
+    assert_eq!(
+        common::family_sum(&text, "syncwatch_scan_errors_total"),
+        0.0
+    );
+    assert_snapshot_matches_sql(&db, &scanner.metrics().snapshot(), &config.duration_buckets).await;
+    db.cleanup().await;
+}
+
+/// Retention: the old history goes, every exported number stays, also after a restart
+/// from the checkpoint; the table keeps the young terminal runs and every active one.
+async fn retention_changes_no_exported_number(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    seed(&db, 20_000).await; // from about 2.2 days ago to 1 day ago
+    let now = db.store.db_now().await.unwrap();
+    let mut active = Row::new("c3", "in_progress", now - chrono::Duration::days(3));
+    active.started = Some(now - chrono::Duration::days(3));
+    insert(&db, &active).await;
+    let config = ScanConfig {
+        checkpoint_interval: Duration::ZERO,
+        ..chunked(500)
+    };
+    let mut scanner = self::scanner(&db, config.clone(), Arc::new(SystemClock));
+    while scanner.scan_once().await.unwrap().building {}
+    scanner.scan_once().await.unwrap(); // saves the checkpoint
+    let before = scanner.metrics().render_domain();
+    let active_before = db
+        .scalar_i64("select count(*) from workspace_connector_sync_log where completed_at is null")
+        .await;
+
+    // The command: refuses nothing here, deletes what completed more than 40 h ago.
+    let output = Command::new(env!("CARGO_BIN_EXE_syncwatch"))
+        .args([
+            "prune",
+            "--older-than",
+            "40h",
+            "--database-url",
+            db.url.expose(),
+        ])
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("prune: deleted"), "{stdout}");
+    let old = db
+        .scalar_i64(&format!(
+            "select count(*) from workspace_connector_sync_log where completed_at < {}",
+            common::scan::lit(Some(now - chrono::Duration::hours(40)))
+        ))
+        .await;
+    assert_eq!(old, 0, "nothing older than the cut-off is left");
+    let left = db
+        .scalar_i64(
+            "select count(*) from workspace_connector_sync_log where completed_at is not null",
+        )
+        .await;
+    assert!(left > 0 && left < 20_000, "{left} terminal runs left");
+
+    // Retention in the scanner itself takes the rest (it never passes the checkpoint).
+    let retaining = ScanConfig {
+        retention: Some(Duration::from_secs(6 * 3600)),
+        ..config.clone()
+    };
+    let mut scanner = self::scanner(&db, retaining, Arc::new(SystemClock));
+    let mut pruned = 0;
+    for _ in 0..20 {
+        pruned += scanner.scan_once().await.unwrap().pruned;
+    }
+    assert_eq!(
+        pruned as i64, left,
+        "every terminal run was over six hours old"
+    );
+    let strip = |text: &str| {
+        text.lines()
+            .filter(|l| !l.contains("oldest_active"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(strip(&scanner.metrics().render_domain()), strip(&before));
+    assert_eq!(
+        db.scalar_i64(
+            "select count(*) from workspace_connector_sync_log where completed_at is null"
+        )
+        .await,
+        active_before,
+        "active runs are never deleted"
+    );
+
+    // A restart from the checkpoint: still every number, per-connection state included.
+    let mut restarted = self::scanner(&db, config, Arc::new(SystemClock));
+    while restarted.scan_once().await.unwrap().building {}
+    assert_eq!(strip(&restarted.metrics().render_domain()), strip(&before));
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_changes_no_exported_number_postgres() {
+    retention_changes_no_exported_number(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_changes_no_exported_number_sqlite() {
+    retention_changes_no_exported_number(Backend::Sqlite).await;
+}
+
+/// `prune` refuses to delete history the scanner has not counted and saved yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_refuses_without_a_checkpoint() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    seed(&db, 100).await;
+    let output = Command::new(env!("CARGO_BIN_EXE_syncwatch"))
+        .args([
+            "prune",
+            "--older-than",
+            "1h",
+            "--database-url",
+            db.url.expose(),
+        ])
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no scanner checkpoint"), "{stderr}");
+    assert_eq!(db.count_rows().await, 100, "nothing deleted");
+    db.cleanup().await;
+}
