@@ -1,19 +1,26 @@
 //! Scan cost against the length of the history, on Postgres.
 //!
-//!     cargo bench --bench scan -- [--sizes 10000,100000,1000000,10000000] [--active 1000]
+//!     cargo bench --bench scan -- [--sizes 1000000,10000000] [--active 1000]
 //!                                 [--steady-scans 20] [--plans] [--seed-only]
 //!
-//! For each size a database `syncwatch_bench_<rows>_<active>` on the server at `TEST_DATABASE_URL`
-//! (default `postgres://postgres@127.0.0.1:5432/postgres`) is seeded once with that many
-//! terminal runs and `--active` active runs (`benches/sql/seed*.sql`: 500 connectors, 5000
-//! connections, deterministic) and kept, so a rerun measures without reseeding. Then, per
-//! size: the full baseline (a first scan by a new scanner without a checkpoint, 3 times),
-//! a start from a checkpoint an hour old (3 times), each scanner query alone, the
-//! steady-state scan (`--steady-scans` scans, each after 5 new runs finished),
-//! and printed last, one table with medians and the ratio of every size to the smallest.
-//! `--plans` prints `EXPLAIN (ANALYZE, BUFFERS)` of each scanner query at the largest size;
-//! `--seed-only` seeds the databases and exits (seed while the machine is busy, measure
-//! when it is quiet).
+//! For each size a database `syncwatch_bench_<rows>_<active>_<connections>` on the server at
+//! `TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`) is seeded once
+//! with that many terminal runs and `--active` active runs (`benches/sql/seed*.sql`: 500
+//! connectors, 20000 connections, deterministic) and kept, so a rerun measures without
+//! reseeding. Then, per size, with the default settings (chunks of 100000 runs and 5000
+//! connections):
+//! - **first start**: a new scanner without a checkpoint scanning until its build has
+//!   caught up (wall time and scans), twice; the process RSS after it;
+//! - **from checkpoint**: a new scanner starting from a checkpoint an hour old, twice;
+//! - **chunk statements**: the build's statements one by one (where each chunk of runs
+//!   ends, its aggregate, each chunk of connections): the longest single statement, and
+//!   their sum, which is the database time of one repair sweep (one per
+//!   `--rebaseline-interval`, an hour by default);
+//! - **one aggregate**: the whole history in one statement, once, for contrast (what the
+//!   scanner no longer does);
+//! - **steady**: `--steady-scans` scans, each after 5 new runs finished.
+//! Printed last, one table with medians. `--plans` prints `EXPLAIN (ANALYZE, BUFFERS)` of
+//! each scanner query at the largest size; `--seed-only` seeds the databases and exits.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -26,26 +33,27 @@ use syncwatch::clock::SystemClock;
 use syncwatch::metrics::Metrics;
 use syncwatch::scan::{ScanConfig, Scanner};
 use syncwatch::store::Lease;
-use syncwatch::store::{postgres_scanner_queries, Store, StuckCutoffs};
+use syncwatch::store::{postgres_scanner_queries, Store};
 
-use support::{arg, median_ms, ms, BenchDb};
+use support::{arg, median_ms, ms, BenchDb, CONNECTIONS, CONNECTORS};
 
 struct Row {
     rows: u64,
-    baseline: Vec<Duration>,
+    first_start: Vec<Duration>,
+    first_start_scans: usize,
     from_checkpoint: Vec<Duration>,
-    aggregate: Vec<Duration>,
-    connections: Vec<Duration>,
-    window: Vec<Duration>,
-    active: Vec<Duration>,
+    longest_statement: Duration,
+    sweep: Duration,
+    one_aggregate: Duration,
     steady: Vec<Duration>,
+    rss_mb: f64,
     table_mb: f64,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let sizes: Vec<u64> = arg("--sizes")
-        .unwrap_or_else(|| "10000,100000,1000000".into())
+        .unwrap_or_else(|| "1000000,10000000".into())
         .split(',')
         .map(|s| s.trim().parse())
         .collect::<Result<_, _>>()?;
@@ -72,160 +80,210 @@ async fn main() -> anyhow::Result<()> {
     }
 
     println!();
-    println!("scan cost against history (Postgres, {active} active runs, 500 connectors, 5000 connections)");
     println!(
-        "{:>10} {:>9} | {:>11} {:>11} | {:>11} {:>11} {:>9} {:>9} | {:>10} {:>8} {:>8} {:>8}",
+        "scan cost against history (Postgres, {active} active runs, {CONNECTORS} connectors, \
+         {CONNECTIONS} connections, default chunks)"
+    );
+    println!(
+        "{:>10} {:>8} | {:>12} {:>6} {:>11} | {:>10} {:>10} | {:>12} | {:>9} {:>8} {:>8} | {:>7}",
         "rows",
         "table MB",
-        "baseline",
+        "first start",
+        "scans",
         "checkpoint",
-        "aggregate",
-        "connections",
-        "window",
-        "active",
+        "longest st.",
+        "sweep/h",
+        "1 aggregate",
         "steady p50",
         "p90",
         "max",
-        "vs first"
+        "RSS MB"
     );
-    let first = results.first().map(|r| median_ms(&r.steady)).unwrap_or(1.0);
     for r in &results {
         let mut steady = r.steady.clone();
         steady.sort();
         let p90 = steady[(steady.len() * 9 / 10).min(steady.len() - 1)];
         println!(
-            "{:>10} {:>9.0} | {:>9.1}ms {:>9.1}ms | {:>9.1}ms {:>9.1}ms {:>7.1}ms {:>7.1}ms | {:>8.2}ms {:>6.2}ms {:>6.2}ms {:>7.2}×",
+            "{:>10} {:>8.0} | {:>11.1}s {:>6} {:>9.0}ms | {:>8.0}ms {:>9.1}s | {:>10.0}ms | {:>7.2}ms {:>6.2}ms {:>6.2}ms | {:>7.1}",
             r.rows,
             r.table_mb,
-            median_ms(&r.baseline),
+            median_ms(&r.first_start) / 1000.0,
+            r.first_start_scans,
             median_ms(&r.from_checkpoint),
-            median_ms(&r.aggregate),
-            median_ms(&r.connections),
-            median_ms(&r.window),
-            median_ms(&r.active),
+            ms(r.longest_statement),
+            r.sweep.as_secs_f64(),
+            ms(r.one_aggregate),
             median_ms(&r.steady),
             ms(p90),
             ms(*steady.last().unwrap()),
-            median_ms(&r.steady) / first,
+            r.rss_mb,
         );
     }
-    println!("(medians; baseline = a new scanner's first scan without a checkpoint, 3 runs; checkpoint = a new scanner's first scan from a checkpoint 1 h old, 3 runs; each query alone, 3 runs; steady = {steady_scans} scans, each after 5 runs finished)");
+    println!(
+        "(medians; first start = a new scanner without a checkpoint scanning until caught up, \
+         2 runs; checkpoint = the same from a checkpoint 1 h old, 2 runs; longest st. = the \
+         longest single statement of the build; sweep/h = the database time of one repair \
+         sweep, run once per --rebaseline-interval; 1 aggregate = the whole history in one \
+         statement, what the scanner no longer runs; steady = {steady_scans} scans, each after \
+         5 runs finished; RSS of the bench process after a first start)"
+    );
     Ok(())
+}
+
+/// Resident set size of this process, in MiB.
+fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// Scan until the build has caught up; the wall time and the number of scans.
+async fn until_caught_up(scanner: &mut Scanner) -> anyhow::Result<(Duration, usize, bool)> {
+    let started = Instant::now();
+    let mut scans = 0;
+    let mut from_checkpoint = false;
+    loop {
+        let report = scanner.scan_once().await?;
+        scans += 1;
+        from_checkpoint |= report.from_checkpoint;
+        if !report.building {
+            return Ok((started.elapsed(), scans, from_checkpoint));
+        }
+    }
 }
 
 async fn measure(db: &BenchDb, rows: u64, steady_scans: usize) -> anyhow::Result<Row> {
     let store: Store = db.store().await?;
     let config = ScanConfig::default();
-    let metrics = Metrics::new();
-    // Defaults, but no scan timeout: the point is to measure how long a baseline takes.
-    let scan_config = ScanConfig {
-        timeout: Duration::from_secs(3600),
-        ..ScanConfig::default()
-    };
-    let scanner = |metrics: Metrics| {
-        Scanner::new(
-            store.clone(),
-            Lease::Always,
-            scan_config.clone(),
-            Arc::new(SystemClock),
-            metrics,
-        )
-    };
-    let full_scanner = || {
+    let scanner = |checkpoint: bool| {
         Scanner::new(
             store.clone(),
             Lease::Always,
             ScanConfig {
-                checkpoint: false,
-                ..scan_config.clone()
+                checkpoint,
+                ..config.clone()
             },
             Arc::new(SystemClock),
             Metrics::new(),
         )
     };
-    // Warm the cache the way a running server's would be (and save a checkpoint).
-    scanner(Metrics::new()).scan_once().await?;
-    let mut baseline = Vec::new();
-    for _ in 0..3 {
-        let mut s = full_scanner();
-        let started = Instant::now();
-        let report = s.scan_once().await?;
-        baseline.push(started.elapsed());
-        assert!(report.baselined && !report.from_checkpoint);
+    let mut first_start = Vec::new();
+    let mut first_start_scans = 0;
+    let mut rss = f64::NAN;
+    for _ in 0..2 {
+        let mut s = scanner(false);
+        let (took, scans, _) = until_caught_up(&mut s).await?;
+        first_start.push(took);
+        first_start_scans = scans;
+        rss = rss_mb();
     }
-    // A start from a checkpoint one re-baseline interval (1 h) old: the checkpoint is
-    // moved back an hour so the start aggregates an hour of completions (the counts this
-    // gives are not checked here; tests/metrics.rs checks them).
+    // Save a checkpoint, then move it back an hour: the start counts an hour of
+    // completions after it (the counts are checked by tests/bounded_scan.rs, not here).
     let mut from_checkpoint = Vec::new();
-    for _ in 0..3 {
-        scanner(Metrics::new()).scan_once().await?;
+    for _ in 0..2 {
+        let mut s = scanner(true);
+        until_caught_up(&mut s).await?;
+        s.scan_once().await?;
         db.age_checkpoint(3600).await?;
-        let mut s = scanner(Metrics::new());
-        let started = Instant::now();
-        let report = s.scan_once().await?;
-        from_checkpoint.push(started.elapsed());
-        assert!(
-            report.from_checkpoint,
-            "the start did not use the checkpoint"
-        );
+        let mut s = scanner(true);
+        let (took, _, used) = until_caught_up(&mut s).await?;
+        assert!(used, "the start did not use the checkpoint");
+        from_checkpoint.push(took);
     }
-    let (mut aggregate, mut connections, mut window, mut active) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..3 {
-        let now = store.db_now().await?;
-        let settled = now - chrono::Duration::minutes(5);
+
+    // The build's statements one by one.
+    let settled = store.db_now().await? - chrono::Duration::minutes(5);
+    let (mut longest, mut sweep) = (Duration::ZERO, Duration::ZERO);
+    let mut time = |took: Duration| {
+        longest = longest.max(took);
+        sweep += took;
+    };
+    let mut done = None;
+    loop {
+        let t = Instant::now();
+        let end = store
+            .terminal_boundary(done, settled, config.chunk_rows)
+            .await?
+            .filter(|end| *end < settled);
+        time(t.elapsed());
+        let upto = end.unwrap_or(settled);
         let t = Instant::now();
         store
             .terminal_aggregate(
-                None,
-                settled,
+                done,
+                upto,
                 &config.duration_buckets,
                 &config.dispatch_delay_buckets,
             )
             .await?;
-        aggregate.push(t.elapsed());
-        let t = Instant::now();
-        store.connection_states(None, usize::MAX).await?;
-        connections.push(t.elapsed());
-        let t = Instant::now();
-        store.terminal_after(settled, None).await?;
-        window.push(t.elapsed());
-        let cutoffs = StuckCutoffs {
-            scheduled_before: now - chrono::Duration::minutes(15),
-            idle_before: now - chrono::Duration::minutes(30),
-            started_before: now - chrono::Duration::hours(6),
-        };
-        let t = Instant::now();
-        store.active_runs(&cutoffs).await?;
-        active.push(t.elapsed());
+        time(t.elapsed());
+        done = Some(upto);
+        if end.is_none() {
+            break;
+        }
     }
+    // A repair sweep runs the chunks of runs, not the walk of connections.
+    let sweep_time = sweep;
+    let mut after = None;
+    loop {
+        let t = Instant::now();
+        let chunk = store
+            .connection_states(after, config.chunk_connections)
+            .await?;
+        let took = t.elapsed();
+        longest = longest.max(took);
+        match chunk.last() {
+            Some(last) if chunk.len() >= config.chunk_connections => {
+                after = Some(last.workspace_connector_id)
+            }
+            _ => break,
+        }
+    }
+    let t = Instant::now();
+    store
+        .terminal_aggregate(
+            None,
+            settled,
+            &config.duration_buckets,
+            &config.dispatch_delay_buckets,
+        )
+        .await?;
+    let one_aggregate = t.elapsed();
 
-    let mut steady_scanner = scanner(metrics.clone());
-    steady_scanner.scan_once().await?;
+    let mut steady_scanner = scanner(true);
+    until_caught_up(&mut steady_scanner).await?;
     let mut steady = Vec::new();
     for _ in 0..steady_scans {
         db.finish_live_runs(5).await?;
         let started = Instant::now();
         let report = steady_scanner.scan_once().await?;
         steady.push(started.elapsed());
-        assert!(!report.baselined, "steady scans must be incremental");
+        assert!(!report.building, "steady scans do not build");
     }
     db.remove_live_runs().await?;
     let table_mb = db.table_mb().await?;
     eprintln!(
-        "{rows} rows: baseline {:.1} ms, steady {:.2} ms",
-        median_ms(&baseline),
+        "{rows} rows: first start {:.1} s, longest statement {:.0} ms, steady {:.2} ms",
+        median_ms(&first_start) / 1000.0,
+        ms(longest),
         median_ms(&steady)
     );
     Ok(Row {
         rows,
-        baseline,
+        first_start,
+        first_start_scans,
         from_checkpoint,
-        aggregate,
-        connections,
-        window,
-        active,
+        longest_statement: longest,
+        sweep: sweep_time,
+        one_aggregate,
         steady,
+        rss_mb: rss,
         table_mb,
     })
 }

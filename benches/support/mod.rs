@@ -11,7 +11,7 @@ use syncwatch::store::{self, PoolOptions, Store};
 const SEED: &str = include_str!("../sql/seed.sql");
 const SEED_ACTIVE: &str = include_str!("../sql/seed_active.sql");
 pub const CONNECTORS: i64 = 500;
-pub const CONNECTIONS: i64 = 5000;
+pub const CONNECTIONS: i64 = 20_000;
 
 /// The value after `name` on the command line.
 pub fn arg(name: &str) -> Option<String> {
@@ -53,10 +53,10 @@ pub struct BenchDb {
 }
 
 impl BenchDb {
-    /// Reuse `syncwatch_bench_<rows>` when it was seeded with these numbers (after
+    /// Reuse `syncwatch_bench_<rows>_<active>_<connections>` when it was seeded with these numbers (after
     /// applying any new migration), else create and seed it.
     pub async fn seeded(rows: u64, active: u64) -> anyhow::Result<Self> {
-        let name = format!("syncwatch_bench_{rows}_{active}");
+        let name = format!("syncwatch_bench_{rows}_{active}_{CONNECTIONS}");
         let db = BenchDb {
             url: url_of(&name),
             name,

@@ -65,7 +65,7 @@ fn protocol_status(e: &StoreError) -> u16 {
         | StoreError::Conflict(_)
         | StoreError::CloudTaskConflict { .. } => 409,
         StoreError::Rejected(_) => 422,
-        StoreError::Unavailable(_) => 503,
+        StoreError::Unavailable(_) | StoreError::StatementTimeout(_) => 503,
         _ => 500,
     }
 }
