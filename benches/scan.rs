@@ -2,6 +2,7 @@
 //!
 //!     cargo bench --bench scan -- [--sizes 1000000,10000000] [--active 1000]
 //!                                 [--steady-scans 20] [--plans] [--seed-only]
+//!                                 [--chunk-rows N] [--chunk-connections N]
 //!
 //! For each size a database `syncwatch_bench_<rows>_<active>_<connections>` on the server at
 //! `TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`) is seeded once
@@ -19,6 +20,7 @@
 //! - **one aggregate**: the whole history in one statement, once, for contrast (what the
 //!   scanner no longer does);
 //! - **steady**: `--steady-scans` scans, each after 5 new runs finished.
+//!
 //! Printed last, one table with medians. `--plans` prints `EXPLAIN (ANALYZE, BUFFERS)` of
 //! each scanner query at the largest size; `--seed-only` seeds the databases and exits.
 
@@ -33,7 +35,7 @@ use syncwatch::clock::SystemClock;
 use syncwatch::metrics::Metrics;
 use syncwatch::scan::{ScanConfig, Scanner};
 use syncwatch::store::Lease;
-use syncwatch::store::{postgres_scanner_queries, Store};
+use syncwatch::store::{postgres_scanner_queries, StateSource, Store};
 
 use support::{arg, median_ms, ms, BenchDb, CONNECTIONS, CONNECTORS};
 
@@ -160,7 +162,13 @@ async fn until_caught_up(scanner: &mut Scanner) -> anyhow::Result<(Duration, usi
 
 async fn measure(db: &BenchDb, rows: u64, steady_scans: usize) -> anyhow::Result<Row> {
     let store: Store = db.store().await?;
-    let config = ScanConfig::default();
+    let config = ScanConfig {
+        chunk_rows: arg("--chunk-rows")
+            .map_or(Ok(ScanConfig::default().chunk_rows), |s| s.parse())?,
+        chunk_connections: arg("--chunk-connections")
+            .map_or(Ok(ScanConfig::default().chunk_connections), |s| s.parse())?,
+        ..ScanConfig::default()
+    };
     let scanner = |checkpoint: bool| {
         Scanner::new(
             store.clone(),
@@ -199,9 +207,10 @@ async fn measure(db: &BenchDb, rows: u64, steady_scans: usize) -> anyhow::Result
 
     // The build's statements one by one.
     let settled = store.db_now().await? - chrono::Duration::minutes(5);
-    let (mut longest, mut sweep) = (Duration::ZERO, Duration::ZERO);
-    let mut time = |took: Duration| {
-        longest = longest.max(took);
+    // The longest of each kind: where a chunk ends, its aggregate, a chunk of connections.
+    let (mut longest, mut sweep) = ([Duration::ZERO; 3], Duration::ZERO);
+    let mut time = |kind: usize, took: Duration| {
+        longest[kind] = longest[kind].max(took);
         sweep += took;
     };
     let mut done = None;
@@ -211,7 +220,7 @@ async fn measure(db: &BenchDb, rows: u64, steady_scans: usize) -> anyhow::Result
             .terminal_boundary(done, settled, config.chunk_rows)
             .await?
             .filter(|end| *end < settled);
-        time(t.elapsed());
+        time(0, t.elapsed());
         let upto = end.unwrap_or(settled);
         let t = Instant::now();
         store
@@ -222,7 +231,7 @@ async fn measure(db: &BenchDb, rows: u64, steady_scans: usize) -> anyhow::Result
                 &config.dispatch_delay_buckets,
             )
             .await?;
-        time(t.elapsed());
+        time(1, t.elapsed());
         done = Some(upto);
         if end.is_none() {
             break;
@@ -234,10 +243,9 @@ async fn measure(db: &BenchDb, rows: u64, steady_scans: usize) -> anyhow::Result
     loop {
         let t = Instant::now();
         let chunk = store
-            .connection_states(after, config.chunk_connections)
+            .connection_states(StateSource::Table, after, config.chunk_connections)
             .await?;
-        let took = t.elapsed();
-        longest = longest.max(took);
+        longest[2] = longest[2].max(t.elapsed());
         match chunk.last() {
             Some(last) if chunk.len() >= config.chunk_connections => {
                 after = Some(last.workspace_connector_id)
@@ -269,9 +277,12 @@ async fn measure(db: &BenchDb, rows: u64, steady_scans: usize) -> anyhow::Result
     db.remove_live_runs().await?;
     let table_mb = db.table_mb().await?;
     eprintln!(
-        "{rows} rows: first start {:.1} s, longest statement {:.0} ms, steady {:.2} ms",
+        "{rows} rows: first start {:.1} s, longest statements: chunk end {:.0} ms, chunk \
+         aggregate {:.0} ms, connections {:.0} ms; steady {:.2} ms",
         median_ms(&first_start) / 1000.0,
-        ms(longest),
+        ms(longest[0]),
+        ms(longest[1]),
+        ms(longest[2]),
         median_ms(&steady)
     );
     Ok(Row {
@@ -279,7 +290,7 @@ async fn measure(db: &BenchDb, rows: u64, steady_scans: usize) -> anyhow::Result
         first_start,
         first_start_scans,
         from_checkpoint,
-        longest_statement: longest,
+        longest_statement: longest.into_iter().max().unwrap_or_default(),
         sweep: sweep_time,
         one_aggregate,
         steady,

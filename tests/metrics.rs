@@ -16,6 +16,7 @@ use serde_json::json;
 use syncwatch::clock::{Clock, ManualClock, SystemClock};
 use syncwatch::metrics::Snapshot;
 use syncwatch::scan::ScanConfig;
+use syncwatch::store::StateSource;
 use uuid::Uuid;
 
 /// A fixed store state; the exposition of its domain metrics is pinned in
@@ -399,7 +400,12 @@ async fn connection_states_equal_a_full_history_recomputation(app: &TestApp) {
     let mut walked = Vec::new();
     let mut after = None;
     loop {
-        let chunk = app.db.store.connection_states(after, 3).await.unwrap();
+        let chunk = app
+            .db
+            .store
+            .connection_states(StateSource::Table, after, 3)
+            .await
+            .unwrap();
         assert!(chunk.len() <= 3);
         let Some(last) = chunk.last() else { break };
         after = Some(last.workspace_connector_id);
@@ -408,7 +414,7 @@ async fn connection_states_equal_a_full_history_recomputation(app: &TestApp) {
     let whole = app
         .db
         .store
-        .connection_states(None, usize::MAX)
+        .connection_states(StateSource::Table, None, usize::MAX)
         .await
         .unwrap();
     assert_eq!(walked, whole);

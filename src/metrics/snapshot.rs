@@ -88,97 +88,38 @@ pub struct Family {
     pub labels: &'static [&'static str],
 }
 
-pub const RUNS: Family = Family {
-    name: "connector_sync_runs_total",
-    help: "Terminal sync runs (success or error) recorded in the store, by connector, trigger and final status. Soft-deleted runs stay counted.",
-    kind: MetricType::COUNTER,
-    labels: &["connector", "trigger", "status"],
-};
+/// Defines each family as a named constant, and [`DOMAIN_FAMILIES`] listing them in
+/// exposition order.
+macro_rules! families {
+    ($($(#[$doc:meta])* $id:ident: $kind:ident $name:literal [$($label:literal),*] $help:literal;)*) => {
+        $(
+            $(#[$doc])*
+            pub const $id: Family = Family {
+                name: $name,
+                help: $help,
+                kind: MetricType::$kind,
+                labels: &[$($label),*],
+            };
+        )*
+        /// Every domain family, in exposition order.
+        pub const DOMAIN_FAMILIES: &[&Family] = &[$(&$id),*];
+    };
+}
 
-pub const DURATION: Family = Family {
-    name: "connector_sync_duration_seconds",
-    help: "Duration in seconds (completed_at - started_at) of terminal runs that started, from the store.",
-    kind: MetricType::HISTOGRAM,
-    labels: &["connector", "trigger", "status"],
-};
-
-pub const DISPATCH_DELAY: Family = Family {
-    name: "connector_sync_dispatch_delay_seconds",
-    help: "Seconds from a run's creation to its start (started_at - created_at), for terminal runs that started, from the store.",
-    kind: MetricType::HISTOGRAM,
-    labels: &["connector", "trigger"],
-};
-
-pub const RECORDS_SYNCED: Family = Family {
-    name: "connector_sync_records_synced_total",
-    help: "Sum of metadata.records_synced over terminal runs, from the store.",
-    kind: MetricType::COUNTER,
-    labels: &["connector"],
-};
-
-pub const ACTIVE: Family = Family {
-    name: "connector_sync_runs_active",
-    help: "Live runs now scheduled or in progress, from the store.",
-    kind: MetricType::GAUGE,
-    labels: &["connector", "status"],
-};
-
-pub const STUCK: Family = Family {
-    name: "connector_sync_runs_stuck",
-    help: "Live runs scheduled for too long, or in progress with no update or running for too long, from the store.",
-    kind: MetricType::GAUGE,
-    labels: &["connector", "status"],
-};
-
-pub const OLDEST_ACTIVE: Family = Family {
-    name: "connector_sync_oldest_active_run_timestamp_seconds",
-    help: "Unix time at which the oldest live scheduled run was created, or the oldest in-progress run started.",
-    kind: MetricType::GAUGE,
-    labels: &["connector", "status"],
-};
-
-pub const LAST_SUCCESS: Family = Family {
-    name: "connector_sync_last_success_timestamp_seconds",
-    help: "Unix time of the most recent successful run's completion, from the store.",
-    kind: MetricType::GAUGE,
-    labels: &["connector"],
-};
-
-pub const LAST_FAILURE: Family = Family {
-    name: "connector_sync_last_failure_timestamp_seconds",
-    help: "Unix time of the most recent failed run's completion, from the store.",
-    kind: MetricType::GAUGE,
-    labels: &["connector"],
-};
-
-pub const FAILING_CONNECTIONS: Family = Family {
-    name: "connector_sync_failing_connections",
-    help: "Connections whose latest terminal run failed, from the store.",
-    kind: MetricType::GAUGE,
-    labels: &["connector"],
-};
-
-pub const CONSECUTIVE_FAILURES: Family = Family {
-    name: "connector_sync_connection_consecutive_failures",
-    help: "Failed runs since the last success, for the connections with the most (top K only).",
-    kind: MetricType::GAUGE,
-    labels: &["connector", "workspace_connector_id"],
-};
-
-/// Every domain family, in exposition order.
-pub const DOMAIN_FAMILIES: &[&Family] = &[
-    &RUNS,
-    &DURATION,
-    &DISPATCH_DELAY,
-    &RECORDS_SYNCED,
-    &ACTIVE,
-    &STUCK,
-    &OLDEST_ACTIVE,
-    &LAST_SUCCESS,
-    &LAST_FAILURE,
-    &FAILING_CONNECTIONS,
-    &CONSECUTIVE_FAILURES,
-];
+// One family per line: constant, type, name, labels, help.
+families! {
+    RUNS: COUNTER "connector_sync_runs_total" ["connector", "trigger", "status"] "Terminal sync runs (success or error) recorded in the store, by connector, trigger and final status. Soft-deleted runs stay counted.";
+    DURATION: HISTOGRAM "connector_sync_duration_seconds" ["connector", "trigger", "status"] "Duration in seconds (completed_at - started_at) of terminal runs that started, from the store.";
+    DISPATCH_DELAY: HISTOGRAM "connector_sync_dispatch_delay_seconds" ["connector", "trigger"] "Seconds from a run's creation to its start (started_at - created_at), for terminal runs that started, from the store.";
+    RECORDS_SYNCED: COUNTER "connector_sync_records_synced_total" ["connector"] "Sum of metadata.records_synced over terminal runs, from the store.";
+    ACTIVE: GAUGE "connector_sync_runs_active" ["connector", "status"] "Live runs now scheduled or in progress, from the store.";
+    STUCK: GAUGE "connector_sync_runs_stuck" ["connector", "status"] "Live runs scheduled for too long, or in progress with no update or running for too long, from the store.";
+    OLDEST_ACTIVE: GAUGE "connector_sync_oldest_active_run_timestamp_seconds" ["connector", "status"] "Unix time at which the oldest live scheduled run was created, or the oldest in-progress run started.";
+    LAST_SUCCESS: GAUGE "connector_sync_last_success_timestamp_seconds" ["connector"] "Unix time of the most recent successful run's completion, from the store.";
+    LAST_FAILURE: GAUGE "connector_sync_last_failure_timestamp_seconds" ["connector"] "Unix time of the most recent failed run's completion, from the store.";
+    FAILING_CONNECTIONS: GAUGE "connector_sync_failing_connections" ["connector"] "Connections whose latest terminal run failed, from the store.";
+    CONSECUTIVE_FAILURES: GAUGE "connector_sync_connection_consecutive_failures" ["connector", "workspace_connector_id"] "Failed runs since the last success, for the connections with the most (top K only).";
+}
 
 fn three(key: &(String, String, String)) -> [&str; 3] {
     [key.0.as_str(), key.1.as_str(), key.2.as_str()]
@@ -210,22 +151,28 @@ fn family(spec: &Family, metrics: Vec<Metric>) -> MetricFamily {
     family
 }
 
-fn counter(label_values: &[&str], names: &[&str], value: f64) -> Metric {
+/// One counter or gauge point.
+fn point(label_values: &[&str], names: &[&str], value: f64, counter: bool) -> Metric {
     let mut metric = Metric::default();
     metric.set_label(labels(names, label_values));
-    let mut c = Counter::default();
-    c.set_value(value);
-    metric.set_counter(c);
+    if counter {
+        let mut c = Counter::default();
+        c.set_value(value);
+        metric.set_counter(c);
+    } else {
+        let mut g = Gauge::default();
+        g.set_value(value);
+        metric.set_gauge(g);
+    }
     metric
 }
 
+fn counter(label_values: &[&str], names: &[&str], value: f64) -> Metric {
+    point(label_values, names, value, true)
+}
+
 fn gauge(label_values: &[&str], names: &[&str], value: f64) -> Metric {
-    let mut metric = Metric::default();
-    metric.set_label(labels(names, label_values));
-    let mut g = Gauge::default();
-    g.set_value(value);
-    metric.set_gauge(g);
-    metric
+    point(label_values, names, value, false)
 }
 
 fn histogram(label_values: &[&str], names: &[&str], data: &HistogramData) -> Metric {

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Connections, ScanConfig, ScanError, Totals};
-use crate::store::{ConnectionState, Store, StoreError, TerminalRun};
+use crate::store::{ConnectionState, StateSource, Store, StoreError, TerminalRun};
 
 /// The smallest chunk a statement timeout halves the chunk size down to.
 const MIN_CHUNK_ROWS: u64 = 1_000;
@@ -111,6 +111,23 @@ async fn next_boundary(
     })
 }
 
+/// Aggregate the terminal runs completed in `(after, end]` in SQL and add them to
+/// `totals`; how many runs that was.
+async fn aggregate_into(
+    store: &Store,
+    totals: &mut Totals,
+    after: Option<DateTime<Utc>>,
+    end: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let rows = store
+        .terminal_aggregate(after, end, &totals.duration_bounds, &totals.delay_bounds)
+        .await?;
+    for row in &rows {
+        totals.add_aggregate(row);
+    }
+    Ok(rows.iter().map(|r| r.runs).sum())
+}
+
 impl Build {
     /// The progress of the totals, from 0 to 1.
     pub fn progress(&self, settled: DateTime<Utc>) -> f64 {
@@ -138,15 +155,6 @@ impl Build {
         }
         loop {
             match self.walk {
-                Walk::Saved(after) => {
-                    match store
-                        .saved_connection_states(after, chunks.connections)
-                        .await
-                    {
-                        Ok(states) => self.add_states(states, chunks.connections, false),
-                        Err(e) => chunks.shrink_connections(e)?,
-                    }
-                }
                 Walk::Pending if self.done_upto.is_some_and(|done| done >= settled) => {
                     self.walk = if self.follow_saved {
                         Walk::Done
@@ -159,9 +167,17 @@ impl Build {
                         chunks.shrink_rows(e)?;
                     }
                 }
-                Walk::Table(after) => {
-                    match store.connection_states(after, chunks.connections).await {
-                        Ok(states) => self.add_states(states, chunks.connections, true),
+                Walk::Saved(after) | Walk::Table(after) => {
+                    let source = if matches!(self.walk, Walk::Table(_)) {
+                        StateSource::Table
+                    } else {
+                        StateSource::Saved
+                    };
+                    match store
+                        .connection_states(source, after, chunks.connections)
+                        .await
+                    {
+                        Ok(states) => self.add_states(states, chunks.connections, source),
                         Err(e) => chunks.shrink_connections(e)?,
                     }
                 }
@@ -197,18 +213,7 @@ impl Build {
             }
             runs.len() as u64
         } else {
-            let rows = store
-                .terminal_aggregate(
-                    self.done_upto,
-                    end,
-                    &self.totals.duration_bounds,
-                    &self.totals.delay_bounds,
-                )
-                .await?;
-            for row in &rows {
-                self.totals.add_aggregate(row);
-            }
-            rows.iter().map(|r| r.runs).sum()
+            aggregate_into(store, &mut self.totals, self.done_upto, end).await?
         };
         self.done_upto = Some(end);
         tracing::info!(
@@ -221,8 +226,9 @@ impl Build {
         Ok(())
     }
 
-    /// One chunk of states, from the table (`walked`: to be saved) or the saved ones.
-    fn add_states(&mut self, states: Vec<ConnectionState>, limit: usize, walked: bool) {
+    /// One chunk of states, from the table (to be saved) or the saved ones.
+    fn add_states(&mut self, states: Vec<ConnectionState>, limit: usize, source: StateSource) {
+        let walked = source == StateSource::Table;
         let last = states.last().map(|s| s.workspace_connector_id);
         let more = states.len() >= limit;
         for state in states {
@@ -280,17 +286,7 @@ impl Sweep {
     /// One chunk; `true` once the sweep has reached its target.
     pub async fn step(&mut self, store: &Store, chunks: &mut Chunks) -> Result<bool, StoreError> {
         let (end, last) = next_boundary(store, self.done_upto, self.target, chunks.rows).await?;
-        let rows = store
-            .terminal_aggregate(
-                self.done_upto,
-                end,
-                &self.fresh.duration_bounds,
-                &self.fresh.delay_bounds,
-            )
-            .await?;
-        for row in &rows {
-            self.fresh.add_aggregate(row);
-        }
+        aggregate_into(store, &mut self.fresh, self.done_upto, end).await?;
         self.done_upto = Some(end);
         Ok(last)
     }

@@ -24,6 +24,13 @@ impl Connections {
         }
     }
 
+    /// The states of `ids` (those known), for saving.
+    pub fn states_of<'a>(&self, ids: impl IntoIterator<Item = &'a Uuid>) -> Vec<ConnectionState> {
+        ids.into_iter()
+            .filter_map(|id| self.by_id.get(id).cloned())
+            .collect()
+    }
+
     /// Apply `run` only when it is newer than what the connection's state already
     /// reflects: for states read or saved at a later point than the runs being applied
     /// (a first start's walk, a restart from saved states), where a run may or may not be
@@ -72,12 +79,17 @@ mod tests {
     use crate::scan::test_support::run;
     use chrono::DateTime;
 
-    #[test]
-    fn consecutive_failures_reset_on_success() {
-        let mut connections = Connections::default();
+    /// A failed run of connection 7 completed at second 10.
+    fn failure() -> (Connections, Uuid, TerminalRun) {
         let id = Uuid::from_u128(7);
         let mut r = run("a", Status::Error, Some(1.0), 10);
         r.workspace_connector_id = id;
+        (Connections::default(), id, r)
+    }
+
+    #[test]
+    fn consecutive_failures_reset_on_success() {
+        let (mut connections, id, mut r) = failure();
         connections.add_run(&r);
         r.completed_at = DateTime::from_timestamp(11, 0).unwrap();
         connections.add_run(&r);
@@ -91,10 +103,7 @@ mod tests {
 
     #[test]
     fn only_newer_runs_apply_to_a_later_state() {
-        let mut connections = Connections::default();
-        let id = Uuid::from_u128(7);
-        let mut r = run("a", Status::Error, Some(1.0), 10);
-        r.workspace_connector_id = id;
+        let (mut connections, id, mut r) = failure();
         assert!(connections.add_run_if_newer(&r), "unknown connection");
         assert!(!connections.add_run_if_newer(&r), "already reflected");
         r.completed_at = DateTime::from_timestamp(9, 0).unwrap();

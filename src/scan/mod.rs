@@ -12,7 +12,9 @@
 mod build;
 mod config;
 mod connections;
+mod error;
 mod publish;
+mod reaper;
 mod steady;
 mod totals;
 
@@ -24,6 +26,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 pub use config::ScanConfig;
 pub use connections::Connections;
+pub use error::ScanError;
 pub use publish::{build_snapshot, SnapshotInputs};
 pub use totals::{saved_with_connections, Totals, NO_TRIGGER};
 
@@ -31,9 +34,8 @@ use build::{Build, Chunks, Step, Sweep, Walk};
 use steady::{Steady, PRUNE_BATCH};
 
 use crate::clock::Clock;
-use crate::domain::Action;
 use crate::metrics::{LabelCapper, Metrics, Snapshot};
-use crate::store::{Change, Leadership, Lease, Store, StoreError, StuckCutoffs, TerminalRun};
+use crate::store::{Leadership, Lease, Store, StuckCutoffs, TerminalRun};
 
 /// Told about every run the scanner sees finish (from its incremental reads only, so a
 /// restart does not replay the history). The OTLP exporter turns them into spans.
@@ -57,34 +59,6 @@ pub struct ScanReport {
     pub reaped: usize,
     /// Terminal runs deleted by retention in this scan.
     pub pruned: u64,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ScanError {
-    #[error(
-        "a scanner query ran longer than --scan-statement-timeout and was cancelled (the \
-         chunk size is already at its minimum; raise the timeout or add the scanner's \
-         indexes): {0}"
-    )]
-    StatementTimeout(StoreError),
-    #[error("the store is unreachable: {0}")]
-    Unreachable(StoreError),
-    #[error(transparent)]
-    Store(StoreError),
-    #[error("scan timed out after {0:?} (--scan-timeout)")]
-    Timeout(Duration),
-    #[error("{0}")]
-    Lease(String),
-}
-
-impl From<StoreError> for ScanError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::StatementTimeout(_) => ScanError::StatementTimeout(e),
-            StoreError::Unavailable(_) => ScanError::Unreachable(e),
-            e => ScanError::Store(e),
-        }
-    }
 }
 
 /// Where the scanner stands with the table.
@@ -317,10 +291,19 @@ impl Scanner {
             if self.config.checkpoint {
                 if let Some(upto) = build.done_upto {
                     // Progress survives a restart; losing it only costs the next start
-                    // the chunks since the last save.
+                    // the chunks since the last save. When the build follows saved
+                    // connection states, the states it changed are saved with the totals
+                    // (the next start continues both from this point).
                     let json = build.totals.to_json(build.follow_saved);
-                    if let Err(e) = self.store.save_checkpoint(upto, &json, &[]).await {
-                        self.metrics.maintenance_failed("checkpoint", &e);
+                    let states = if build.follow_saved {
+                        build.connections.states_of(&build.dirty)
+                    } else {
+                        Vec::new()
+                    };
+                    match self.store.save_checkpoint(upto, &json, &states).await {
+                        Ok(()) if build.follow_saved => build.dirty.clear(),
+                        Ok(()) => {}
+                        Err(e) => self.metrics.maintenance_failed("checkpoint", &e),
                     }
                 }
             }
@@ -426,39 +409,6 @@ impl Scanner {
             }
         }
         Ok(())
-    }
-
-    /// Fail runs stuck for longer than `after`, through the API's compare-and-set.
-    async fn reap(&self, now: DateTime<Utc>, after: Duration) -> Result<usize, ScanError> {
-        let cutoff = now - chrono_duration(after);
-        let cutoffs = StuckCutoffs {
-            scheduled_before: cutoff,
-            idle_before: cutoff,
-            started_before: now - chrono_duration(self.config.max_run_duration.max(after)),
-        };
-        let ids = self.store.stuck_runs(&cutoffs).await?;
-        let mut reaped = 0;
-        for id in ids {
-            let change = Change {
-                error: Some(format!(
-                    "reaped by syncwatch: stuck (not started, no heartbeat, or running too \
-                     long) for more than {}s (--reap-stuck-after)",
-                    after.as_secs()
-                )),
-                ..Change::new(Action::Fail)
-            };
-            match self.store.apply(id, &change).await {
-                Ok(_) => reaped += 1,
-                // Finished or deleted meanwhile: the orchestrator won the race.
-                Err(StoreError::InvalidTransition(_) | StoreError::NotFound) => {}
-                Err(StoreError::Conflict(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        if reaped > 0 {
-            tracing::warn!(reaped, "failed stuck runs");
-        }
-        Ok(reaped)
     }
 
     /// Scan every `interval` until `shutdown` resolves, then release the lease.

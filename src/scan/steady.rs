@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::build::{Chunks, Sweep};
 use super::{Connections, Totals};
-use crate::store::{ConnectionState, Store, StoreError, TerminalRun};
+use crate::store::{Store, StoreError, TerminalRun};
 
 /// Terminal runs one retention statement deletes at most.
 pub(super) const PRUNE_BATCH: u64 = 5_000;
@@ -82,17 +82,9 @@ impl Steady {
         self.totals = totals;
     }
 
-    /// The connection states to save with the checkpoint (those changed since the last).
-    pub fn dirty_states(&self) -> Vec<ConnectionState> {
-        self.dirty
-            .iter()
-            .filter_map(|id| self.connections.by_id.get(id).cloned())
-            .collect()
-    }
-
     /// Save the settled totals and the changed connection states.
     pub async fn save(&mut self, store: &Store) -> Result<(), StoreError> {
-        let states = self.dirty_states();
+        let states = self.connections.states_of(&self.dirty);
         let json = self.settled.to_json(true);
         let upto = self.low;
         store.save_checkpoint(upto, &json, &states).await?;

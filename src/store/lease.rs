@@ -67,7 +67,9 @@ impl Lease {
                 Leadership::Leader
             }
             Ok(Ok(None)) => Leadership::Follower,
-            Ok(Err(e)) => Leadership::Unknown(format!("cannot take the scanner lease: {e}")),
+            Ok(Err(e)) => Leadership::Unknown(format!(
+                "the store is unreachable (cannot take the scanner lease): {e}"
+            )),
             Err(_) => Leadership::Unknown(format!(
                 "timed out after {CONNECT_TIMEOUT:?} taking the scanner lease"
             )),

@@ -189,10 +189,12 @@ pub trait SyncLogStore: Send + Sync + 'static {
         upto: Option<DateTime<Utc>>,
     ) -> Result<Vec<TerminalRun>>;
 
-    /// The latest terminal run and the failures since the last success of at most `limit`
-    /// connections, in id order after `after` (from the first when `None`).
+    /// Per-connection states (latest terminal run, failures since the last success) of at
+    /// most `limit` connections in id order after `after` (from the first when `None`):
+    /// computed from the table, or the ones the scanner saved with its checkpoint.
     async fn connection_states(
         &self,
+        source: StateSource,
         after: Option<Uuid>,
         limit: usize,
     ) -> Result<Vec<ConnectionState>>;
@@ -223,14 +225,6 @@ pub trait SyncLogStore: Send + Sync + 'static {
     /// The scanner's saved totals: the point they are settled up to, and their JSON.
     async fn load_checkpoint(&self) -> Result<Option<(DateTime<Utc>, String)>>;
 
-    /// The scanner's saved per-connection states, at most `limit` in id order after
-    /// `after` (from the first when `None`).
-    async fn saved_connection_states(
-        &self,
-        after: Option<Uuid>,
-        limit: usize,
-    ) -> Result<Vec<ConnectionState>>;
-
     /// Replace the scanner's saved totals and upsert the given connection states, in one
     /// transaction.
     async fn save_checkpoint(
@@ -239,6 +233,15 @@ pub trait SyncLogStore: Send + Sync + 'static {
         totals: &str,
         connections: &[ConnectionState],
     ) -> Result<()>;
+}
+
+/// Where [`SyncLogStore::connection_states`] reads from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateSource {
+    /// Computed from the sync log itself.
+    Table,
+    /// The states the scanner saved with its checkpoint.
+    Saved,
 }
 
 /// Pool settings shared by both stores.

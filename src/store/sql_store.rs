@@ -11,8 +11,8 @@ use super::scanner_reads::{
 };
 use super::statements::{self, decode_run};
 use super::{
-    cas_failure, Backend, Change, ListFilter, Page, Result, SchemaStatus, StatusFilter, StoreError,
-    SyncLogStore,
+    cas_failure, Backend, Change, ListFilter, Page, Result, SchemaStatus, StateSource,
+    StatusFilter, StoreError, SyncLogStore,
 };
 use crate::domain::{ConnectorStatus, NewSyncLog, Status, SyncLog, TriggerType};
 
@@ -37,20 +37,6 @@ impl<E: Engine> SqlStore<E> {
 
     async fn scan_rows(&self, sql: &str, params: Vec<Param>) -> Result<Vec<E::Row>> {
         self.engine.fetch_all(PoolKind::Scan, sql, params).await
-    }
-
-    /// One keyset chunk of connection states (`$1` after, `$2` limit).
-    async fn connection_chunk(
-        &self,
-        sql: &str,
-        after: Option<Uuid>,
-        limit: usize,
-    ) -> Result<Vec<ConnectionState>> {
-        let limit = Param::Int(limit.min(i64::MAX as usize) as i64);
-        let rows = self.scan_rows(sql, vec![Param::Uuid(after), limit]).await?;
-        rows.iter()
-            .map(scanner_reads::decode_connection_state)
-            .collect()
     }
 
     #[tracing::instrument(skip_all)]
@@ -261,11 +247,21 @@ impl<E: Engine> SyncLogStore for SqlStore<E> {
     #[tracing::instrument(skip_all)]
     async fn connection_states(
         &self,
+        source: StateSource,
         after: Option<Uuid>,
         limit: usize,
     ) -> Result<Vec<ConnectionState>> {
-        let sql = scanner_reads::connection_states_sql(E::DIALECT);
-        self.connection_chunk(&sql, after, limit).await
+        let sql = match source {
+            StateSource::Table => scanner_reads::connection_states_sql(E::DIALECT),
+            StateSource::Saved => scanner_reads::saved_connection_states_sql(E::DIALECT),
+        };
+        let limit = Param::Int(limit.min(i64::MAX as usize) as i64);
+        let rows = self
+            .scan_rows(&sql, vec![Param::Uuid(after), limit])
+            .await?;
+        rows.iter()
+            .map(scanner_reads::decode_connection_state)
+            .collect()
     }
 
     #[tracing::instrument(skip_all)]
@@ -325,16 +321,6 @@ impl<E: Engine> SyncLogStore for SqlStore<E> {
         rows.first()
             .map(|row| Ok((row.timestamp_req(0)?, row.text_req(1)?)))
             .transpose()
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn saved_connection_states(
-        &self,
-        after: Option<Uuid>,
-        limit: usize,
-    ) -> Result<Vec<ConnectionState>> {
-        let sql = scanner_reads::saved_connection_states_sql(E::DIALECT);
-        self.connection_chunk(&sql, after, limit).await
     }
 
     #[tracing::instrument(skip_all)]
