@@ -370,3 +370,70 @@ async fn prune_refuses_without_a_checkpoint() {
     assert_eq!(db.count_rows().await, 100, "nothing deleted");
     db.cleanup().await;
 }
+
+/// A run that becomes visible later than the late-commit window after its completion is
+/// missed by the incremental reads and counted by the next recent repair sweep, which
+/// reads only what completed after its anchor (no full sweep configured).
+async fn a_run_visible_later_than_the_window_is_counted_by_the_next_sweep(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    seed(&db, 1_000).await;
+    let config = |rebaseline_interval| ScanConfig {
+        late_commit_window: Duration::from_secs(1),
+        rebaseline_interval,
+        ..chunked(500)
+    };
+    let mut without = scanner(
+        &db,
+        config(Duration::from_secs(3600)),
+        Arc::new(SystemClock),
+    );
+    let mut with = scanner(&db, config(Duration::ZERO), Arc::new(SystemClock));
+    let built = db.store.db_now().await.unwrap();
+    for s in [&mut without, &mut with] {
+        while s.scan_once().await.unwrap().building {}
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for s in [&mut without, &mut with] {
+        s.scan_once().await.unwrap();
+    }
+    // Completed after both builds' settled point, visible only now: below the window.
+    let mut late = Row::new("late", "error", built);
+    late.started = Some(built);
+    late.completed = Some(built + chrono::Duration::milliseconds(500));
+    insert(&db, &late).await;
+    let errors = |s: &Scanner| {
+        s.metrics()
+            .snapshot()
+            .runs
+            .iter()
+            .filter(|((c, _, st), _)| c == "late" && st == "error")
+            .map(|(_, n)| *n)
+            .sum::<u64>()
+    };
+    for s in [&mut without, &mut with] {
+        s.scan_once().await.unwrap();
+    }
+    assert_eq!(errors(&without), 0, "the incremental reads miss it");
+    assert_eq!(errors(&with), 1, "the recent sweep counts it");
+    with.scan_once().await.unwrap();
+    assert_eq!(errors(&with), 1, "once");
+    assert_snapshot_matches_sql(
+        &db,
+        &with.metrics().snapshot(),
+        &ScanConfig::default().duration_buckets,
+    )
+    .await;
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_visible_later_than_the_window_is_counted_by_the_next_sweep_postgres() {
+    a_run_visible_later_than_the_window_is_counted_by_the_next_sweep(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_visible_later_than_the_window_is_counted_by_the_next_sweep_sqlite() {
+    a_run_visible_later_than_the_window_is_counted_by_the_next_sweep(Backend::Sqlite).await;
+}

@@ -266,20 +266,42 @@ impl Build {
 }
 
 /// A repair sweep: the totals built again from the table, chunk by chunk, one chunk per
-/// scan, then merged into the running totals by maximum (never lowering a value).
+/// scan, then merged into the running totals by maximum (never lowering a value). A
+/// recent sweep starts from an anchor (the settled totals as they were at a point some
+/// hours back) and reads only what completed after it; a full sweep reads everything.
 pub(super) struct Sweep {
     pub fresh: Totals,
     pub done_upto: Option<DateTime<Utc>>,
     /// The point the sweep counts up to (the running totals' settled point when it began).
     pub target: DateTime<Utc>,
+    /// Whether it reads the whole history.
+    pub full: bool,
+}
+
+/// The settled totals as they were at a point: where a recent repair sweep starts.
+pub(super) struct Anchor {
+    pub at: DateTime<Utc>,
+    pub totals: Totals,
 }
 
 impl Sweep {
-    pub fn new(bounds: &Totals, target: DateTime<Utc>) -> Self {
+    /// Everything completed at or before `target`.
+    pub fn full(bounds: &Totals, target: DateTime<Utc>) -> Self {
         Self {
             fresh: Totals::new(&bounds.duration_bounds, &bounds.delay_bounds),
             done_upto: None,
             target,
+            full: true,
+        }
+    }
+
+    /// `anchor`'s totals plus what completed after its point, up to `target`.
+    pub fn recent(anchor: &Anchor, target: DateTime<Utc>) -> Self {
+        Self {
+            fresh: anchor.totals.clone(),
+            done_upto: Some(anchor.at),
+            target,
+            full: false,
         }
     }
 

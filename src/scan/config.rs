@@ -19,9 +19,21 @@ pub struct ScanConfig {
     #[arg(long, env = "SYNCWATCH_LATE_COMMIT_WINDOW", value_parser = parse_duration, default_value = "5m")]
     pub late_commit_window: Duration,
 
-    /// How often counters are recomputed from the whole table (never lowered).
+    /// How often a repair sweep re-aggregates the recent history (from one to two
+    /// `--repair-horizon`s back) and merges it by maximum (never lowering a value).
     #[arg(long, env = "SYNCWATCH_REBASELINE_INTERVAL", value_parser = parse_duration, default_value = "1h")]
     pub rebaseline_interval: Duration,
+
+    /// How far back a repair sweep reaches at least: runs that become visible later than
+    /// `--late-commit-window` but within this of their completion are counted by the next
+    /// sweep.
+    #[arg(long, env = "SYNCWATCH_REPAIR_HORIZON", value_parser = parse_duration, default_value = "24h")]
+    pub repair_horizon: Duration,
+
+    /// Also re-aggregate the whole history this often (for back-dated writes older than
+    /// `--repair-horizon`). Off when unset: its cost grows with the history.
+    #[arg(long, env = "SYNCWATCH_FULL_REPAIR_INTERVAL", value_parser = parse_duration)]
+    pub full_repair_interval: Option<Duration>,
 
     /// A scheduled run older than this is stuck.
     #[arg(long, env = "SYNCWATCH_STUCK_SCHEDULED_AFTER", value_parser = parse_duration, default_value = "15m")]
@@ -182,6 +194,8 @@ mod tests {
         assert_eq!((scan.chunk_rows, scan.chunk_connections), (100_000, 5_000));
         assert_eq!(scan.checkpoint_interval, Duration::from_secs(60));
         assert_eq!(scan.retention, None);
+        assert_eq!(scan.repair_horizon, Duration::from_secs(24 * 3600));
+        assert_eq!(scan.full_repair_interval, None);
         scan.validate().unwrap();
     }
 

@@ -30,7 +30,7 @@ pub use error::ScanError;
 pub use publish::{build_snapshot, SnapshotInputs};
 pub use totals::{saved_with_connections, Totals, NO_TRIGGER};
 
-use build::{Build, Chunks, Step, Sweep, Walk};
+use build::{Anchor, Build, Chunks, Step, Walk};
 use steady::{Steady, PRUNE_BATCH};
 
 use crate::clock::Clock;
@@ -314,6 +314,10 @@ impl Scanner {
             return Ok(());
         };
         let settled_totals = build.totals.clone();
+        let anchor = Anchor {
+            at: upto,
+            totals: build.totals.clone(),
+        };
         let seen = build.add_recent(&recent);
         tracing::info!(settled_upto = %upto, "scanner build caught up; exporting");
         self.metrics.baseline_progress.set(1.0);
@@ -329,6 +333,9 @@ impl Scanner {
             saved_at: Instant::now(),
             sweep: None,
             swept_at: Instant::now(),
+            full_swept_at: Instant::now(),
+            anchor,
+            next_anchor: None,
             chunks,
         });
         if self.config.checkpoint {
@@ -359,8 +366,12 @@ impl Scanner {
         state.advance(settled);
 
         // Upkeep: bounded steps, each of which may fail without failing the scan.
-        if state.sweep.is_none() && state.swept_at.elapsed() >= self.config.rebaseline_interval {
-            state.sweep = Some(Sweep::new(&state.settled, state.low));
+        if state.sweep.is_none() {
+            state.sweep = state.due_sweep(
+                self.config.rebaseline_interval,
+                self.config.full_repair_interval,
+                chrono_duration(self.config.repair_horizon),
+            );
         }
         if let Some(sweep) = state.sweep.as_mut() {
             match sweep.step(&self.store, &mut state.chunks).await {
@@ -368,6 +379,9 @@ impl Scanner {
                 Ok(true) => {
                     if let Some(sweep) = state.sweep.take() {
                         state.merge_sweep(&sweep.fresh);
+                        if sweep.full {
+                            state.full_swept_at = Instant::now();
+                        }
                     }
                     state.swept_at = Instant::now();
                     report.baselined = true;

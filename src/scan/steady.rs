@@ -9,7 +9,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::build::{Chunks, Sweep};
+use super::build::{Anchor, Chunks, Sweep};
 use super::{Connections, Totals};
 use crate::store::{Store, StoreError, TerminalRun};
 
@@ -34,7 +34,14 @@ pub(super) struct Steady {
     pub saved_upto: Option<DateTime<Utc>>,
     pub saved_at: Instant,
     pub sweep: Option<Sweep>,
+    /// When the last recent and the last full repair sweep finished (or the build).
     pub swept_at: Instant,
+    pub full_swept_at: Instant,
+    /// Where recent sweeps start: between one and two `--repair-horizon`s back once
+    /// warmed up (the build's end until then).
+    pub anchor: Anchor,
+    /// The next anchor, taken one horizon after the current one.
+    pub next_anchor: Option<Anchor>,
     pub chunks: Chunks,
 }
 
@@ -69,6 +76,32 @@ impl Steady {
             }
             keep
         });
+    }
+
+    /// The sweep due now, if any: a full one every `full_every` (when set), else a recent
+    /// one every `every`, from the anchor; the anchors move along one `horizon` apart.
+    pub fn due_sweep(
+        &mut self,
+        every: std::time::Duration,
+        full_every: Option<std::time::Duration>,
+        horizon: chrono::Duration,
+    ) -> Option<Sweep> {
+        if self.low - self.anchor.at >= horizon && self.next_anchor.is_none() {
+            self.next_anchor = Some(Anchor {
+                at: self.low,
+                totals: self.settled.clone(),
+            });
+        }
+        if let Some(next) = self.next_anchor.take_if(|n| self.low - n.at >= horizon) {
+            self.anchor = next;
+        }
+        if full_every.is_some_and(|f| self.full_swept_at.elapsed() >= f) {
+            Some(Sweep::full(&self.settled, self.low))
+        } else if self.swept_at.elapsed() >= every {
+            Some(Sweep::recent(&self.anchor, self.low))
+        } else {
+            None
+        }
     }
 
     /// Merge a finished sweep: the settled totals take the maximum with what the table
