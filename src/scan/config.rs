@@ -92,7 +92,7 @@ pub struct ScanConfig {
     #[arg(
         long = "scan-chunk-connections",
         env = "SYNCWATCH_SCAN_CHUNK_CONNECTIONS",
-        default_value_t = 5_000
+        default_value_t = 2_000
     )]
     pub chunk_connections: usize,
 
@@ -191,7 +191,7 @@ mod tests {
             (50, 500)
         );
         assert!(scan.checkpoint);
-        assert_eq!((scan.chunk_rows, scan.chunk_connections), (100_000, 5_000));
+        assert_eq!((scan.chunk_rows, scan.chunk_connections), (100_000, 2_000));
         assert_eq!(scan.checkpoint_interval, Duration::from_secs(60));
         assert_eq!(scan.retention, None);
         assert_eq!(scan.repair_horizon, Duration::from_secs(24 * 3600));

@@ -393,10 +393,10 @@ pub fn postgres_scanner_queries(
                 .replace("$2", "(now() - interval '65 minutes')"),
         ),
         (
-            "first start: connection states, one chunk of 5000 connections",
+            "first start: connection states, one chunk of 2000 connections",
             connection_states_sql(d)
                 .replace("$1::uuid", "null::uuid")
-                .replace("$2", "5000"),
+                .replace("$2", "2000"),
         ),
         (
             "first start: where a chunk of 100000 runs ends",
