@@ -155,8 +155,9 @@ pub fn terminal_after_sql(d: &Dialect, upto: bool) -> String {
     )
 }
 
-/// Per connection, for at most `$2` connections in id order after `$1` (from the first
-/// when null): the latest terminal run and the failures after the last success.
+/// Per connection, for at most `$1` connections in id order (with `after`, after `$2`):
+/// the latest terminal run and the failures after the last success. (Two texts rather
+/// than `$2 is null or …`, which would keep the index from starting at `$2`.)
 ///
 /// Written as index probes on `connection_terminal_idx` (workspace_connector_id,
 /// completed_at, id) so its cost follows the number of connections in the chunk and their
@@ -166,20 +167,23 @@ pub fn terminal_after_sql(d: &Dialect, upto: bool) -> String {
 /// index. Every terminal run completed after the latest success is an error, so that
 /// count is an index range with no status to check; a connection that never succeeded
 /// counts all its errors.
-pub fn connection_states_sql(d: &Dialect) -> String {
-    let after = d.typed(1, "uuid");
+pub fn connection_states_sql(d: &Dialect, after: bool) -> String {
+    let after = if after {
+        format!(" and workspace_connector_id > {}", d.typed(2, "uuid"))
+    } else {
+        String::new()
+    };
     format!(
         "
 with recursive connections(id, n) as (
     select (select workspace_connector_id from workspace_connector_sync_log
-            where completed_at is not null
-              and ({after} is null or workspace_connector_id > $1)
+            where completed_at is not null{after}
             order by workspace_connector_id limit 1), 1
     union all
     select (select l.workspace_connector_id from workspace_connector_sync_log l
             where l.completed_at is not null and l.workspace_connector_id > c.id
             order by l.workspace_connector_id limit 1), c.n + 1
-    from connections c where c.id is not null and c.n < $2
+    from connections c where c.id is not null and c.n < $1
 ), latest as (
     select c.id as workspace_connector_id,
            (select l.id from workspace_connector_sync_log l
@@ -230,15 +234,18 @@ pub const PRUNE_SQL: &str = "delete from workspace_connector_sync_log where id i
      where completed_at is not null and completed_at < $1 \
      order by completed_at limit $2)";
 
-/// The saved per-connection states, at most `$2` in id order after `$1` (from the first
-/// when null); the columns of [`decode_connection_state`].
-pub fn saved_connection_states_sql(d: &Dialect) -> String {
+/// The saved per-connection states, at most `$1` in id order (with `after`, after `$2`);
+/// the columns of [`decode_connection_state`].
+pub fn saved_connection_states_sql(d: &Dialect, after: bool) -> String {
     format!(
         "select workspace_connector_id, connector_slug, last_status, last_completed_at, \
-           consecutive_failures from syncwatch_connection_state \
-         where {after} is null or workspace_connector_id > $1 \
-         order by workspace_connector_id limit $2",
-        after = d.typed(1, "uuid"),
+           consecutive_failures from syncwatch_connection_state{after} \
+         order by workspace_connector_id limit $1",
+        after = if after {
+            format!(" where workspace_connector_id > {}", d.typed(2, "uuid"))
+        } else {
+            String::new()
+        },
     )
 }
 
@@ -393,10 +400,10 @@ pub fn postgres_scanner_queries(
                 .replace("$2", "(now() - interval '65 minutes')"),
         ),
         (
-            "first start: connection states, one chunk of 2000 connections",
-            connection_states_sql(d)
-                .replace("$1::uuid", "null::uuid")
-                .replace("$2", "2000"),
+            "first start: connection states, a chunk of 2000 connections from the middle",
+            connection_states_sql(d, true)
+                .replace("$2::uuid", "'80000000-0000-0000-0000-000000000000'::uuid")
+                .replace("$1", "2000"),
         ),
         (
             "first start: where a chunk of 100000 runs ends",

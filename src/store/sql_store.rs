@@ -252,13 +252,14 @@ impl<E: Engine> SyncLogStore for SqlStore<E> {
         limit: usize,
     ) -> Result<Vec<ConnectionState>> {
         let sql = match source {
-            StateSource::Table => scanner_reads::connection_states_sql(E::DIALECT),
-            StateSource::Saved => scanner_reads::saved_connection_states_sql(E::DIALECT),
+            StateSource::Table => scanner_reads::connection_states_sql(E::DIALECT, after.is_some()),
+            StateSource::Saved => {
+                scanner_reads::saved_connection_states_sql(E::DIALECT, after.is_some())
+            }
         };
-        let limit = Param::Int(limit.min(i64::MAX as usize) as i64);
-        let rows = self
-            .scan_rows(&sql, vec![Param::Uuid(after), limit])
-            .await?;
+        let mut params = vec![Param::Int(limit.min(i64::MAX as usize) as i64)];
+        params.extend(after.map(Param::from));
+        let rows = self.scan_rows(&sql, params).await?;
         rows.iter()
             .map(scanner_reads::decode_connection_state)
             .collect()
