@@ -209,9 +209,9 @@ async fn a_late_commit_inside_the_window_is_counted_exactly_once(app: &TestApp) 
     }
 
     // Later than the window, and back-dated before the saved checkpoint a new scanner
-    // starts from: missed by the incremental reads and by that start, repaired by a full
-    // sweep. (A run completed after a sweep's anchor is repaired by the recent sweeps:
-    // tests/bounded_scan.rs.)
+    // starts from: missed by the incremental reads and by that start, repaired by the
+    // full sweep that comes first after a start from a checkpoint. (A run completed after
+    // a sweep's anchor is repaired by the recent sweeps: tests/bounded_scan.rs.)
     let mut very_late = Row::new("hubspot", "error", now - chrono::Duration::seconds(4000));
     very_late.completed = Some(now - chrono::Duration::seconds(3600));
     insert(db, &very_late).await;
@@ -221,7 +221,6 @@ async fn a_late_commit_inside_the_window_is_counted_exactly_once(app: &TestApp) 
         db,
         ScanConfig {
             rebaseline_interval: Duration::ZERO,
-            full_repair_interval: Some(Duration::ZERO),
             ..ScanConfig::default()
         },
         Arc::new(SystemClock),
@@ -230,7 +229,7 @@ async fn a_late_commit_inside_the_window_is_counted_exactly_once(app: &TestApp) 
     assert!(rebaselining.scan_once().await.unwrap().baselined);
     assert_eq!(count(&rebaselining.metrics().snapshot()), 3);
 
-    // A hard delete behind our back never lowers a counter on a full sweep.
+    // A hard delete behind our back never lowers a counter on a sweep.
     db.execute("delete from workspace_connector_sync_log where status = 'error'")
         .await;
     rebaselining.scan_once().await.unwrap();

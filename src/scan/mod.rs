@@ -333,7 +333,8 @@ impl Scanner {
             saved_at: Instant::now(),
             sweep: None,
             swept_at: Instant::now(),
-            full_swept_at: Instant::now(),
+            // A build from nothing has just read everything: no full sweep is owed.
+            full_swept_at: (!build.from_checkpoint).then(Instant::now),
             anchor,
             next_anchor: None,
             chunks,
@@ -380,7 +381,7 @@ impl Scanner {
                     if let Some(sweep) = state.sweep.take() {
                         state.merge_sweep(&sweep.fresh);
                         if sweep.full {
-                            state.full_swept_at = Instant::now();
+                            state.full_swept_at = Some(Instant::now());
                         }
                     }
                     state.swept_at = Instant::now();

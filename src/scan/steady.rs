@@ -36,7 +36,9 @@ pub(super) struct Steady {
     pub sweep: Option<Sweep>,
     /// When the last recent and the last full repair sweep finished (or the build).
     pub swept_at: Instant,
-    pub full_swept_at: Instant,
+    /// `None` until a full sweep ran after a start from a checkpoint (the first sweep is
+    /// then a full one).
+    pub full_swept_at: Option<Instant>,
     /// Where recent sweeps start: between one and two `--repair-horizon`s back once
     /// warmed up (the build's end until then).
     pub anchor: Anchor,
@@ -78,8 +80,9 @@ impl Steady {
         });
     }
 
-    /// The sweep due now, if any: a full one every `full_every` (when set), else a recent
-    /// one every `every`, from the anchor; the anchors move along one `horizon` apart.
+    /// The sweep due now, if any: a full one first after a start from a checkpoint and then
+    /// every `full_every` (when set), else a recent one every `every`, from the anchor;
+    /// the anchors move along one `horizon` apart.
     pub fn due_sweep(
         &mut self,
         every: std::time::Duration,
@@ -95,7 +98,13 @@ impl Steady {
         if let Some(next) = self.next_anchor.take_if(|n| self.low - n.at >= horizon) {
             self.anchor = next;
         }
-        if full_every.is_some_and(|f| self.full_swept_at.elapsed() >= f) {
+        let full_due = match self.full_swept_at {
+            // After a start from a checkpoint: one full sweep first, for the runs that
+            // became visible late before the checkpoint (older than any anchor of ours).
+            None => true,
+            Some(at) => full_every.is_some_and(|f| at.elapsed() >= f),
+        };
+        if full_due {
             Some(Sweep::full(&self.settled, self.low))
         } else if self.swept_at.elapsed() >= every {
             Some(Sweep::recent(&self.anchor, self.low))
