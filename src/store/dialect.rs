@@ -186,12 +186,6 @@ pub trait Engine: Send + Sync + 'static {
     ) -> Result<Vec<Self::Row>>;
     /// Rows affected.
     async fn execute(&self, pool: PoolKind, sql: &str, params: Vec<Param>) -> Result<u64>;
-    /// Every statement in one transaction: all of them or none.
-    async fn execute_all(
-        &self,
-        pool: PoolKind,
-        statements: Vec<(String, Vec<Param>)>,
-    ) -> Result<()>;
 
     /// The first row, for statements that match at most one.
     async fn fetch_optional(

@@ -225,8 +225,8 @@ pub trait SyncLogStore: Send + Sync + 'static {
     /// The scanner's saved totals: the point they are settled up to, and their JSON.
     async fn load_checkpoint(&self) -> Result<Option<(DateTime<Utc>, String)>>;
 
-    /// Replace the scanner's saved totals and upsert the given connection states, in one
-    /// transaction.
+    /// Upsert the given connection states, then replace the scanner's saved totals (in
+    /// that order, so saved totals never claim states that were not saved).
     async fn save_checkpoint(
         &self,
         settled_upto: DateTime<Utc>,

@@ -110,19 +110,6 @@ impl Engine for PostgresEngine {
         let done = bind(sql, params).execute(self.pool(pool)).await?;
         Ok(done.rows_affected())
     }
-
-    async fn execute_all(
-        &self,
-        pool: PoolKind,
-        statements: Vec<(String, Vec<Param>)>,
-    ) -> Result<()> {
-        let mut tx = self.pool(pool).begin().await?;
-        for (sql, params) in statements {
-            bind(&sql, params).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
 }
 
 impl Columns for PgRow {

@@ -39,6 +39,20 @@ impl<E: Engine> SqlStore<E> {
         self.engine.fetch_all(PoolKind::Scan, sql, params).await
     }
 
+    /// A scanner read, every row decoded.
+    async fn scan_decoded<T>(
+        &self,
+        sql: &str,
+        params: Vec<Param>,
+        decode: impl Fn(&E::Row) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        self.scan_rows(sql, params)
+            .await?
+            .iter()
+            .map(decode)
+            .collect()
+    }
+
     #[tracing::instrument(skip_all)]
     async fn current_status(&self, id: Uuid) -> Result<Option<Status>> {
         let row = self
@@ -236,12 +250,9 @@ impl<E: Engine> SyncLogStore for SqlStore<E> {
         upto: Option<DateTime<Utc>>,
     ) -> Result<Vec<TerminalRun>> {
         let sql = scanner_reads::terminal_after_sql(E::DIALECT, upto.is_some());
-        let mut params = vec![Param::from(after)];
-        params.extend(upto.map(Param::from));
-        let rows = self.scan_rows(&sql, params).await?;
-        rows.iter()
-            .map(scanner_reads::decode_terminal_run)
-            .collect()
+        let params = [Some(after), upto].into_iter().flatten().map(Param::from);
+        self.scan_decoded(&sql, params.collect(), scanner_reads::decode_terminal_run)
+            .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -259,10 +270,8 @@ impl<E: Engine> SyncLogStore for SqlStore<E> {
         };
         let mut params = vec![Param::Int(limit.min(i64::MAX as usize) as i64)];
         params.extend(after.map(Param::from));
-        let rows = self.scan_rows(&sql, params).await?;
-        rows.iter()
-            .map(scanner_reads::decode_connection_state)
-            .collect()
+        self.scan_decoded(&sql, params, scanner_reads::decode_connection_state)
+            .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -331,17 +340,23 @@ impl<E: Engine> SyncLogStore for SqlStore<E> {
         totals: &str,
         connections: &[ConnectionState],
     ) -> Result<()> {
-        let mut statements = vec![(
-            statements::save_checkpoint(E::DIALECT),
-            vec![settled_upto.into(), totals.into()],
-        )];
+        // The states first: a failure between the two leaves them ahead of the totals,
+        // which a start handles (it applies a run to a connection only when newer); the
+        // reverse would leave the checkpoint claiming states that were never saved.
         for chunk in connections.chunks(CONNECTION_STATES_PER_STATEMENT) {
-            statements.push((
-                scanner_reads::save_connection_states_sql(chunk.len()),
-                chunk.iter().flat_map(ConnectionState::params).collect(),
-            ));
+            let sql = scanner_reads::save_connection_states_sql(chunk.len());
+            let params = chunk.iter().flat_map(ConnectionState::params).collect();
+            self.engine.execute(PoolKind::Scan, &sql, params).await?;
         }
-        self.engine.execute_all(PoolKind::Scan, statements).await
+        let sql = statements::save_checkpoint(E::DIALECT);
+        self.engine
+            .execute(
+                PoolKind::Scan,
+                &sql,
+                vec![settled_upto.into(), totals.into()],
+            )
+            .await?;
+        Ok(())
     }
 }
 

@@ -89,15 +89,6 @@ impl Engine for SqliteEngine {
         let done = bind(sql, params).execute(&self.pool).await?;
         Ok(done.rows_affected())
     }
-
-    async fn execute_all(&self, _: PoolKind, statements: Vec<(String, Vec<Param>)>) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        for (sql, params) in statements {
-            bind(&sql, params).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
 }
 
 impl Columns for SqliteRow {
