@@ -138,6 +138,54 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The statements of one pass of chunks of runs, as the build and the sweeps run them.
+struct ChunkPass {
+    total: Duration,
+    longest_boundary: Duration,
+    longest_aggregate: Duration,
+}
+
+/// Chunk by chunk from `from` (the start when `None`) to `settled`, timing each statement.
+async fn chunk_pass(
+    store: &Store,
+    config: &ScanConfig,
+    from: Option<chrono::DateTime<chrono::Utc>>,
+    settled: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<ChunkPass> {
+    let mut pass = ChunkPass {
+        total: Duration::ZERO,
+        longest_boundary: Duration::ZERO,
+        longest_aggregate: Duration::ZERO,
+    };
+    let mut done = from;
+    loop {
+        let t = Instant::now();
+        let end = store
+            .terminal_boundary(done, settled, config.chunk_rows)
+            .await?
+            .filter(|end| *end < settled);
+        let boundary = t.elapsed();
+        let upto = end.unwrap_or(settled);
+        let t = Instant::now();
+        store
+            .terminal_aggregate(
+                done,
+                upto,
+                &config.duration_buckets,
+                &config.dispatch_delay_buckets,
+            )
+            .await?;
+        let aggregate = t.elapsed();
+        pass.total += boundary + aggregate;
+        pass.longest_boundary = pass.longest_boundary.max(boundary);
+        pass.longest_aggregate = pass.longest_aggregate.max(aggregate);
+        done = Some(upto);
+        if end.is_none() {
+            return Ok(pass);
+        }
+    }
+}
+
 /// Resident set size of this process, in MiB.
 fn rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -214,61 +262,21 @@ async fn measure(db: &BenchDb, rows: u64, steady_scans: usize) -> anyhow::Result
     // The build's statements one by one.
     let settled = store.db_now().await? - chrono::Duration::minutes(5);
     // The longest of each kind: where a chunk ends, its aggregate, a chunk of connections.
-    let (mut longest, mut sweep) = ([Duration::ZERO; 3], Duration::ZERO);
-    let mut time = |kind: usize, took: Duration| {
-        longest[kind] = longest[kind].max(took);
-        sweep += took;
-    };
-    let mut done = None;
-    loop {
-        let t = Instant::now();
-        let end = store
-            .terminal_boundary(done, settled, config.chunk_rows)
-            .await?
-            .filter(|end| *end < settled);
-        time(0, t.elapsed());
-        let upto = end.unwrap_or(settled);
-        let t = Instant::now();
-        store
-            .terminal_aggregate(
-                done,
-                upto,
-                &config.duration_buckets,
-                &config.dispatch_delay_buckets,
-            )
-            .await?;
-        time(1, t.elapsed());
-        done = Some(upto);
-        if end.is_none() {
-            break;
-        }
-    }
+    let mut longest = [Duration::ZERO; 3];
+    let full = chunk_pass(&store, &config, None, settled).await?;
+    longest[0] = full.longest_boundary;
+    longest[1] = full.longest_aggregate;
     // A repair sweep reads the chunks after its anchor, at most two --repair-horizons
     // (2 × 24 h) back, once per --rebaseline-interval (1 h): its database time per hour.
-    let mut sweep_time = Duration::ZERO;
-    let mut done = Some(settled - chrono::Duration::hours(48));
-    loop {
-        let t = Instant::now();
-        let end = store
-            .terminal_boundary(done, settled, config.chunk_rows)
-            .await?
-            .filter(|end| *end < settled);
-        let upto = end.unwrap_or(settled);
-        store
-            .terminal_aggregate(
-                done,
-                upto,
-                &config.duration_buckets,
-                &config.dispatch_delay_buckets,
-            )
-            .await?;
-        sweep_time += t.elapsed();
-        done = Some(upto);
-        if end.is_none() {
-            break;
-        }
-    }
-    let full_pass = sweep;
+    let recent = chunk_pass(
+        &store,
+        &config,
+        Some(settled - chrono::Duration::hours(48)),
+        settled,
+    )
+    .await?;
+    let sweep_time = recent.total;
+    let full_pass = full.total;
     let mut after = None;
     loop {
         let t = Instant::now();
