@@ -33,7 +33,14 @@ async fn main() -> anyhow::Result<()> {
     let url = fresh_db("syncwatch_bench_write").await?;
     let (_server, api, _metrics, _) = serve(&url, &[]).await?;
     let parsed: DatabaseUrl = url.parse().map_err(anyhow::Error::msg)?;
-    let direct = Target::Direct(store::connect(&parsed, &PoolOptions::default()).await?);
+    let direct = Target::Direct(
+        store::connect(
+            &parsed,
+            &PoolOptions::default(),
+            &store::TableMap::default(),
+        )
+        .await?,
+    );
     let api = Target::api(&api, None)?;
 
     let mut results: Vec<(&'static str, LoadReport)> = Vec::new();

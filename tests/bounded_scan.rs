@@ -62,7 +62,9 @@ async fn with_scan_timeout(db: &TestDb, timeout: Duration) -> store::Store {
         scan_statement_timeout: Some(timeout),
         ..PoolOptions::default()
     };
-    store::connect(&db.url, &options).await.unwrap()
+    store::connect(&db.url, &options, &store::TableMap::default())
+        .await
+        .unwrap()
 }
 
 fn chunked(interval_ms: u64) -> ScanConfig {

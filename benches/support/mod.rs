@@ -179,7 +179,7 @@ impl BenchDb {
 
     pub async fn store(&self) -> anyhow::Result<Store> {
         let url: DatabaseUrl = self.url.parse().map_err(anyhow::Error::msg)?;
-        Ok(store::connect(&url, &PoolOptions::default()).await?)
+        Ok(store::connect(&url, &PoolOptions::default(), &store::TableMap::default()).await?)
     }
 
     /// `n` runs of the connector `bench-live` that finish now, as steady traffic.
@@ -339,9 +339,13 @@ pub async fn fresh_db(name: &str) -> anyhow::Result<String> {
     admin.close().await?;
     let url = url_of(name);
     let parsed: DatabaseUrl = url.parse().map_err(anyhow::Error::msg)?;
-    store::connect(&parsed, &PoolOptions::default())
-        .await?
-        .migrate()
-        .await?;
+    store::connect(
+        &parsed,
+        &PoolOptions::default(),
+        &store::TableMap::default(),
+    )
+    .await?
+    .migrate()
+    .await?;
     Ok(url)
 }

@@ -21,6 +21,9 @@ pub enum ApiError {
     #[error("missing or invalid bearer token")]
     Unauthorized,
 
+    #[error("{}", StoreError::ObserveOnly)]
+    ObserveOnly,
+
     #[error("sync log not found")]
     NotFound,
 
@@ -52,6 +55,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::ObserveOnly => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::InvalidTransition(_) | ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -66,6 +70,7 @@ impl ApiError {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Validation(_) => "validation_failed",
             ApiError::Unauthorized => "unauthorized",
+            ApiError::ObserveOnly => "observe_only",
             ApiError::NotFound => "not_found",
             ApiError::InvalidTransition(_) => "invalid_transition",
             ApiError::Conflict(_) => "conflict",
@@ -88,6 +93,7 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::NotFound => ApiError::NotFound,
+            StoreError::ObserveOnly => ApiError::ObserveOnly,
             StoreError::InvalidTransition(e) => ApiError::InvalidTransition(e),
             StoreError::Conflict(msg) => ApiError::Conflict(msg),
             e @ StoreError::CloudTaskConflict { .. } => ApiError::Conflict(e.to_string()),

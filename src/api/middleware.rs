@@ -98,3 +98,20 @@ pub async fn track_requests(
     }
     response
 }
+
+/// With an observed table (`--observe-only`) every write answers 403 `observe_only`
+/// before its body is read: the table belongs to another service.
+pub async fn refuse_writes(
+    State(observe_only): State<bool>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let read = matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    if observe_only && !read {
+        return ApiError::ObserveOnly.into_response();
+    }
+    next.run(request).await
+}

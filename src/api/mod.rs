@@ -80,6 +80,7 @@ pub fn router(
     observer: Option<Arc<dyn RequestObserver>>,
 ) -> Router {
     use axum::middleware::from_fn_with_state;
+    let observe_only = store.observe_only();
     let state = AppState { store };
     let v1 = Router::new()
         .route(
@@ -101,6 +102,7 @@ pub fn router(
         )
         .route("/v1/sync-logs/{id}/fail", post(sync_logs::fail))
         .route("/v1/connector-status", get(sync_logs::connector_status))
+        .route_layer(from_fn_with_state(observe_only, middleware::refuse_writes))
         .route_layer(from_fn_with_state(
             settings.auth.clone(),
             middleware::require_bearer,

@@ -7,8 +7,8 @@ use std::time::Duration;
 use crate::clock::SystemClock;
 use crate::metrics::Metrics;
 use crate::scan::{ScanConfig, Scanner};
-use crate::startup::{shutdown_signal, Application, ServeSettings, StoreSettings};
-use crate::store::Lease;
+use crate::startup::{shutdown_signal, Application, ServeSettings, StoreSettings, NO_STATE_STORE};
+use crate::store::{check_table, Lease, Store};
 
 /// `syncwatch serve`: until SIGINT or SIGTERM.
 pub async fn serve(store: &StoreSettings, serve: &ServeSettings) -> anyhow::Result<ExitCode> {
@@ -45,7 +45,8 @@ pub async fn scan_once(settings: &StoreSettings, scan: &ScanConfig) -> anyhow::R
     };
     let store = settings.open(config.statement_timeout()).await?;
     let schema = store.schema_status().await?;
-    if !schema.is_current() {
+    // An observed table is not syncwatch's schema, and `scan --once` saves no state.
+    if !settings.observe_only && !schema.is_current() {
         anyhow::bail!(
             "the schema of {} is not current (applied {:?}, expected {}); run `syncwatch migrate`",
             settings.database_url,
@@ -71,6 +72,12 @@ pub async fn scan_once(settings: &StoreSettings, scan: &ScanConfig) -> anyhow::R
 /// `syncwatch prune --older-than D`: hard-delete terminal runs completed before the
 /// cut-off, in small batches, never past the scanner's saved checkpoint.
 pub async fn prune(settings: &StoreSettings, older_than: Duration) -> anyhow::Result<ExitCode> {
+    if settings.observe_only {
+        anyhow::bail!(
+            "prune deletes runs from the table, and --observe-only never writes it: pruning \
+             an observed table is its owner's call"
+        );
+    }
     let store = settings.open(None).await?;
     let Some((settled, totals)) = store.load_checkpoint().await? else {
         anyhow::bail!(
@@ -121,6 +128,10 @@ pub async fn check(settings: &StoreSettings) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
+    if settings.observe_only {
+        // The catalogue first: it says what is wrong where a read would only fail.
+        return check_observed(settings, &store).await;
+    }
     if let Err(e) = store.ping().await {
         println!("store: FAILED: {e}");
         return Ok(ExitCode::FAILURE);
@@ -156,5 +167,69 @@ pub async fn check(settings: &StoreSettings) -> anyhow::Result<ExitCode> {
             println!("schema: FAILED: {e}");
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+/// `check --observe-only`: every column syncwatch reads and its type, whether the role may
+/// read the table, and a ready `create index` statement for every index it wants and the
+/// table lacks. Exits 0 when syncwatch can run on the table, even without those indexes.
+async fn check_observed(settings: &StoreSettings, store: &Store) -> anyhow::Result<ExitCode> {
+    let map = settings.table_map()?;
+    let found = match store.describe_table().await {
+        Ok(found) => found,
+        Err(e) => {
+            println!("table {}: FAILED: {e}", map.table);
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let report = check_table(store.backend(), &map, &found);
+    for line in &report.lines {
+        println!("{line}");
+    }
+    let mut can_run = report.can_run;
+    if can_run {
+        // The catalogue says yes; one real read through the mapping proves it.
+        if let Err(e) = store.ping().await {
+            println!("read through the mapping: FAILED: {e}");
+            can_run = false;
+        } else {
+            println!(
+                "read through the mapping: ok (connector from {})",
+                map.connector
+            );
+        }
+    }
+    match settings.describe_state().await {
+        Ok(None) => println!("state: {NO_STATE_STORE}"),
+        Ok(Some(home)) => match store.schema_status().await {
+            Ok(schema) if schema.is_current() => println!("state: ok ({home})"),
+            Ok(schema) => println!(
+                "state: {home} is at version {:?}, expected {}: `syncwatch serve` (or \
+                 `migrate`) with the same flags brings it up to date",
+                schema.applied, schema.expected
+            ),
+            Err(e) => println!("state: {home} is unreadable: {e}"),
+        },
+        Err(e) => println!("state: cannot tell where it lives: {e:#}"),
+    }
+    if !report.create_index.is_empty() {
+        println!(
+            "{} index(es) missing: syncwatch runs without them, but its reads scan more of \
+             the table than they need. For the table's owner:",
+            report.create_index.len()
+        );
+        for statement in &report.create_index {
+            println!("  {statement}");
+        }
+    }
+    if can_run {
+        println!("result: syncwatch can observe {}", map.table);
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!(
+            "result: syncwatch cannot observe {} (see FAILED above)",
+            map.table
+        );
+        Ok(ExitCode::FAILURE)
     }
 }

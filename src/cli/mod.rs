@@ -139,4 +139,40 @@ mod tests {
         assert_eq!(args.scan.interval, Duration::from_secs(2));
         assert_eq!(args.scan.timeout, Duration::from_secs(7));
     }
+
+    #[test]
+    fn a_table_mapping_needs_observe_only() {
+        let parse = |args: &[&str]| Cli::try_parse_from(["syncwatch", "check"].iter().chain(args));
+        let cli = parse(&[]).unwrap();
+        assert_eq!(
+            cli.store.table_map().unwrap(),
+            crate::store::TableMap::default()
+        );
+        for args in [
+            &["--table", "app.sync_log"][..],
+            &["--connection-column", "connection_id"],
+            &["--connector-from", "metadata:slug"],
+            &["--state-database-url", "sqlite://state.db"],
+        ] {
+            let err = parse(args).unwrap().store.table_map().unwrap_err();
+            assert!(
+                err.to_string().contains("--observe-only"),
+                "{args:?}: {err}"
+            );
+        }
+        let cli = parse(&[
+            "--observe-only",
+            "--table",
+            "app.sync_log",
+            "--connector-from",
+            "lookup:app.workspace_connector.slug",
+        ])
+        .unwrap();
+        let map = cli.store.table_map().unwrap();
+        assert!(map.observed);
+        assert_eq!(map.table.quoted(), "\"app\".\"sync_log\"");
+        // Names and sources are checked when the flags are parsed.
+        assert!(parse(&["--observe-only", "--table", "a; drop table b"]).is_err());
+        assert!(parse(&["--observe-only", "--connector-from", "slug"]).is_err());
+    }
 }

@@ -7,7 +7,10 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Result, StoreError};
-use crate::domain::Status;
+use crate::domain::{validate_connector_slug, Status};
+
+/// The `connector` label of runs whose connector is missing or not a valid label.
+pub const UNKNOWN_CONNECTOR: &str = "unknown";
 
 /// The SQL text in which PostgreSQL and SQLite differ. Parameters are written `$n` in both
 /// (SQLite accepts the `$NNN` form).
@@ -30,6 +33,9 @@ pub struct Dialect {
     pub typed_param: fn(usize, &str) -> String,
     /// 1 when the migrations table exists, else 0.
     pub migrations_table_exists: &'static str,
+    /// The text value of key `{1}` of the JSON object column `{0}` (null when absent); the
+    /// key is a checked configuration value ([`super::table::ConnectorSource`]).
+    pub metadata_text: fn(&str, &str) -> String,
 }
 
 pub const POSTGRES: Dialect = Dialect {
@@ -47,6 +53,7 @@ pub const POSTGRES: Dialect = Dialect {
     typed_param: |n, t| format!("${n}::{t}"),
     migrations_table_exists:
         "select case when to_regclass('_sqlx_migrations') is null then 0 else 1 end",
+    metadata_text: |column, key| format!("{column} ->> '{key}'"),
 };
 
 pub const SQLITE: Dialect = Dialect {
@@ -61,6 +68,7 @@ pub const SQLITE: Dialect = Dialect {
     typed_param: |n, _| format!("${n}"),
     migrations_table_exists: "select count(*) from sqlite_master \
         where type = 'table' and name = '_sqlx_migrations'",
+    metadata_text: |column, key| format!("json_extract({column}, '$.\"{key}\"')"),
 };
 
 impl Dialect {
@@ -152,6 +160,15 @@ pub trait Columns {
     }
     fn status(&self, i: usize) -> Result<Status> {
         self.text_req(i)?.parse().map_err(StoreError::Corrupt)
+    }
+    /// The `connector` label: a value outside the label pattern, or none (an observed
+    /// table's mapping may find none), reads as [`UNKNOWN_CONNECTOR`], so its runs are
+    /// counted under that label rather than dropped.
+    fn connector(&self, i: usize) -> Result<String> {
+        Ok(match self.text(i)? {
+            Some(slug) if validate_connector_slug(&slug).is_ok() => slug,
+            _ => UNKNOWN_CONNECTOR.to_owned(),
+        })
     }
 }
 

@@ -37,6 +37,10 @@ pub enum StoreError {
     #[error("migration failed: {0}")]
     Migrate(sqlx::migrate::MigrateError),
 
+    /// The sync log belongs to another service (`--observe-only`); nothing was written.
+    #[error("syncwatch observes this table read-only (--observe-only): runs are recorded by the service that owns it")]
+    ObserveOnly,
+
     /// A row that does not decode (written by another service with values outside the
     /// contract).
     #[error("row does not match the schema: {0}")]

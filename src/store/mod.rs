@@ -9,12 +9,15 @@
 mod cursor;
 mod dialect;
 mod error;
+mod inspect;
 mod lease;
+mod observed;
 mod postgres;
 mod scanner_reads;
 mod sql_store;
 mod sqlite;
 mod statements;
+mod table;
 mod url;
 
 use std::sync::Arc;
@@ -28,13 +31,18 @@ use uuid::Uuid;
 use crate::domain::{Action, ConnectorStatus, NewSyncLog, Status, SyncLog};
 
 pub use cursor::Cursor;
+pub use dialect::UNKNOWN_CONNECTOR;
 pub use error::StoreError;
+pub use inspect::{check_table, CheckReport, ColumnInfo, TableDescription};
 pub use lease::{Leadership, Lease, LEASE_KEY};
+pub use observed::ObservedStore;
+pub use postgres::{create_schema, schema_exists};
 pub use scanner_reads::{
     postgres_scanner_queries, ActiveGroup, ConnectionState, StuckCutoffs, TerminalAggregate,
     TerminalRun,
 };
 pub use sql_store::SqlStore;
+pub use table::{ConnectorSource, Ident, TableMap, DEFAULT_CONNECTION_COLUMN, DEFAULT_TABLE};
 pub use url::{Backend, DatabaseUrl};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -112,6 +120,11 @@ impl SchemaStatus {
 #[async_trait]
 pub trait SyncLogStore: Send + Sync + 'static {
     fn backend(&self) -> Backend;
+
+    /// Whether the sync log belongs to another service, so syncwatch never writes it.
+    fn observe_only(&self) -> bool {
+        false
+    }
 
     /// Apply pending migrations.
     async fn migrate(&self) -> Result<()>;
@@ -233,6 +246,10 @@ pub trait SyncLogStore: Send + Sync + 'static {
         totals: &str,
         connections: &[ConnectionState],
     ) -> Result<()>;
+
+    /// The sync log's columns, indexes and readability as the database's catalogue
+    /// describes them (for `check --observe-only`).
+    async fn describe_table(&self) -> Result<TableDescription>;
 }
 
 /// Where [`SyncLogStore::connection_states`] reads from.
@@ -253,6 +270,13 @@ pub struct PoolOptions {
     pub statement_timeout: Option<Duration>,
     /// Postgres: the same for the scanner's reads, which have a pool of their own.
     pub scan_statement_timeout: Option<Duration>,
+    /// Postgres: the schema syncwatch's own tables live in (`search_path`), when not the
+    /// connection's default.
+    pub schema: Option<String>,
+    /// Open the database read-only (an observed table): PostgreSQL sessions default to
+    /// read-only transactions, so the server itself refuses any write; SQLite opens the
+    /// file read-only and leaves its journal mode alone.
+    pub read_only: bool,
 }
 
 impl Default for PoolOptions {
@@ -262,18 +286,23 @@ impl Default for PoolOptions {
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: None,
             scan_statement_timeout: None,
+            schema: None,
+            read_only: false,
         }
     }
 }
 
-/// Open the store a URL names. Does not run migrations.
-pub async fn connect(url: &DatabaseUrl, options: &PoolOptions) -> Result<Store> {
+/// Open the store a URL names, reading the sync log `table` maps. Does not run migrations.
+pub async fn connect(url: &DatabaseUrl, options: &PoolOptions, table: &TableMap) -> Result<Store> {
+    let table = table.clone();
     Ok(match url.backend() {
-        Backend::Postgres => Arc::new(SqlStore::new(postgres::PostgresEngine::connect(
-            url, options,
-        )?)),
+        Backend::Postgres => Arc::new(SqlStore::new(
+            postgres::PostgresEngine::connect(url, options)?,
+            table,
+        )),
         Backend::Sqlite => Arc::new(SqlStore::new(
             sqlite::SqliteEngine::connect(url, options).await?,
+            table,
         )),
     })
 }

@@ -4,12 +4,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::Value;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow, Postgres};
 use sqlx::query::Query;
-use sqlx::Row;
+use sqlx::{Column, Row};
 use uuid::Uuid;
 
 use super::dialect::{bind_all, Columns, Dialect, Engine, Param, PoolKind, POSTGRES};
@@ -37,7 +37,19 @@ impl PostgresEngine {
     pub fn connect(url: &DatabaseUrl, options: &PoolOptions) -> Result<Self> {
         let connect = PgConnectOptions::from_str(url.expose())
             .map_err(|e| StoreError::Corrupt(format!("invalid database URL {url}: {e}")))?
-            .application_name("syncwatch");
+            .application_name("syncwatch")
+            // `timestamp without time zone` columns of an observed table compare with
+            // (and convert to) UTC instants, whatever the server's own time zone.
+            .options([("timezone", "UTC")]);
+        let connect = match &options.schema {
+            Some(schema) => connect.options([("search_path", schema.as_str())]),
+            None => connect,
+        };
+        let connect = if options.read_only {
+            connect.options([("default_transaction_read_only", "on")])
+        } else {
+            connect
+        };
         let api = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
@@ -114,7 +126,13 @@ impl Engine for PostgresEngine {
 
 impl Columns for PgRow {
     fn text(&self, i: usize) -> Result<Option<String>> {
-        Ok(self.try_get(i)?)
+        // An observed table's `status` and `trigger_type` may be enum types, whose values
+        // travel as their label's text.
+        match self.try_get(i) {
+            Ok(v) => Ok(v),
+            Err(_) if is_enum(self, i) => Ok(self.try_get_unchecked(i)?),
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn int(&self, i: usize) -> Result<Option<i64>> {
@@ -134,7 +152,13 @@ impl Columns for PgRow {
     }
 
     fn timestamp(&self, i: usize) -> Result<Option<DateTime<Utc>>> {
-        Ok(self.try_get(i)?)
+        // An observed table's `timestamp without time zone` columns are taken as UTC.
+        match self.try_get(i) {
+            Ok(v) => Ok(v),
+            Err(_) => Ok(self
+                .try_get::<Option<NaiveDateTime>, _>(i)?
+                .map(|t| t.and_utc())),
+        }
     }
 
     fn json(&self, i: usize) -> Result<Option<Value>> {
@@ -142,6 +166,14 @@ impl Columns for PgRow {
             .try_get::<Option<sqlx::types::Json<Value>>, _>(i)?
             .map(|j| j.0))
     }
+}
+
+/// Whether column `i` of `row` has a user-defined enum type.
+fn is_enum(row: &PgRow, i: usize) -> bool {
+    use sqlx::postgres::PgTypeKind;
+    row.columns()
+        .get(i)
+        .is_some_and(|c| matches!(c.type_info().kind(), PgTypeKind::Enum(_)))
 }
 
 /// Ask the server to cancel any statement of these connections running longer than
@@ -157,4 +189,37 @@ fn with_statement_timeout(
         }
         _ => connect,
     }
+}
+
+/// One connection of its own, bounded by `timeout` like every other.
+async fn connect_once(url: &DatabaseUrl, timeout: Duration) -> Result<sqlx::PgConnection> {
+    use sqlx::Connection;
+    let options = PgConnectOptions::from_str(url.expose())
+        .map_err(|e| StoreError::Corrupt(format!("invalid database URL {url}: {e}")))?
+        .application_name("syncwatch");
+    match tokio::time::timeout(timeout, sqlx::PgConnection::connect_with(&options)).await {
+        Ok(conn) => Ok(conn?),
+        Err(_) => Err(StoreError::Unavailable(sqlx::Error::PoolTimedOut)),
+    }
+}
+
+/// Whether `schema` exists in the database and this role may create tables in it.
+pub async fn schema_exists(url: &DatabaseUrl, schema: &str, timeout: Duration) -> Result<bool> {
+    let mut conn = connect_once(url, timeout).await?;
+    let found: Option<bool> = sqlx::query_scalar(
+        "select has_schema_privilege(oid, 'create') from pg_namespace where nspname = $1",
+    )
+    .bind(schema)
+    .fetch_optional(&mut conn)
+    .await?;
+    Ok(found == Some(true))
+}
+
+/// `create schema if not exists` (the name is a constant of syncwatch's, quoted).
+pub async fn create_schema(url: &DatabaseUrl, schema: &str, timeout: Duration) -> Result<()> {
+    let mut conn = connect_once(url, timeout).await?;
+    sqlx::query(&format!("create schema if not exists \"{schema}\""))
+        .execute(&mut conn)
+        .await?;
+    Ok(())
 }

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::dialect::{Columns, Dialect, Param, POSTGRES};
+use super::table::TableMap;
 use super::Result;
 use crate::domain::Status;
 
@@ -92,6 +93,7 @@ fn sql_number(value: f64) -> String {
 /// parameter 2 (an index range on `completed_at`).
 pub fn aggregate_sql(
     d: &Dialect,
+    t: &TableMap,
     duration_bounds: &[f64],
     delay_bounds: &[f64],
     after: bool,
@@ -130,26 +132,28 @@ pub fn aggregate_sql(
            coalesce(sum(case when started_at is not null then {delay} end), 0.0) as delay_sum, \
            coalesce(sum({records}), 0.0) as records_synced, \
            max(completed_at) as last_completed_at{buckets} \
-         from workspace_connector_sync_log \
+         from {src} \
          where completed_at is not null and completed_at <= $1{lower} \
          group by connector_slug, trigger_type, status",
         records = d.records_synced,
+        src = t.source(d, "s"),
         lower = if after { " and completed_at > $2" } else { "" },
     )
 }
 
 /// Terminal runs completed after parameter 1 and, with `upto`, at or before parameter 2
 /// (soft-deleted included), oldest first.
-pub fn terminal_after_sql(d: &Dialect, upto: bool) -> String {
+pub fn terminal_after_sql(d: &Dialect, t: &TableMap, upto: bool) -> String {
     format!(
         "select workspace_connector_sync_log_id, workspace_connector_id, connector_slug, \
            trigger_type, status, duration_ms, \
            case when started_at is not null then {delay} end as delay_seconds, \
            {records} as records_synced, completed_at, created_at, started_at, error \
-         from workspace_connector_sync_log \
+         from {src} \
          where completed_at is not null and completed_at > $1{upper} \
          order by completed_at",
         delay = d.delay_seconds,
+        src = t.source(d, "s"),
         records = d.records_synced,
         upper = if upto { " and completed_at <= $2" } else { "" },
     )
@@ -167,7 +171,9 @@ pub fn terminal_after_sql(d: &Dialect, upto: bool) -> String {
 /// index. Every terminal run completed after the latest success is an error, so that
 /// count is an index range with no status to check; a connection that never succeeded
 /// counts all its errors.
-pub fn connection_states_sql(d: &Dialect, after: bool) -> String {
+pub fn connection_states_sql(d: &Dialect, t: &TableMap, after: bool) -> String {
+    let l = t.source(d, "l");
+    let e = t.source(d, "e");
     let after = if after {
         format!(" and workspace_connector_id > {}", d.typed(2, "uuid"))
     } else {
@@ -176,20 +182,20 @@ pub fn connection_states_sql(d: &Dialect, after: bool) -> String {
     format!(
         "
 with recursive connections(id, n) as (
-    select (select workspace_connector_id from workspace_connector_sync_log
+    select (select workspace_connector_id from {s}
             where completed_at is not null{after}
             order by workspace_connector_id limit 1), 1
     union all
-    select (select l.workspace_connector_id from workspace_connector_sync_log l
+    select (select l.workspace_connector_id from {l}
             where l.completed_at is not null and l.workspace_connector_id > c.id
             order by l.workspace_connector_id limit 1), c.n + 1
     from connections c where c.id is not null and c.n < $1
 ), latest as (
     select c.id as workspace_connector_id,
-           (select l.id from workspace_connector_sync_log l
+           (select l.id from {l}
             where l.workspace_connector_id = c.id and l.completed_at is not null
             order by l.completed_at desc, l.id desc limit 1) as last_id,
-           (select l.completed_at from workspace_connector_sync_log l
+           (select l.completed_at from {l}
             where l.workspace_connector_id = c.id and l.completed_at is not null
               and l.status = 'success'
             order by l.completed_at desc, l.id desc limit 1) as last_success
@@ -197,42 +203,54 @@ with recursive connections(id, n) as (
 )
 select x.workspace_connector_id, t.connector_slug, t.status, t.completed_at,
        case when x.last_success is null then
-           (select count(*) from workspace_connector_sync_log e
+           (select count(*) from {e}
             where e.workspace_connector_id = x.workspace_connector_id
               and e.completed_at is not null and e.status = 'error')
        else
-           (select count(*) from workspace_connector_sync_log e
+           (select count(*) from {e}
             where e.workspace_connector_id = x.workspace_connector_id
               and e.completed_at > x.last_success)
        end as consecutive_failures
-from latest x join workspace_connector_sync_log t on t.id = x.last_id
+from latest x join {t} on t.id = x.last_id
 order by x.workspace_connector_id
-"
+",
+        s = t.source(d, "s"),
+        t = t.source(d, "t"),
     )
 }
 
 /// The completion time of the `$2 + 1`-th terminal run at or before `$1` (and, with
 /// `after`, after `$3`), oldest first: where a chunk of that many runs ends. An index
 /// range on `completed_at` of that many entries.
-pub fn terminal_boundary_sql(after: bool) -> String {
+pub fn terminal_boundary_sql(d: &Dialect, t: &TableMap, after: bool) -> String {
     format!(
-        "select completed_at from workspace_connector_sync_log \
+        "select completed_at from {src} \
          where completed_at is not null and completed_at <= $1{lower} \
          order by completed_at limit 1 offset $2",
         lower = if after { " and completed_at > $3" } else { "" },
+        src = t.source(d, "s"),
     )
 }
 
 /// The oldest completion time in the table (one index probe).
-pub const FIRST_COMPLETED_SQL: &str = "select min(completed_at) from workspace_connector_sync_log \
-     where completed_at is not null";
+pub fn first_completed_sql(d: &Dialect, t: &TableMap) -> String {
+    format!(
+        "select min(completed_at) from {} where completed_at is not null",
+        t.source(d, "s")
+    )
+}
 
 /// Hard-deletes at most `$2` terminal runs completed before `$1`, oldest first (an index
 /// range; active runs have no `completed_at` and are never touched).
-pub const PRUNE_SQL: &str = "delete from workspace_connector_sync_log where id in ( \
-     select id from workspace_connector_sync_log \
-     where completed_at is not null and completed_at < $1 \
-     order by completed_at limit $2)";
+pub fn prune_sql(t: &TableMap) -> String {
+    format!(
+        "delete from {target} where id in ( \
+         select id from {target} \
+         where completed_at is not null and completed_at < $1 \
+         order by completed_at limit $2)",
+        target = t.target()
+    )
+}
 
 /// The saved per-connection states, at most `$1` in id order (with `after`, after `$2`);
 /// the columns of [`decode_connection_state`].
@@ -283,7 +301,9 @@ impl ConnectionState {
 
 /// Active runs grouped by connector and status, with stuck counts. Parameters: 1 the
 /// scheduled cut-off, 2 the idle cut-off, 3 the started cut-off ([`StuckCutoffs::params`]).
-pub const ACTIVE_SQL: &str = "select connector_slug, status, count(*) as runs, \
+pub fn active_sql(d: &Dialect, t: &TableMap) -> String {
+    format!(
+        "select connector_slug, status, count(*) as runs, \
        coalesce(sum(case \
          when status = 'scheduled' and created_at < $1 then 1 \
          when status = 'in_progress' and (updated_at < $2 \
@@ -291,21 +311,28 @@ pub const ACTIVE_SQL: &str = "select connector_slug, status, count(*) as runs, \
          else 0 end), 0) as stuck, \
        min(case when status = 'in_progress' then coalesce(started_at, created_at) \
                 else created_at end) as oldest \
-     from workspace_connector_sync_log \
+     from {} \
      where status in ('scheduled', 'in_progress') and deleted_at is null \
-     group by connector_slug, status";
+     group by connector_slug, status",
+        t.source(d, "s")
+    )
+}
 
-/// Ids of active runs stuck by the same rules (parameters as in [`ACTIVE_SQL`]).
-pub const STUCK_IDS_SQL: &str = "select workspace_connector_sync_log_id \
-     from workspace_connector_sync_log \
+/// Ids of active runs stuck by the same rules (parameters as in [`active_sql`]).
+pub fn stuck_ids_sql(d: &Dialect, t: &TableMap) -> String {
+    format!(
+        "select workspace_connector_sync_log_id from {} \
      where status in ('scheduled', 'in_progress') and deleted_at is null and ( \
        (status = 'scheduled' and created_at < $1) or \
        (status = 'in_progress' and (updated_at < $2 \
           or coalesce(started_at, created_at) < $3))) \
-     order by created_at limit 1000";
+     order by created_at limit 1000",
+        t.source(d, "s")
+    )
+}
 
 impl StuckCutoffs {
-    /// The cut-offs as the parameters of [`ACTIVE_SQL`] and [`STUCK_IDS_SQL`].
+    /// The cut-offs as the parameters of [`active_sql`] and [`stuck_ids_sql`].
     pub fn params(&self) -> Vec<Param> {
         vec![
             self.scheduled_before.into(),
@@ -325,7 +352,7 @@ pub fn decode_aggregate(
         (first..first + n).map(|i| row.count(i)).collect()
     };
     Ok(TerminalAggregate {
-        connector_slug: row.text_req(0)?,
+        connector_slug: row.connector(0)?,
         trigger_type: row.text(1)?,
         status: row.status(2)?,
         runs: row.count(3)?,
@@ -345,7 +372,7 @@ pub fn decode_terminal_run(row: &impl Columns) -> Result<TerminalRun> {
     Ok(TerminalRun {
         id: row.uuid_req(0)?,
         workspace_connector_id: row.uuid_req(1)?,
-        connector_slug: row.text_req(2)?,
+        connector_slug: row.connector(2)?,
         trigger_type: row.text(3)?,
         status: row.status(4)?,
         duration_seconds: row.int(5)?.map(|ms| ms as f64 / 1000.0),
@@ -362,17 +389,17 @@ pub fn decode_terminal_run(row: &impl Columns) -> Result<TerminalRun> {
 pub fn decode_connection_state(row: &impl Columns) -> Result<ConnectionState> {
     Ok(ConnectionState {
         workspace_connector_id: row.uuid_req(0)?,
-        connector_slug: row.text_req(1)?,
+        connector_slug: row.connector(1)?,
         last_status: row.status(2)?,
         last_completed_at: row.timestamp_req(3)?,
         consecutive_failures: row.count(4)?,
     })
 }
 
-/// A row of [`ACTIVE_SQL`].
+/// A row of [`active_sql`].
 pub fn decode_active(row: &impl Columns) -> Result<ActiveGroup> {
     Ok(ActiveGroup {
-        connector_slug: row.text_req(0)?,
+        connector_slug: row.connector(0)?,
         status: row.status(1)?,
         count: row.count(2)?,
         stuck: row.count(3)?,
@@ -387,37 +414,38 @@ pub fn postgres_scanner_queries(
     delay_bounds: &[f64],
 ) -> Vec<(&'static str, String)> {
     let d = &POSTGRES;
+    let t = &TableMap::default();
     let window = "(now() - interval '5 minutes')";
     vec![
         (
             "baseline: terminal aggregate",
-            aggregate_sql(d, duration_bounds, delay_bounds, false).replace("$1", window),
+            aggregate_sql(d, t, duration_bounds, delay_bounds, false).replace("$1", window),
         ),
         (
             "start from a checkpoint 1 h old: the terminal aggregate since",
-            aggregate_sql(d, duration_bounds, delay_bounds, true)
+            aggregate_sql(d, t, duration_bounds, delay_bounds, true)
                 .replace("$1", window)
                 .replace("$2", "(now() - interval '65 minutes')"),
         ),
         (
             "first start: connection states, a chunk of 2000 connections from the middle",
-            connection_states_sql(d, true)
+            connection_states_sql(d, t, true)
                 .replace("$2::uuid", "'80000000-0000-0000-0000-000000000000'::uuid")
                 .replace("$1", "2000"),
         ),
         (
             "first start: where a chunk of 100000 runs ends",
-            terminal_boundary_sql(false)
+            terminal_boundary_sql(d, t, false)
                 .replace("$1", window)
                 .replace("$2", "100000"),
         ),
         (
             "every scan: runs completed in the window",
-            terminal_after_sql(d, false).replace("$1", window),
+            terminal_after_sql(d, t, false).replace("$1", window),
         ),
         (
             "every scan: active runs",
-            ACTIVE_SQL
+            active_sql(d, t)
                 .replace("$1", "(now() - interval '15 minutes')")
                 .replace("$2", "(now() - interval '30 minutes')")
                 .replace("$3", "(now() - interval '6 hours')"),

@@ -6,10 +6,12 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::dialect::{Columns, Engine, Param, PoolKind};
+use super::inspect::{self, TableDescription};
 use super::scanner_reads::{
     self, ActiveGroup, ConnectionState, StuckCutoffs, TerminalAggregate, TerminalRun,
 };
 use super::statements::{self, decode_run};
+use super::table::{ConnectorSource, Ident, TableMap};
 use super::{
     cas_failure, Backend, Change, ListFilter, Page, Result, SchemaStatus, StateSource,
     StatusFilter, StoreError, SyncLogStore,
@@ -20,11 +22,12 @@ use crate::domain::{ConnectorStatus, NewSyncLog, Status, SyncLog, TriggerType};
 #[derive(Debug, Clone)]
 pub struct SqlStore<E> {
     engine: E,
+    table: TableMap,
 }
 
 impl<E: Engine> SqlStore<E> {
-    pub fn new(engine: E) -> Self {
-        Self { engine }
+    pub fn new(engine: E, table: TableMap) -> Self {
+        Self { engine, table }
     }
 
     async fn one_run(&self, sql: &str, params: Vec<Param>) -> Result<Option<SyncLog>> {
@@ -53,11 +56,31 @@ impl<E: Engine> SqlStore<E> {
             .collect()
     }
 
+    /// One table's catalogue entry.
+    async fn describe(&self, table: &Ident) -> Result<TableDescription> {
+        let [columns, indexes, readable] = inspect::describe_sql(E::BACKEND);
+        let name = inspect::catalogue_name(E::BACKEND, table);
+        let read = |sql: &'static str| {
+            self.engine
+                .fetch_all(PoolKind::Api, sql, vec![name.as_str().into()])
+        };
+        let (columns, indexes, readable) = (
+            read(columns).await?,
+            read(indexes).await?,
+            read(readable).await?,
+        );
+        inspect::decode_description(&columns, &indexes, &readable)
+    }
+
     #[tracing::instrument(skip_all)]
     async fn current_status(&self, id: Uuid) -> Result<Option<Status>> {
         let row = self
             .engine
-            .fetch_optional(PoolKind::Api, statements::LIVE_STATUS, vec![id.into()])
+            .fetch_optional(
+                PoolKind::Api,
+                &statements::live_status(E::DIALECT, &self.table),
+                vec![id.into()],
+            )
             .await?;
         row.map(|r| r.status(0)).transpose()
     }
@@ -117,7 +140,7 @@ impl<E: Engine> SyncLogStore for SqlStore<E> {
 
     #[tracing::instrument(skip_all)]
     async fn insert(&self, new: &NewSyncLog) -> Result<Option<SyncLog>> {
-        let sql = statements::insert(E::DIALECT);
+        let sql = statements::insert(E::DIALECT, &self.table);
         let params = vec![
             Uuid::new_v4().into(),
             new.workspace_connector_id.into(),
@@ -134,7 +157,7 @@ impl<E: Engine> SyncLogStore for SqlStore<E> {
     #[tracing::instrument(skip_all)]
     async fn find_live_by_cloud_task(&self, cloud_task_id: &str) -> Result<Option<SyncLog>> {
         self.one_run(
-            &statements::live_by_cloud_task(),
+            &statements::live_by_cloud_task(E::DIALECT, &self.table),
             vec![cloud_task_id.into()],
         )
         .await
@@ -142,7 +165,7 @@ impl<E: Engine> SyncLogStore for SqlStore<E> {
 
     #[tracing::instrument(skip_all, fields(action = %change.action))]
     async fn apply(&self, id: Uuid, change: &Change) -> Result<SyncLog> {
-        let sql = statements::transition(E::DIALECT, change.action);
+        let sql = statements::transition(E::DIALECT, &self.table, change.action);
         let params = vec![
             id.into(),
             change.action.target().as_str().into(),
@@ -157,8 +180,11 @@ impl<E: Engine> SyncLogStore for SqlStore<E> {
 
     #[tracing::instrument(skip_all)]
     async fn get(&self, id: Uuid) -> Result<Option<SyncLog>> {
-        self.one_run(&statements::live_by_id(), vec![id.into()])
-            .await
+        self.one_run(
+            &statements::live_by_id(E::DIALECT, &self.table),
+            vec![id.into()],
+        )
+        .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -176,7 +202,8 @@ impl<E: Engine> SyncLogStore for SqlStore<E> {
             condition("connector_slug", slug.as_str().into());
         }
         if let Some(status) = filter.status {
-            condition("status", status.as_str().into());
+            // Compared as text: an observed table's status may be an enum type.
+            condition("cast(status as text)", status.as_str().into());
         }
         let cursor_from = filter.cursor.map(|cursor| {
             params.push(cursor.created_at.into());
@@ -184,7 +211,13 @@ impl<E: Engine> SyncLogStore for SqlStore<E> {
             params.len() - 1
         });
         params.push(Param::Int(i64::from(filter.limit) + 1));
-        let sql = statements::list(&conditions, cursor_from, params.len());
+        let sql = statements::list(
+            E::DIALECT,
+            &self.table,
+            &conditions,
+            cursor_from,
+            params.len(),
+        );
         let rows = self.engine.fetch_all(PoolKind::Api, &sql, params).await?;
         let mut items = rows.iter().map(decode_run).collect::<Result<Vec<_>>>()?;
         let next_cursor = super::paginate(&mut items, filter.limit);
@@ -193,7 +226,7 @@ impl<E: Engine> SyncLogStore for SqlStore<E> {
 
     #[tracing::instrument(skip_all)]
     async fn soft_delete(&self, id: Uuid) -> Result<bool> {
-        let sql = statements::soft_delete(E::DIALECT);
+        let sql = statements::soft_delete(E::DIALECT, &self.table);
         let done = self
             .engine
             .execute(PoolKind::Api, &sql, vec![id.into()])
@@ -203,7 +236,7 @@ impl<E: Engine> SyncLogStore for SqlStore<E> {
 
     #[tracing::instrument(skip_all)]
     async fn connector_status(&self, filter: &StatusFilter) -> Result<Vec<ConnectorStatus>> {
-        let sql = statements::connector_status(E::DIALECT);
+        let sql = statements::connector_status(E::DIALECT, &self.table);
         let params = vec![
             Param::Uuid(filter.workspace_connector_id),
             filter.connector_slug.clone().into(),
@@ -234,7 +267,13 @@ impl<E: Engine> SyncLogStore for SqlStore<E> {
         delay_bounds: &[f64],
     ) -> Result<Vec<TerminalAggregate>> {
         let d = E::DIALECT;
-        let sql = scanner_reads::aggregate_sql(d, duration_bounds, delay_bounds, after.is_some());
+        let sql = scanner_reads::aggregate_sql(
+            d,
+            &self.table,
+            duration_bounds,
+            delay_bounds,
+            after.is_some(),
+        );
         let mut params = vec![Param::from(upto)];
         params.extend(after.map(Param::from));
         let rows = self.scan_rows(&sql, params).await?;
@@ -249,7 +288,7 @@ impl<E: Engine> SyncLogStore for SqlStore<E> {
         after: DateTime<Utc>,
         upto: Option<DateTime<Utc>>,
     ) -> Result<Vec<TerminalRun>> {
-        let sql = scanner_reads::terminal_after_sql(E::DIALECT, upto.is_some());
+        let sql = scanner_reads::terminal_after_sql(E::DIALECT, &self.table, upto.is_some());
         let params = [Some(after), upto].into_iter().flatten().map(Param::from);
         self.scan_decoded(&sql, params.collect(), scanner_reads::decode_terminal_run)
             .await
@@ -263,7 +302,9 @@ impl<E: Engine> SyncLogStore for SqlStore<E> {
         limit: usize,
     ) -> Result<Vec<ConnectionState>> {
         let sql = match source {
-            StateSource::Table => scanner_reads::connection_states_sql(E::DIALECT, after.is_some()),
+            StateSource::Table => {
+                scanner_reads::connection_states_sql(E::DIALECT, &self.table, after.is_some())
+            }
             StateSource::Saved => {
                 scanner_reads::saved_connection_states_sql(E::DIALECT, after.is_some())
             }
@@ -281,7 +322,7 @@ impl<E: Engine> SyncLogStore for SqlStore<E> {
         upto: DateTime<Utc>,
         rows: u64,
     ) -> Result<Option<DateTime<Utc>>> {
-        let sql = scanner_reads::terminal_boundary_sql(after.is_some());
+        let sql = scanner_reads::terminal_boundary_sql(E::DIALECT, &self.table, after.is_some());
         let offset = Param::Int(rows.saturating_sub(1).min(i64::MAX as u64) as i64);
         let mut params = vec![upto.into(), offset];
         params.extend(after.map(Param::from));
@@ -292,7 +333,10 @@ impl<E: Engine> SyncLogStore for SqlStore<E> {
     #[tracing::instrument(skip_all)]
     async fn first_completed_at(&self) -> Result<Option<DateTime<Utc>>> {
         let rows = self
-            .scan_rows(scanner_reads::FIRST_COMPLETED_SQL, vec![])
+            .scan_rows(
+                &scanner_reads::first_completed_sql(E::DIALECT, &self.table),
+                vec![],
+            )
             .await?;
         Ok(rows
             .first()
@@ -305,14 +349,21 @@ impl<E: Engine> SyncLogStore for SqlStore<E> {
     async fn prune(&self, before: DateTime<Utc>, batch: u64) -> Result<u64> {
         let params = vec![before.into(), Param::Int(batch.min(i64::MAX as u64) as i64)];
         self.engine
-            .execute(PoolKind::Api, scanner_reads::PRUNE_SQL, params)
+            .execute(
+                PoolKind::Api,
+                &scanner_reads::prune_sql(&self.table),
+                params,
+            )
             .await
     }
 
     #[tracing::instrument(skip_all)]
     async fn active_runs(&self, cutoffs: &StuckCutoffs) -> Result<Vec<ActiveGroup>> {
         let rows = self
-            .scan_rows(scanner_reads::ACTIVE_SQL, cutoffs.params())
+            .scan_rows(
+                &scanner_reads::active_sql(E::DIALECT, &self.table),
+                cutoffs.params(),
+            )
             .await?;
         rows.iter().map(scanner_reads::decode_active).collect()
     }
@@ -320,7 +371,10 @@ impl<E: Engine> SyncLogStore for SqlStore<E> {
     #[tracing::instrument(skip_all)]
     async fn stuck_runs(&self, cutoffs: &StuckCutoffs) -> Result<Vec<Uuid>> {
         let rows = self
-            .scan_rows(scanner_reads::STUCK_IDS_SQL, cutoffs.params())
+            .scan_rows(
+                &scanner_reads::stuck_ids_sql(E::DIALECT, &self.table),
+                cutoffs.params(),
+            )
             .await?;
         rows.iter().map(|row| row.uuid_req(0)).collect()
     }
@@ -357,6 +411,15 @@ impl<E: Engine> SyncLogStore for SqlStore<E> {
             )
             .await?;
         Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn describe_table(&self) -> Result<TableDescription> {
+        let mut found = self.describe(&self.table.table).await?;
+        if let ConnectorSource::Lookup { table, .. } = &self.table.connector {
+            found.lookup = Some(Box::new(self.describe(table).await?));
+        }
+        Ok(found)
     }
 }
 

@@ -37,11 +37,16 @@ impl SqliteEngine {
     pub async fn connect(url: &DatabaseUrl, options: &PoolOptions) -> Result<Self> {
         let connect = SqliteConnectOptions::from_str(url.expose())
             .map_err(|e| StoreError::Corrupt(format!("invalid database URL {url}: {e}")))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
+        let connect = if options.read_only {
+            connect.read_only(true)
+        } else {
+            connect
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+        };
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)

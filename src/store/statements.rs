@@ -2,6 +2,7 @@
 //! and the decoders of their rows.
 
 use super::dialect::{Columns, Dialect};
+use super::table::TableMap;
 use super::{Result, StoreError};
 use crate::domain::{Action, ConnectorStatus, SyncLog};
 
@@ -12,9 +13,9 @@ pub const RUN_COLUMNS: &str = "workspace_connector_sync_log_id, workspace_connec
 
 /// Parameters: 1 id, 2 connection, 3 connector, 4 status, 5 trigger, 6 cloud task id,
 /// 7 metadata (JSON text), 8 whether the run starts now.
-pub fn insert(d: &Dialect) -> String {
+pub fn insert(d: &Dialect, t: &TableMap) -> String {
     format!(
-        "insert into workspace_connector_sync_log \
+        "insert into {target} \
            (workspace_connector_sync_log_id, workspace_connector_id, connector_slug, status, \
             trigger_type, cloud_task_id, metadata, started_at) \
          values ($1, $2, $3, $4, $5, $6, {metadata}, case when $8 then {now} end) \
@@ -23,34 +24,41 @@ pub fn insert(d: &Dialect) -> String {
          returning {RUN_COLUMNS}",
         metadata = d.typed(7, "jsonb"),
         now = d.now,
+        target = t.target(),
     )
 }
 
 /// The live run with a `cloud_task_id` (parameter 1).
-pub fn live_by_cloud_task() -> String {
+pub fn live_by_cloud_task(d: &Dialect, t: &TableMap) -> String {
     format!(
-        "select {RUN_COLUMNS} from workspace_connector_sync_log \
-         where cloud_task_id = $1 and deleted_at is null"
+        "select {RUN_COLUMNS} from {} where cloud_task_id = $1 and deleted_at is null",
+        t.source(d, "s")
     )
 }
 
 /// The live run with a public id (parameter 1).
-pub fn live_by_id() -> String {
+pub fn live_by_id(d: &Dialect, t: &TableMap) -> String {
     format!(
-        "select {RUN_COLUMNS} from workspace_connector_sync_log \
-         where workspace_connector_sync_log_id = $1 and deleted_at is null"
+        "select {RUN_COLUMNS} from {} \
+         where workspace_connector_sync_log_id = $1 and deleted_at is null",
+        t.source(d, "s")
     )
 }
 
 /// The status of the live run with a public id (parameter 1).
-pub const LIVE_STATUS: &str = "select status from workspace_connector_sync_log \
-     where workspace_connector_sync_log_id = $1 and deleted_at is null";
+pub fn live_status(d: &Dialect, t: &TableMap) -> String {
+    format!(
+        "select status from {} \
+         where workspace_connector_sync_log_id = $1 and deleted_at is null",
+        t.source(d, "s")
+    )
+}
 
 /// The compare-and-set transition for `action`: it only matches a live run in one of the
 /// statuses the action is allowed from (written into the statement from the state
 /// machine, never from input). Parameters: 1 id, 2 new status, 3 error, 4 metadata patch
 /// (JSON text).
-pub fn transition(d: &Dialect, action: Action) -> String {
+pub fn transition(d: &Dialect, t: &TableMap, action: Action) -> String {
     let allowed: Vec<String> = action
         .allowed_from()
         .iter()
@@ -75,7 +83,7 @@ pub fn transition(d: &Dialect, action: Action) -> String {
         ("completed_at".to_owned(), "duration_ms".to_owned())
     };
     format!(
-        "update workspace_connector_sync_log set \
+        "update {target} set \
            status = $2, started_at = {started}, completed_at = {completed}, \
            duration_ms = {duration}, error = coalesce($3, error), \
            metadata = case when $4 is null then metadata else {merge} end, \
@@ -85,23 +93,33 @@ pub fn transition(d: &Dialect, action: Action) -> String {
          returning {RUN_COLUMNS}",
         merge = d.merge_patch(4),
         allowed = allowed.join(", "),
+        target = t.target(),
     )
 }
 
 /// Soft delete of the live run with a public id (parameter 1).
-pub fn soft_delete(d: &Dialect) -> String {
+pub fn soft_delete(d: &Dialect, t: &TableMap) -> String {
     format!(
-        "update workspace_connector_sync_log set deleted_at = {now}, updated_at = {now} \
+        "update {target} set deleted_at = {now}, updated_at = {now} \
          where workspace_connector_sync_log_id = $1 and deleted_at is null",
-        now = d.now
+        now = d.now,
+        target = t.target(),
     )
 }
 
 /// One keyset page of live runs, newest first. `filters` are the conditions already
 /// numbered; the cursor and the limit take the next parameters.
-pub fn list(filters: &[String], cursor_from: Option<usize>, limit_param: usize) -> String {
-    let mut sql =
-        format!("select {RUN_COLUMNS} from workspace_connector_sync_log where deleted_at is null");
+pub fn list(
+    d: &Dialect,
+    t: &TableMap,
+    filters: &[String],
+    cursor_from: Option<usize>,
+    limit_param: usize,
+) -> String {
+    let mut sql = format!(
+        "select {RUN_COLUMNS} from {} where deleted_at is null",
+        t.source(d, "s")
+    );
     for filter in filters {
         sql.push_str(" and ");
         sql.push_str(filter);
@@ -120,10 +138,10 @@ pub fn list(filters: &[String], cursor_from: Option<usize>, limit_param: usize) 
 
 /// Latest run per connection, last success, failures since it, and the newest error.
 /// Parameters: 1 connection (or null), 2 connector (or null).
-pub fn connector_status(d: &Dialect) -> String {
+pub fn connector_status(d: &Dialect, t: &TableMap) -> String {
     format!(
         "with live as (
-    select * from workspace_connector_sync_log
+    select * from {src}
     where deleted_at is null
       and ({p1} is null or workspace_connector_id = $1)
       and ({p2} is null or connector_slug = $2)
@@ -161,6 +179,7 @@ where latest.rn = 1
 order by 7 desc, latest.workspace_connector_id",
         p1 = d.typed(1, "uuid"),
         p2 = d.typed(2, "text"),
+        src = t.source(d, "s"),
     )
 }
 
@@ -188,7 +207,7 @@ pub fn decode_run(row: &impl Columns) -> Result<SyncLog> {
     Ok(SyncLog {
         workspace_connector_sync_log_id: row.uuid_req(0)?,
         workspace_connector_id: row.uuid_req(1)?,
-        connector_slug: row.text_req(2)?,
+        connector_slug: row.connector(2)?,
         status: row.status(3)?,
         trigger_type: row
             .text(4)?
@@ -209,7 +228,7 @@ pub fn decode_run(row: &impl Columns) -> Result<SyncLog> {
 pub fn decode_connector_status(row: &impl Columns) -> Result<ConnectorStatus> {
     Ok(ConnectorStatus {
         workspace_connector_id: row.uuid_req(0)?,
-        connector_slug: row.text_req(1)?,
+        connector_slug: row.connector(1)?,
         last_status: row.status(2)?,
         last_run_at: row.timestamp_req(3)?,
         last_success_at: row.timestamp(4)?,

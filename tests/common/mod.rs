@@ -81,7 +81,14 @@ pub struct TestDb {
 impl TestDb {
     /// `None` (with the reason printed) when Postgres is missing outside CI.
     pub async fn new(backend: Backend) -> Option<Self> {
-        let db = match backend {
+        let db = Self::unmigrated(backend).await?;
+        db.store.migrate().await.expect("migrations apply");
+        Some(db)
+    }
+
+    /// A fresh database with nothing in it (for tables another service made).
+    pub async fn unmigrated(backend: Backend) -> Option<Self> {
+        Some(match backend {
             Backend::Postgres => {
                 if let Some(reason) = postgres_unavailable().await {
                     assert!(!in_ci(), "{reason}");
@@ -100,9 +107,10 @@ impl TestDb {
                 let mut url = url::Url::parse(&admin_url()).expect("TEST_DATABASE_URL is a URL");
                 url.set_path(&name);
                 let url: DatabaseUrl = url.as_str().parse().unwrap();
-                let store = store::connect(&url, &PoolOptions::default())
-                    .await
-                    .expect("open the Postgres store");
+                let store =
+                    store::connect(&url, &PoolOptions::default(), &store::TableMap::default())
+                        .await
+                        .expect("open the Postgres store");
                 TestDb {
                     backend,
                     url,
@@ -116,9 +124,10 @@ impl TestDb {
                 let url: DatabaseUrl = format!("sqlite://{}", dir.path().join("test.db").display())
                     .parse()
                     .unwrap();
-                let store = store::connect(&url, &PoolOptions::default())
-                    .await
-                    .expect("open the SQLite store");
+                let store =
+                    store::connect(&url, &PoolOptions::default(), &store::TableMap::default())
+                        .await
+                        .expect("open the SQLite store");
                 TestDb {
                     backend,
                     url,
@@ -127,9 +136,7 @@ impl TestDb {
                     _dir: Some(dir),
                 }
             }
-        };
-        db.store.migrate().await.expect("migrations apply");
-        Some(db)
+        })
     }
 
     /// Every row, soft-deleted ones included.

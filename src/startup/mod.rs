@@ -7,7 +7,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
@@ -18,78 +17,13 @@ use crate::api::{self, ApiAuth, ApiSettings};
 use crate::clock::SystemClock;
 use crate::metrics::{Metrics, MetricsServer};
 use crate::scan::{ScanConfig, Scanner};
-use crate::settings::parse_duration;
-use crate::store::{self, DatabaseUrl, Lease, PoolOptions, Store};
+use crate::store::{Lease, Store};
+
+mod store_settings;
+
 #[cfg(feature = "otlp")]
 use crate::telemetry::otlp::{OtlpConfig, Pipeline};
-
-/// Which store to open and how its connection pools behave (flags of every command).
-#[derive(Debug, Clone, Args)]
-pub struct StoreSettings {
-    /// Store URL: `postgres://…` for production, `sqlite://path` for the embedded store
-    /// (the file is created if missing).
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "sqlite://syncwatch.db",
-        global = true,
-        hide_env_values = true
-    )]
-    pub database_url: DatabaseUrl,
-
-    /// Most connections the store pool opens.
-    #[arg(
-        long,
-        env = "SYNCWATCH_DB_MAX_CONNECTIONS",
-        default_value_t = 10,
-        global = true
-    )]
-    pub db_max_connections: u32,
-
-    /// How long a request (or a command) waits for a store connection before it gets 503
-    /// (or fails).
-    #[arg(long, env = "SYNCWATCH_DB_ACQUIRE_TIMEOUT", value_parser = parse_duration, default_value = "5s", global = true)]
-    pub db_acquire_timeout: Duration,
-
-    /// Postgres: the server cancels an API statement running longer than this (the
-    /// request gets 503). `0s` turns it off.
-    #[arg(long, env = "SYNCWATCH_DB_STATEMENT_TIMEOUT", value_parser = parse_duration, default_value = "10s", global = true)]
-    pub db_statement_timeout: Duration,
-}
-
-impl StoreSettings {
-    /// Open the store; `scan_statement_timeout` caps the scanner's queries (Postgres).
-    pub async fn open(&self, scan_statement_timeout: Option<Duration>) -> anyhow::Result<Store> {
-        let options = PoolOptions {
-            max_connections: self.db_max_connections,
-            acquire_timeout: self.db_acquire_timeout,
-            statement_timeout: Some(self.db_statement_timeout).filter(|t| !t.is_zero()),
-            scan_statement_timeout,
-        };
-        store::connect(&self.database_url, &options)
-            .await
-            .with_context(|| format!("opening the store at {}", self.database_url))
-    }
-
-    /// Open the store and apply pending migrations, saying what was applied.
-    pub async fn open_and_migrate(
-        &self,
-        scan_statement_timeout: Option<Duration>,
-    ) -> anyhow::Result<Store> {
-        let store = self.open(scan_statement_timeout).await?;
-        store
-            .migrate()
-            .await
-            .with_context(|| format!("migrating {}", self.database_url))?;
-        let schema = store.schema_status().await?;
-        tracing::info!(
-            store = %self.database_url,
-            version = schema.applied.unwrap_or(0),
-            "schema is current"
-        );
-        Ok(store)
-    }
-}
+pub use store_settings::{StoreSettings, NO_STATE_STORE, STATE_SCHEMA};
 
 /// The flags of `serve`.
 #[derive(Debug, Clone, Args)]
@@ -197,6 +131,18 @@ impl Application {
         let tokens = serve.api_tokens()?;
         check_listen_security(serve.listen, &tokens, serve.insecure_no_auth)?;
         serve.scan.validate()?;
+        if store.observe_only {
+            if serve.scan.reap_stuck_after.is_some() {
+                anyhow::bail!(
+                    "--reap-stuck-after fails runs in the table, and --observe-only never writes it"
+                );
+            }
+            if serve.scan.retention.is_some() {
+                anyhow::bail!(
+                    "--retention deletes runs from the table, and --observe-only never writes it"
+                );
+            }
+        }
         let opened = store
             .open_and_migrate(serve.scan.statement_timeout())
             .await?;

@@ -1,0 +1,250 @@
+//! The store settings of every command: which database, its pools, and with
+//! `--observe-only` which table another service owns, how its columns map, and where
+//! syncwatch's own state goes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::settings::parse_duration;
+use crate::store::{
+    self, ConnectorSource, DatabaseUrl, Ident, ObservedStore, PoolOptions, Store, TableMap,
+};
+
+/// Which store to open and how its connection pools behave (flags of every command).
+#[derive(Debug, Clone, Args)]
+pub struct StoreSettings {
+    /// Store URL: `postgres://…` for production, `sqlite://path` for the embedded store
+    /// (the file is created if missing).
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://syncwatch.db",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_url: DatabaseUrl,
+
+    /// Most connections the store pool opens.
+    #[arg(
+        long,
+        env = "SYNCWATCH_DB_MAX_CONNECTIONS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub db_max_connections: u32,
+
+    /// How long a request (or a command) waits for a store connection before it gets 503
+    /// (or fails).
+    #[arg(long, env = "SYNCWATCH_DB_ACQUIRE_TIMEOUT", value_parser = parse_duration, default_value = "5s", global = true)]
+    pub db_acquire_timeout: Duration,
+
+    /// Postgres: the server cancels an API statement running longer than this (the
+    /// request gets 503). `0s` turns it off.
+    #[arg(long, env = "SYNCWATCH_DB_STATEMENT_TIMEOUT", value_parser = parse_duration, default_value = "10s", global = true)]
+    pub db_statement_timeout: Duration,
+
+    /// Watch a sync log another service writes: never create, alter or write it (no
+    /// migrations on it, no reaper, no pruning; the API's writes answer 403).
+    #[arg(long, env = "SYNCWATCH_OBSERVE_ONLY", global = true)]
+    pub observe_only: bool,
+
+    /// The sync log table (`name` or `schema.name`; with `--observe-only`).
+    #[arg(long, env = "SYNCWATCH_TABLE", default_value = store::DEFAULT_TABLE, value_parser = Ident::table, global = true)]
+    pub table: Ident,
+
+    /// The column holding the connection's id (uuid; with `--observe-only`).
+    #[arg(long, env = "SYNCWATCH_CONNECTION_COLUMN", default_value = store::DEFAULT_CONNECTION_COLUMN, value_parser = Ident::column, global = true)]
+    pub connection_column: Ident,
+
+    /// Where the `connector` label comes from (with `--observe-only`): `column:NAME`,
+    /// `metadata:KEY`, or `lookup:TABLE.COLUMN` (joined on `TABLE.id` = the connection
+    /// column). Missing or invalid values count as `connector="unknown"`.
+    #[arg(
+        long,
+        env = "SYNCWATCH_CONNECTOR_FROM",
+        default_value = "column:connector_slug",
+        global = true
+    )]
+    pub connector_from: ConnectorSource,
+
+    /// With `--observe-only`: the store for syncwatch's own state (the scanner's
+    /// checkpoint), e.g. `sqlite://syncwatch-state.db`. Without it, a `syncwatch` schema
+    /// in the observed database when the role may create one, else memory only.
+    #[arg(
+        long,
+        env = "SYNCWATCH_STATE_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub state_database_url: Option<DatabaseUrl>,
+}
+
+/// The schema of the observed database that holds syncwatch's state when no state store
+/// is named.
+pub const STATE_SCHEMA: &str = "syncwatch";
+
+impl StoreSettings {
+    /// The table mapping the flags describe. The table and column flags only apply to an
+    /// observed table: syncwatch's own table has syncwatch's schema.
+    pub fn table_map(&self) -> anyhow::Result<TableMap> {
+        let map = TableMap {
+            table: self.table.clone(),
+            connection: self.connection_column.clone(),
+            connector: self.connector_from.clone(),
+            observed: self.observe_only,
+        };
+        if !self.observe_only {
+            if map != TableMap::default() {
+                anyhow::bail!(
+                    "--table, --connection-column and --connector-from describe a table \
+                     another service owns: add --observe-only"
+                );
+            }
+            if self.state_database_url.is_some() {
+                anyhow::bail!("--state-database-url only applies with --observe-only");
+            }
+        }
+        Ok(map)
+    }
+
+    fn pool_options(&self, scan_statement_timeout: Option<Duration>) -> PoolOptions {
+        PoolOptions {
+            max_connections: self.db_max_connections,
+            acquire_timeout: self.db_acquire_timeout,
+            statement_timeout: Some(self.db_statement_timeout).filter(|t| !t.is_zero()),
+            scan_statement_timeout,
+            schema: None,
+            read_only: false,
+        }
+    }
+
+    /// Open the store; `scan_statement_timeout` caps the scanner's queries (Postgres).
+    /// With `--observe-only`, the observed table plus the state store (if any).
+    pub async fn open(&self, scan_statement_timeout: Option<Duration>) -> anyhow::Result<Store> {
+        let map = self.table_map()?;
+        let options = PoolOptions {
+            read_only: self.observe_only,
+            ..self.pool_options(scan_statement_timeout)
+        };
+        let table = store::connect(&self.database_url, &options, &map)
+            .await
+            .with_context(|| format!("opening the store at {}", self.database_url))?;
+        if !self.observe_only {
+            return Ok(table);
+        }
+        let state = match self.state_home().await? {
+            StateHome::Url(url) => Some(
+                store::connect(&url, &self.pool_options(None), &TableMap::default())
+                    .await
+                    .with_context(|| format!("opening the state store at {url}"))?,
+            ),
+            StateHome::Schema => {
+                let options = PoolOptions {
+                    schema: Some(STATE_SCHEMA.into()),
+                    ..self.pool_options(None)
+                };
+                Some(store::connect(&self.database_url, &options, &TableMap::default()).await?)
+            }
+            StateHome::Memory => None,
+        };
+        Ok(Arc::new(ObservedStore::new(table, state)))
+    }
+
+    /// Where an observed table's state lives: the named state store, else the `syncwatch`
+    /// schema when it exists (or, with `create`, can be created), else memory.
+    async fn state_home(&self) -> anyhow::Result<StateHome> {
+        if let Some(url) = &self.state_database_url {
+            return Ok(StateHome::Url(url.clone()));
+        }
+        if self.database_url.backend() == store::Backend::Postgres
+            && store::schema_exists(&self.database_url, STATE_SCHEMA, self.db_acquire_timeout)
+                .await
+                .with_context(|| format!("reading the schemas of {}", self.database_url))?
+        {
+            return Ok(StateHome::Schema);
+        }
+        Ok(StateHome::Memory)
+    }
+
+    /// Open the store and apply pending migrations, saying what was applied. With
+    /// `--observe-only` only the state store is migrated (the `syncwatch` schema is
+    /// created first when the role may); the observed table is never altered.
+    pub async fn open_and_migrate(
+        &self,
+        scan_statement_timeout: Option<Duration>,
+    ) -> anyhow::Result<Store> {
+        if self.observe_only
+            && self.state_database_url.is_none()
+            && self.database_url.backend() == store::Backend::Postgres
+        {
+            if let Err(e) =
+                store::create_schema(&self.database_url, STATE_SCHEMA, self.db_acquire_timeout)
+                    .await
+            {
+                tracing::debug!(error = %e, "cannot create the state schema");
+            }
+        }
+        let store = self.open(scan_statement_timeout).await?;
+        store
+            .migrate()
+            .await
+            .with_context(|| format!("migrating {}", self.database_url))?;
+        if self.observe_only {
+            self.log_observed().await?;
+            return Ok(store);
+        }
+        let schema = store.schema_status().await?;
+        tracing::info!(
+            store = %self.database_url,
+            version = schema.applied.unwrap_or(0),
+            "schema is current"
+        );
+        Ok(store)
+    }
+
+    /// Where an observed table's state lives, in words (`None`: in memory only).
+    pub async fn describe_state(&self) -> anyhow::Result<Option<String>> {
+        Ok(match self.state_home().await? {
+            StateHome::Url(url) => Some(format!("the state store {url}")),
+            StateHome::Schema => Some(format!(
+                "the {STATE_SCHEMA} schema of {}",
+                self.database_url
+            )),
+            StateHome::Memory => None,
+        })
+    }
+
+    async fn log_observed(&self) -> anyhow::Result<()> {
+        let state = match self.describe_state().await? {
+            Some(state) => state,
+            None => {
+                tracing::warn!("{NO_STATE_STORE}");
+                "memory".into()
+            }
+        };
+        tracing::info!(
+            store = %self.database_url,
+            table = %self.table,
+            connection_column = %self.connection_column,
+            connector_from = %self.connector_from,
+            state,
+            "observing a table read-only"
+        );
+        Ok(())
+    }
+}
+
+/// Said at startup (and by `check`) when an observed table's state has nowhere to go.
+pub const NO_STATE_STORE: &str = "no state store: the scanner keeps its totals in memory \
+     and rebuilds them from the table after every restart; name one with \
+     --state-database-url, or let the role create the syncwatch schema";
+
+/// Where an observed table's state lives.
+enum StateHome {
+    Url(DatabaseUrl),
+    Schema,
+    Memory,
+}

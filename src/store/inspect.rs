@@ -1,0 +1,354 @@
+//! What `syncwatch check --observe-only` reports about an observed table: its columns and
+//! their types, whether the role may read it, and the indexes syncwatch's reads want that
+//! are missing, each as a statement ready to hand to the table's owner. The catalogue
+//! reads are per database (`describe_sql`); comparing them with what syncwatch needs is
+//! pure ([`check_table`]).
+
+use super::dialect::Columns;
+use super::table::{ConnectorSource, Ident, TableMap, READ_COLUMNS};
+use super::{Backend, Result};
+
+/// A table as the database's catalogue describes it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TableDescription {
+    /// Empty when the table does not exist (or the role cannot see it).
+    pub columns: Vec<ColumnInfo>,
+    /// Each index's key columns in order (`?` for an expression).
+    pub indexes: Vec<(String, Vec<String>)>,
+    pub readable: bool,
+    /// The lookup table of `--connector-from lookup:…`, when configured.
+    pub lookup: Option<Box<TableDescription>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnInfo {
+    pub name: String,
+    pub sql_type: String,
+}
+
+/// The catalogue queries of one database, each taking the table's name as parameter 1:
+/// (columns: name and type; indexes: name and comma-separated key columns; readable: 1
+/// or 0).
+pub fn describe_sql(backend: Backend) -> [&'static str; 3] {
+    match backend {
+        Backend::Postgres => [
+            "select a.attname::text, format_type(a.atttypid, a.atttypmod) || \
+               case when t.typtype = 'e' then ' (enum)' else '' end \
+             from pg_attribute a join pg_type t on t.oid = a.atttypid \
+             where a.attrelid = to_regclass($1) and a.attnum > 0 and not a.attisdropped \
+             order by a.attnum",
+            "select c.relname::text, (select string_agg(coalesce(a.attname::text, '?'), ',' \
+                 order by k.ord) \
+               from unnest(i.indkey::int2[]) with ordinality k(attnum, ord) \
+               left join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum) \
+             from pg_index i join pg_class c on c.oid = i.indexrelid \
+             where i.indrelid = to_regclass($1) order by 1",
+            "select case when to_regclass($1) is not null \
+               and has_table_privilege(to_regclass($1), 'select') then 1 else 0 end",
+        ],
+        Backend::Sqlite => [
+            "select name, type from pragma_table_info($1) order by cid",
+            "select il.name, (select group_concat(coalesce(name, '?'), ',') from \
+               (select ii.name from pragma_index_info(il.name) ii order by ii.seqno)) \
+             from pragma_index_list($1) il order by 1",
+            "select count(*) from sqlite_master where type in ('table', 'view') and name = $1",
+        ],
+    }
+}
+
+/// The name the catalogue queries take: the quoted name on PostgreSQL (`to_regclass`
+/// parses it), the bare name on SQLite (`pragma_table_info`).
+pub fn catalogue_name(backend: Backend, table: &Ident) -> String {
+    match backend {
+        Backend::Postgres => table.quoted(),
+        Backend::Sqlite => table.name().to_owned(),
+    }
+}
+
+/// Decode the three catalogue reads into a description.
+pub fn decode_description(
+    columns: &[impl Columns],
+    indexes: &[impl Columns],
+    readable: &[impl Columns],
+) -> Result<TableDescription> {
+    Ok(TableDescription {
+        columns: columns
+            .iter()
+            .map(|r| {
+                Ok(ColumnInfo {
+                    name: r.text_req(0)?,
+                    sql_type: r.text(1)?.unwrap_or_default(),
+                })
+            })
+            .collect::<Result<_>>()?,
+        indexes: indexes
+            .iter()
+            .map(|r| {
+                let keys = r.text(1)?.unwrap_or_default();
+                Ok((r.text_req(0)?, keys.split(',').map(str::to_owned).collect()))
+            })
+            .collect::<Result<_>>()?,
+        readable: readable
+            .first()
+            .map(|r| r.count(0))
+            .transpose()?
+            .unwrap_or(0)
+            > 0,
+        lookup: None,
+    })
+}
+
+/// An index syncwatch's reads want: what it serves and its key columns.
+struct WantedIndex {
+    purpose: &'static str,
+    suffix: &'static str,
+    columns: Vec<String>,
+    predicate: &'static str,
+}
+
+fn wanted_indexes(map: &TableMap) -> Vec<WantedIndex> {
+    let connection = map.connection.to_string();
+    let columns = |cols: &[&str]| cols.iter().map(|c| (*c).to_owned()).collect();
+    vec![
+        WantedIndex {
+            purpose: "scanner: terminal runs by completion time",
+            suffix: "completed_at",
+            columns: columns(&["completed_at"]),
+            predicate: "completed_at is not null",
+        },
+        WantedIndex {
+            purpose: "scanner: each connection's latest terminal runs",
+            suffix: "connection_terminal",
+            columns: vec![connection.clone(), "completed_at".into(), "id".into()],
+            predicate: "completed_at is not null",
+        },
+        WantedIndex {
+            purpose: "scanner: active runs",
+            suffix: "active",
+            columns: columns(&["status", "created_at"]),
+            predicate: "status in ('scheduled', 'in_progress') and deleted_at is null",
+        },
+        WantedIndex {
+            purpose: "API: a run by its public id",
+            suffix: "public_id",
+            columns: columns(&["workspace_connector_sync_log_id"]),
+            predicate: "",
+        },
+        WantedIndex {
+            purpose: "API: runs newest first",
+            suffix: "created_at",
+            columns: columns(&["created_at", "workspace_connector_sync_log_id"]),
+            predicate: "deleted_at is null",
+        },
+    ]
+}
+
+/// What `check --observe-only` found: one line per finding, the statements that create
+/// the missing indexes, and whether syncwatch can run on the table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckReport {
+    pub lines: Vec<String>,
+    pub create_index: Vec<String>,
+    pub can_run: bool,
+}
+
+/// Compare a description with what syncwatch reads.
+pub fn check_table(backend: Backend, map: &TableMap, found: &TableDescription) -> CheckReport {
+    let mut lines = Vec::new();
+    let mut can_run = true;
+    if found.columns.is_empty() {
+        lines.push(format!("table {}: FAILED: not found", map.table));
+        return CheckReport {
+            lines,
+            create_index: Vec::new(),
+            can_run: false,
+        };
+    }
+    if found.readable {
+        lines.push(format!("table {}: ok (readable)", map.table));
+    } else {
+        lines.push(format!(
+            "table {}: FAILED: this role may not SELECT it",
+            map.table
+        ));
+        can_run = false;
+    }
+    let mut wanted: Vec<(String, &str)> = READ_COLUMNS
+        .iter()
+        .map(|c| ((*c).to_owned(), "read"))
+        .collect();
+    wanted.insert(2, (map.connection.to_string(), "the connection"));
+    if let ConnectorSource::Column(column) = &map.connector {
+        wanted.push((column.to_string(), "the connector label"));
+    }
+    for (name, role) in &wanted {
+        match found.columns.iter().find(|c| &c.name == name) {
+            Some(column) => lines.push(format!(
+                "column {name} ({role}): ok, {}{}",
+                column.sql_type,
+                if column.sql_type.starts_with("timestamp without time zone") {
+                    " (taken as UTC)"
+                } else {
+                    ""
+                }
+            )),
+            None => {
+                lines.push(format!("column {name} ({role}): FAILED: missing"));
+                can_run = false;
+            }
+        }
+    }
+    if let ConnectorSource::Lookup { table, column } = &map.connector {
+        let lookup = found.lookup.as_deref().cloned().unwrap_or_default();
+        let has = |name: &str| lookup.columns.iter().any(|c| c.name == name);
+        if lookup.columns.is_empty() {
+            lines.push(format!("lookup table {table}: FAILED: not found"));
+            can_run = false;
+        } else if !lookup.readable {
+            lines.push(format!(
+                "lookup table {table}: FAILED: this role may not SELECT it"
+            ));
+            can_run = false;
+        } else if !has("id") || !has(&column.to_string()) {
+            lines.push(format!(
+                "lookup table {table}: FAILED: needs the columns id and {column}"
+            ));
+            can_run = false;
+        } else {
+            lines.push(format!("lookup table {table}: ok (id, {column} readable)"));
+        }
+    }
+    let mut create_index = Vec::new();
+    for index in wanted_indexes(map) {
+        let served_by = found
+            .indexes
+            .iter()
+            .find(|(_, keys)| keys.starts_with(&index.columns));
+        match served_by {
+            Some((name, _)) => lines.push(format!("index for {}: ok ({name})", index.purpose)),
+            None => {
+                lines.push(format!("index for {}: missing", index.purpose));
+                create_index.push(create_index_sql(backend, map, &index));
+            }
+        }
+    }
+    CheckReport {
+        lines,
+        create_index,
+        can_run,
+    }
+}
+
+fn create_index_sql(backend: Backend, map: &TableMap, index: &WantedIndex) -> String {
+    let mut name = format!("syncwatch_{}_{}_idx", map.table.name(), index.suffix);
+    name.truncate(63);
+    let concurrently = match backend {
+        Backend::Postgres => " concurrently",
+        Backend::Sqlite => "",
+    };
+    let schema = map
+        .table
+        .schema()
+        .filter(|_| backend == Backend::Sqlite)
+        .map(|s| format!("\"{s}\"."))
+        .unwrap_or_default();
+    let on = match backend {
+        Backend::Postgres => map.table.quoted(),
+        Backend::Sqlite => format!("\"{}\"", map.table.name()),
+    };
+    let columns: Vec<String> = index.columns.iter().map(|c| format!("\"{c}\"")).collect();
+    let predicate = if index.predicate.is_empty() {
+        String::new()
+    } else {
+        format!(" where {}", index.predicate)
+    };
+    format!(
+        "create index{concurrently} if not exists {schema}\"{name}\" on {on} ({}){predicate};",
+        columns.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn description(columns: &[&str], indexes: &[(&str, &[&str])]) -> TableDescription {
+        TableDescription {
+            columns: columns
+                .iter()
+                .map(|c| ColumnInfo {
+                    name: (*c).into(),
+                    sql_type: "text".into(),
+                })
+                .collect(),
+            indexes: indexes
+                .iter()
+                .map(|(n, k)| ((*n).into(), k.iter().map(|c| (*c).into()).collect()))
+                .collect(),
+            readable: true,
+            lookup: None,
+        }
+    }
+
+    fn all_columns() -> Vec<&'static str> {
+        let mut c = READ_COLUMNS.to_vec();
+        c.extend(["workspace_connector_id", "connector_slug"]);
+        c
+    }
+
+    #[test]
+    fn missing_indexes_come_as_ready_statements_and_existing_ones_count() {
+        let map = TableMap::default();
+        let found = description(&all_columns(), &[("pk", &["id"])]);
+        let report = check_table(Backend::Postgres, &map, &found);
+        assert!(report.can_run, "{:?}", report.lines);
+        assert_eq!(report.create_index.len(), 5);
+        assert!(report.create_index[1].starts_with(
+            "create index concurrently if not exists \
+             \"syncwatch_workspace_connector_sync_log_connection_terminal_idx\" on \
+             \"workspace_connector_sync_log\" (\"workspace_connector_id\", \"completed_at\", \"id\") \
+             where completed_at is not null;"
+        ));
+        // A wider index with the same leading columns serves.
+        let found = description(
+            &all_columns(),
+            &[
+                ("a", &["completed_at"]),
+                (
+                    "b",
+                    &["workspace_connector_id", "completed_at", "id", "status"],
+                ),
+                ("c", &["status", "created_at"]),
+                ("d", &["workspace_connector_sync_log_id"]),
+                ("e", &["created_at", "workspace_connector_sync_log_id"]),
+            ],
+        );
+        let report = check_table(Backend::Postgres, &map, &found);
+        assert_eq!(report.create_index, Vec::<String>::new());
+        // Leading columns in another order do not.
+        let found = description(&all_columns(), &[("x", &["id", "completed_at"])]);
+        assert_eq!(
+            check_table(Backend::Sqlite, &map, &found)
+                .create_index
+                .len(),
+            5
+        );
+    }
+
+    #[test]
+    fn a_missing_column_or_table_means_syncwatch_cannot_run() {
+        let map = TableMap::default();
+        let mut columns = all_columns();
+        columns.retain(|c| *c != "completed_at");
+        let report = check_table(Backend::Postgres, &map, &description(&columns, &[]));
+        assert!(!report.can_run);
+        assert!(report
+            .lines
+            .contains(&"column completed_at (read): FAILED: missing".to_owned()));
+        let report = check_table(Backend::Postgres, &map, &TableDescription::default());
+        assert!(!report.can_run);
+        let mut unreadable = description(&all_columns(), &[]);
+        unreadable.readable = false;
+        assert!(!check_table(Backend::Postgres, &map, &unreadable).can_run);
+    }
+}

@@ -1,0 +1,338 @@
+//! Which table the store reads, and how its columns map onto the sync log: syncwatch's own
+//! table (the identity mapping), or one another service writes, observed read-only.
+//!
+//! Every statement reads the sync log through [`TableMap::source`]: the table itself for
+//! the identity mapping, otherwise a derived table that renames the connection column and
+//! computes the `connector_slug` column from the configured source. Both databases inline
+//! such a derived table into the statement (PostgreSQL pulls the subquery up, SQLite
+//! flattens it), so a condition on `workspace_connector_id` still uses an index on the
+//! observed table's own column, and the lookup join is dropped from statements that do not
+//! read the connector. Names come from configuration, are checked against a plain
+//! identifier pattern and are always quoted; they are never spliced in unchecked.
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::dialect::Dialect;
+
+pub const DEFAULT_TABLE: &str = "workspace_connector_sync_log";
+pub const DEFAULT_CONNECTION_COLUMN: &str = "workspace_connector_id";
+pub const DEFAULT_CONNECTOR_COLUMN: &str = "connector_slug";
+
+/// A table (`name` or `schema.name`) or column name from configuration: letters, digits,
+/// `_` and `$`, not starting with a digit or `$`, at most 63 bytes a part (PostgreSQL's
+/// limit). Quoted when written into SQL, so it is taken exactly as written (case
+/// included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ident {
+    parts: Vec<String>,
+}
+
+impl Ident {
+    /// A table name, optionally schema-qualified.
+    pub fn table(text: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = text.split('.').collect();
+        if parts.len() > 2 {
+            return Err(format!("{text:?}: a table name is `name` or `schema.name`"));
+        }
+        Self::from_parts(text, &parts)
+    }
+
+    /// A column name.
+    pub fn column(text: &str) -> Result<Self, String> {
+        Self::from_parts(text, &[text])
+    }
+
+    fn from_parts(text: &str, parts: &[&str]) -> Result<Self, String> {
+        for part in parts {
+            let bytes = part.as_bytes();
+            let head = bytes
+                .first()
+                .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_');
+            let rest = bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'$');
+            if !head || !rest || bytes.len() > 63 {
+                return Err(format!(
+                    "{text:?}: names are letters, digits, `_` and `$`, start with a letter \
+                     or `_`, and have at most 63 characters"
+                ));
+            }
+        }
+        Ok(Self {
+            parts: parts.iter().map(|p| (*p).to_owned()).collect(),
+        })
+    }
+
+    /// The name as SQL, every part double-quoted.
+    pub fn quoted(&self) -> String {
+        self.parts
+            .iter()
+            .map(|p| format!("\"{p}\""))
+            .collect::<Vec<_>>()
+            .join(".")
+    }
+
+    /// The last part (a table's own name, without its schema).
+    pub fn name(&self) -> &str {
+        self.parts.last().map_or("", String::as_str)
+    }
+
+    /// The schema, when the name has one.
+    pub fn schema(&self) -> Option<&str> {
+        (self.parts.len() == 2).then(|| self.parts[0].as_str())
+    }
+}
+
+impl fmt::Display for Ident {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.parts.join("."))
+    }
+}
+
+impl FromStr for Ident {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        Self::table(text)
+    }
+}
+
+/// Where a run's `connector` label comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectorSource {
+    /// A column of the sync log (`column:NAME`).
+    Column(Ident),
+    /// A key of the run's `metadata` object (`metadata:KEY`).
+    Metadata(String),
+    /// A column of another table, joined on its `id` = the connection column
+    /// (`lookup:TABLE.COLUMN`, the table optionally schema-qualified).
+    Lookup { table: Ident, column: Ident },
+}
+
+impl Default for ConnectorSource {
+    fn default() -> Self {
+        ConnectorSource::Column(Ident {
+            parts: vec![DEFAULT_CONNECTOR_COLUMN.into()],
+        })
+    }
+}
+
+impl FromStr for ConnectorSource {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let usage = "expected column:NAME, metadata:KEY or lookup:TABLE.COLUMN";
+        let Some((kind, rest)) = text.split_once(':') else {
+            return Err(format!("{text:?}: {usage}"));
+        };
+        match kind {
+            "column" => Ok(ConnectorSource::Column(Ident::column(rest)?)),
+            "metadata" => {
+                let ok = !rest.is_empty()
+                    && rest.len() <= 63
+                    && rest
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+                if ok {
+                    Ok(ConnectorSource::Metadata(rest.to_owned()))
+                } else {
+                    Err(format!(
+                        "{text:?}: a metadata key is 1 to 63 letters, digits, `_` or `-`"
+                    ))
+                }
+            }
+            "lookup" => {
+                let Some((table, column)) = rest.rsplit_once('.') else {
+                    return Err(format!("{text:?}: lookup needs TABLE.COLUMN"));
+                };
+                Ok(ConnectorSource::Lookup {
+                    table: Ident::table(table)?,
+                    column: Ident::column(column)?,
+                })
+            }
+            _ => Err(format!("{text:?}: {usage}")),
+        }
+    }
+}
+
+impl fmt::Display for ConnectorSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectorSource::Column(c) => write!(f, "column:{c}"),
+            ConnectorSource::Metadata(k) => write!(f, "metadata:{k}"),
+            ConnectorSource::Lookup { table, column } => write!(f, "lookup:{table}.{column}"),
+        }
+    }
+}
+
+/// The sync log a store reads: its name, its connection column, where the connector label
+/// comes from, and whether syncwatch may write it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableMap {
+    pub table: Ident,
+    pub connection: Ident,
+    pub connector: ConnectorSource,
+    /// Another service owns the table: syncwatch never writes it.
+    pub observed: bool,
+}
+
+impl Default for TableMap {
+    /// syncwatch's own table.
+    fn default() -> Self {
+        Self {
+            table: Ident {
+                parts: vec![DEFAULT_TABLE.into()],
+            },
+            connection: Ident {
+                parts: vec![DEFAULT_CONNECTION_COLUMN.into()],
+            },
+            connector: ConnectorSource::default(),
+            observed: false,
+        }
+    }
+}
+
+/// The columns every read of the sync log may use, as the statements name them (the
+/// mapped ones excepted: `workspace_connector_id` and `connector_slug`).
+pub const READ_COLUMNS: &[&str] = &[
+    "id",
+    "workspace_connector_sync_log_id",
+    "status",
+    "trigger_type",
+    "cloud_task_id",
+    "started_at",
+    "completed_at",
+    "duration_ms",
+    "error",
+    "metadata",
+    "created_at",
+    "updated_at",
+    "deleted_at",
+];
+
+impl TableMap {
+    /// Whether the table's columns are the sync log's own names (no derived table needed).
+    fn is_identity(&self) -> bool {
+        self.connection.to_string() == DEFAULT_CONNECTION_COLUMN
+            && self.connector == ConnectorSource::default()
+    }
+
+    /// The relation reads select from, with `alias`: the table itself, or a derived table
+    /// with the sync log's column names.
+    pub fn source(&self, d: &Dialect, alias: &str) -> String {
+        if self.is_identity() {
+            return format!("{} {alias}", self.table.quoted());
+        }
+        let columns: Vec<String> = READ_COLUMNS.iter().map(|c| format!("t.{c}")).collect();
+        let (connector, join) = match &self.connector {
+            ConnectorSource::Column(c) => (format!("t.{}", c.quoted()), String::new()),
+            ConnectorSource::Metadata(key) => ((d.metadata_text)("t.metadata", key), String::new()),
+            ConnectorSource::Lookup { table, column } => (
+                format!("w.{}", column.quoted()),
+                format!(
+                    " left join {} w on w.id = t.{}",
+                    table.quoted(),
+                    self.connection.quoted()
+                ),
+            ),
+        };
+        format!(
+            "(select {}, t.{} as workspace_connector_id, cast({connector} as text) as \
+             connector_slug from {} t{join}) {alias}",
+            columns.join(", "),
+            self.connection.quoted(),
+            self.table.quoted(),
+        )
+    }
+
+    /// The table writes go to (only ever the owned table).
+    pub fn target(&self) -> String {
+        self.table.quoted()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::dialect::{POSTGRES, SQLITE};
+
+    #[test]
+    fn names_are_checked_and_quoted() {
+        assert_eq!(Ident::table("sync_log").unwrap().quoted(), "\"sync_log\"");
+        assert_eq!(
+            Ident::table("app.SyncLog").unwrap().quoted(),
+            "\"app\".\"SyncLog\""
+        );
+        for bad in [
+            "",
+            "a.b.c",
+            "x\"; drop table y; --",
+            "1st",
+            "a b",
+            ".x",
+            "x.",
+            &"a".repeat(64),
+        ] {
+            assert!(Ident::table(bad).is_err(), "{bad:?}");
+        }
+        assert!(Ident::column("schema.col").is_err());
+    }
+
+    #[test]
+    fn connector_sources_parse_and_print_back() {
+        for text in [
+            "column:connector_slug",
+            "metadata:connector_slug",
+            "lookup:workspace_connector.slug",
+            "lookup:app.workspace_connector.slug",
+        ] {
+            let source: ConnectorSource = text.parse().unwrap();
+            assert_eq!(source.to_string(), text);
+        }
+        for bad in [
+            "slug",
+            "column:",
+            "metadata:a'b",
+            "metadata:",
+            "lookup:slug",
+            "lookup:a.b.c.d",
+            "other:x",
+        ] {
+            assert!(bad.parse::<ConnectorSource>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_owned_table_is_read_as_it_is() {
+        let map = TableMap::default();
+        assert_eq!(
+            map.source(&POSTGRES, "s"),
+            "\"workspace_connector_sync_log\" s"
+        );
+    }
+
+    #[test]
+    fn an_observed_table_is_read_through_a_renaming_derived_table() {
+        let map = TableMap {
+            table: Ident::table("app.sync_log").unwrap(),
+            connection: Ident::column("connection_id").unwrap(),
+            connector: "lookup:app.workspace_connector.slug".parse().unwrap(),
+            observed: true,
+        };
+        let sql = map.source(&POSTGRES, "s");
+        assert!(sql.contains("t.\"connection_id\" as workspace_connector_id"));
+        assert!(sql.contains("cast(w.\"slug\" as text) as connector_slug"));
+        assert!(sql.contains(
+            "from \"app\".\"sync_log\" t left join \"app\".\"workspace_connector\" w \
+             on w.id = t.\"connection_id\""
+        ));
+        assert!(sql.ends_with(") s"));
+        let map = TableMap {
+            connector: "metadata:slug".parse().unwrap(),
+            ..map
+        };
+        assert!(map
+            .source(&SQLITE, "s")
+            .contains("json_extract(t.metadata, '$.\"slug\"')"));
+        assert!(map.source(&POSTGRES, "s").contains("t.metadata ->> 'slug'"));
+    }
+}
