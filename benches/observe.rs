@@ -7,9 +7,10 @@
 //! column), and observed (`--observe-only --connector-from lookup:…`): the connector from a
 //! `bench_workspace_connector (id, slug)` table made once from the seeded rows, no state
 //! store. For each: a first start (a new scanner building from the table until caught up:
-//! what an observed table without a state store pays at every restart) and the steady
-//! scan (each after 5 new runs finished), alternating between the two so both see the same
-//! machine. Then the whole history's aggregate through the lookup mapping, as an exporter
+//! what an observed table without a state store pays at every restart) and, once the
+//! scans that read each connection's latest runs for the learned signals are done, the
+//! steady scan (each after 5 new runs finished), alternating between the two so both see
+//! the same machine. Then the whole history's aggregate through the lookup mapping, as an exporter
 //! that recounts at every scrape runs it. Printed last, one table with medians.
 
 #[path = "support/mod.rs"]
@@ -85,6 +86,8 @@ async fn main() -> anyhow::Result<()> {
             let started = Instant::now();
             while s.scan_once().await?.building {}
             first_start[i].push(started.elapsed());
+            // The steady state: after the chunks that read each connection's latest runs.
+            while s.scan_once().await?.learning {}
             if round == 1 {
                 scanners.push(s);
             }

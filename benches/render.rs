@@ -59,6 +59,7 @@ fn metrics_for(connectors: usize) -> Metrics {
                     created_at: at,
                     started_at: Some(at),
                     error: None,
+                    deleted: false,
                 });
             }
         }
@@ -78,6 +79,7 @@ fn metrics_for(connectors: usize) -> Metrics {
             totals: &totals,
             connections: &Connections::default(),
             active: &active,
+            learned: &syncwatch::scan::LearnedSignals::default(),
             top_failing: 50,
         },
         &mut LabelCapper::new(usize::MAX),

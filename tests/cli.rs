@@ -77,6 +77,60 @@ fn the_database_password_never_appears_in_output() {
 }
 
 #[test]
+fn a_bad_failure_rules_file_stops_serve_with_its_line_and_check_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(
+        &rules,
+        "- reason: auth\n  owner: customer\n  pattern: '401'\n- reason: broken\n  owner: platform\n  pattern: '(unclosed'\n",
+    )
+    .unwrap();
+    let rules = rules.to_str().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("never.db").display());
+    let serve = syncwatch(&["serve", "--database-url", &url, "--failure-rules", rules]);
+    assert!(!serve.status.success());
+    let out = text(&serve);
+    assert!(
+        out.contains(&format!("{rules}:4: pattern of broken")),
+        "{out}"
+    );
+    assert!(
+        !dir.path().join("never.db").exists(),
+        "stopped before opening the store"
+    );
+    let check = syncwatch(&["check", "--failure-rules", rules]);
+    assert!(!check.status.success());
+    assert!(
+        text(&check).contains("failure rules: FAILED"),
+        "{}",
+        text(&check)
+    );
+
+    std::fs::write(
+        dir.path().join("good.yml"),
+        "- {reason: token_gone, owner: customer, pattern: 'revoked'}\n",
+    )
+    .unwrap();
+    let good = dir.path().join("good.yml");
+    let check = syncwatch(&[
+        "check",
+        "--failure-rules",
+        good.to_str().unwrap(),
+        "--sample",
+        "token REVOKED",
+        "--sample",
+        "disk full",
+    ]);
+    let out = text(&check);
+    assert!(check.status.success(), "{out}");
+    assert!(
+        out.contains("\"token REVOKED\" -> token_gone (customer)"),
+        "{out}"
+    );
+    assert!(out.contains("\"disk full\" -> other (platform)"), "{out}");
+}
+
+#[test]
 fn refuses_an_open_api_on_a_public_address() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("open.db").display());

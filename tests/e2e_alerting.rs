@@ -1,7 +1,9 @@
 //! End to end: the real binary, a real Prometheus with the shipped rules, a real
 //! Alertmanager with the shipped example configuration, and a webhook receiver run by
-//! this test. One connector is driven into repeated failure through the API: the page
-//! arrives with its labels and annotations; driven back to success, it resolves.
+//! this test. One connector is driven into repeated failure through the API (a provider
+//! outage): the page arrives with its labels and annotations; driven back to success, it
+//! resolves. Another fails as often for a reason only the customer can fix (a revoked
+//! token): it never pages, and its ticket arrives instead.
 //!
 //! Only timings are changed, by a script over copies of the shipped files: every `for:`
 //! becomes 0s and Alertmanager's group timings become short; the shipped files stay as
@@ -81,7 +83,7 @@ fn delivered(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_connector_pages_and_resolves() {
+async fn a_failing_connector_pages_and_resolves_and_customer_failures_do_not_page() {
     for tool in [PROMETHEUS, ALERTMANAGER] {
         if !Path::new(tool).exists() {
             let reason = format!("{tool} is missing; scripts/test installs Debian's prometheus and prometheus-alertmanager");
@@ -188,22 +190,20 @@ async fn a_failing_connector_pages_and_resolves() {
     }
 
     let connection = Uuid::new_v4();
-    let finish = |outcome: &'static str| {
+    let run = |connector: &'static str, outcome: &'static str, error: &'static str| {
         let client = client.clone();
         let base = base.clone();
         async move {
-            let create = json!({"workspace_connector_id": connection, "connector_slug": "hubspot",
+            let create = json!({"workspace_connector_id": connection, "connector_slug": connector,
                                 "trigger_type": "cloud_task", "cloud_task_id": Uuid::new_v4().to_string()});
-            run_through_api(
-                &client,
-                &base,
-                create,
-                outcome,
-                "401 Unauthorized from HubSpot",
-            )
-            .await;
+            run_through_api(&client, &base, create, outcome, error).await;
         }
     };
+    // The platform's failure (a provider outage: owner provider) pages; the same storm of
+    // failures only the customer can fix (a revoked token: owner customer) does not, and
+    // raises a ticket instead.
+    let finish = |outcome: &'static str| run("hubspot", outcome, "upstream returned status 503");
+    let customer_failure = || run("salesforce", "fail", "401 Unauthorized: token revoked");
     // A healthy connector alongside, which must not page.
     let healthy = Uuid::new_v4();
     let row: Value = client
@@ -220,6 +220,7 @@ async fn a_failing_connector_pages_and_resolves() {
     let deadline = Instant::now() + Duration::from_secs(90);
     let page = loop {
         finish("fail").await;
+        customer_failure().await;
         if let Some(alert) = delivered(
             &inbox,
             "/pager",
@@ -263,6 +264,39 @@ async fn a_failing_connector_pages_and_resolves() {
         )
         .is_none(),
         "the healthy connector paged"
+    );
+    // The customer-owned storm: as many failures as hubspot's, every run failing, no page;
+    // its ticket names the reason.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let ticket = loop {
+        if let Some(alert) = delivered(
+            &inbox,
+            "/ticket",
+            "ConnectorSyncCustomerActionNeeded",
+            "salesforce",
+            "firing",
+        ) {
+            break alert;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no ticket for the customer failures"
+        );
+        customer_failure().await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    assert_eq!(ticket["labels"]["reason"], "auth");
+    assert!(
+        delivered(
+            &inbox,
+            "/pager",
+            "ConnectorSyncErrorBudgetBurn",
+            "salesforce",
+            "firing"
+        )
+        .is_none(),
+        "failures only the customer can fix paged: {:?}",
+        inbox.lock().unwrap()
     );
 
     // Back to success: the error ratios fall below every threshold and the page resolves.

@@ -118,7 +118,11 @@ async fn counters_equal_sql_after_a_mixed_workload(app: &TestApp) {
                     let path = |a: &str| format!("/v1/sync-logs/{id}/{a}");
                     match rng.random_range(0..4u64) {
                         0 => {
-                            app.post(&path("fail"), json!({"error": "x"})).await;
+                            app.post(
+                                &path("fail"),
+                                json!({"error": "invalid_grant: token revoked"}),
+                            )
+                            .await;
                         }
                         1 => {
                             app.post_empty(&path("start")).await;
@@ -126,7 +130,11 @@ async fn counters_equal_sql_after_a_mixed_workload(app: &TestApp) {
                         }
                         2 => {
                             app.post_empty(&path("start")).await;
-                            app.post(&path("fail"), json!({"error": "y"})).await;
+                            app.post(
+                                &path("fail"),
+                                json!({"error": "HTTP 429 Too Many Requests"}),
+                            )
+                            .await;
                         }
                         _ => {
                             app.post_empty(&path("start")).await;

@@ -628,7 +628,7 @@ async fn check_lists_the_missing_indexes_until_they_exist() {
         .map(str::trim)
         .filter(|l| l.starts_with("create index concurrently"))
         .collect();
-    assert_eq!(statements.len(), 4, "{out}");
+    assert_eq!(statements.len(), 5, "{out}");
     // The statements are what the table's owner runs, as printed.
     let mut conn = admin(&observed.db).await;
     for statement in &statements {

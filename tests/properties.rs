@@ -158,6 +158,18 @@ proptest! {
             from_sql.add_aggregate(&row);
         }
         prop_assert_eq!(&incremental.runs, &from_sql.runs);
+        prop_assert_eq!(&incremental.failures, &from_sql.failures);
+        for ((connector, trigger, status), n) in &incremental.runs {
+            if *status == Status::Error {
+                let by_reason: u64 = incremental
+                    .failures
+                    .iter()
+                    .filter(|((c, t, _), _)| c == connector && t == trigger)
+                    .map(|(_, v)| v)
+                    .sum();
+                prop_assert_eq!(by_reason, *n);
+            }
+        }
         prop_assert_eq!(&incremental.last_success, &from_sql.last_success);
         prop_assert_eq!(&incremental.last_failure, &from_sql.last_failure);
         for (key, h) in &incremental.durations {
@@ -178,6 +190,7 @@ proptest! {
         let mut merged = earlier.clone();
         merged.max_with(&from_sql);
         prop_assert_eq!(&merged.runs, &from_sql.runs);
+        prop_assert_eq!(&merged.failures, &from_sql.failures);
         for (key, n) in &earlier.runs {
             prop_assert!(merged.runs[key] >= *n);
         }
@@ -237,47 +250,58 @@ fn terminal_run() -> impl Strategy<Value = TerminalRun> {
         prop::option::of(0u32..10_000_000),
         prop::option::of(0u32..200_000),
         0i64..100_000,
+        prop::option::of(prop::sample::select(vec![
+            "HTTP 401",
+            "429 rate limited",
+            "boom",
+        ])),
     )
-        .prop_map(|(connector, trigger, success, duration_ms, delay_ms, at)| {
-            let completed_at =
-                DateTime::<Utc>::from_timestamp(1_790_000_000, 0).unwrap() + Duration::seconds(at);
-            TerminalRun {
-                id: Uuid::new_v4(),
-                workspace_connector_id: Uuid::nil(),
-                connector_slug: connector.into(),
-                trigger_type: trigger.map(str::to_owned),
-                status: if success {
-                    Status::Success
-                } else {
-                    Status::Error
-                },
-                duration_seconds: duration_ms.map(|ms| f64::from(ms) / 1000.0),
-                dispatch_delay_seconds: delay_ms.map(|ms| f64::from(ms) / 1000.0),
-                records_synced: None,
-                completed_at,
-                created_at: completed_at,
-                started_at: None,
-                error: None,
-            }
-        })
+        .prop_map(
+            |(connector, trigger, success, duration_ms, delay_ms, at, error)| {
+                let completed_at = DateTime::<Utc>::from_timestamp(1_790_000_000, 0).unwrap()
+                    + Duration::seconds(at);
+                TerminalRun {
+                    id: Uuid::new_v4(),
+                    workspace_connector_id: Uuid::nil(),
+                    connector_slug: connector.into(),
+                    trigger_type: trigger.map(str::to_owned),
+                    status: if success {
+                        Status::Success
+                    } else {
+                        Status::Error
+                    },
+                    duration_seconds: duration_ms.map(|ms| f64::from(ms) / 1000.0),
+                    dispatch_delay_seconds: delay_ms.map(|ms| f64::from(ms) / 1000.0),
+                    records_synced: None,
+                    completed_at,
+                    created_at: completed_at,
+                    started_at: None,
+                    error: error.filter(|_| !success).map(str::to_owned),
+                    deleted: false,
+                }
+            },
+        )
 }
 
-/// What the baseline's SQL computes, per (connector, trigger, status).
+/// What the baseline's SQL computes, per (connector, trigger, status, and for failures
+/// the error text).
 fn aggregate(runs: &[TerminalRun], durations: &[f64], delays: &[f64]) -> Vec<TerminalAggregate> {
-    let mut groups: BTreeMap<(String, Option<String>, Status), Vec<&TerminalRun>> = BTreeMap::new();
+    type Group = (String, Option<String>, Status, Option<String>);
+    let mut groups: BTreeMap<Group, Vec<&TerminalRun>> = BTreeMap::new();
     for run in runs {
         groups
             .entry((
                 run.connector_slug.clone(),
                 run.trigger_type.clone(),
                 run.status,
+                run.error.clone().filter(|_| run.status == Status::Error),
             ))
             .or_default()
             .push(run);
     }
     groups
         .into_iter()
-        .map(|((connector_slug, trigger_type, status), runs)| {
+        .map(|((connector_slug, trigger_type, status, error), runs)| {
             let d: Vec<f64> = runs.iter().filter_map(|r| r.duration_seconds).collect();
             let w: Vec<f64> = runs
                 .iter()
@@ -302,6 +326,7 @@ fn aggregate(runs: &[TerminalRun], durations: &[f64], delays: &[f64]) -> Vec<Ter
                 delay_buckets: buckets(&w, delays),
                 records_synced: 0.0,
                 last_completed_at: runs.iter().map(|r| r.completed_at).max(),
+                error,
             }
         })
         .collect()

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::clock::SystemClock;
 use crate::metrics::Metrics;
-use crate::scan::{ScanConfig, Scanner};
+use crate::scan::{FailureRules, ScanConfig, Scanner};
 use crate::startup::{shutdown_signal, Application, ServeSettings, StoreSettings, NO_STATE_STORE};
 use crate::store::{check_table, Lease, Store};
 
@@ -232,4 +232,49 @@ async fn check_observed(settings: &StoreSettings, store: &Store) -> anyhow::Resu
         );
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// Error texts `check --failure-rules` classifies when given none.
+const SAMPLE_ERRORS: &[&str] = &[
+    "HTTP 401 Unauthorized: invalid_grant",
+    "HTTP 429 Too Many Requests",
+    "request timed out after 30s",
+    "upstream returned status 503 Service Unavailable",
+    "read ECONNRESET",
+    "failed to parse the response: unexpected field",
+    "index out of range",
+];
+
+/// `check --failure-rules FILE`: the rules, and how sample error texts classify.
+pub fn check_failure_rules(path: &std::path::Path, samples: &[String]) -> ExitCode {
+    let rules = match FailureRules::load(path) {
+        Ok(rules) => rules,
+        Err(e) => {
+            println!("failure rules: FAILED: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let reasons: Vec<String> = rules
+        .reasons()
+        .iter()
+        .map(|(reason, owner)| format!("{reason} ({owner})"))
+        .collect();
+    println!(
+        "failure rules {}: ok, {} rules; reasons: {}",
+        path.display(),
+        rules.describe().count(),
+        reasons.join(", ")
+    );
+    let defaults: Vec<String>;
+    let samples = if samples.is_empty() {
+        defaults = SAMPLE_ERRORS.iter().map(|s| (*s).to_owned()).collect();
+        &defaults
+    } else {
+        samples
+    };
+    for sample in samples {
+        let reason = rules.classify(Some(sample));
+        println!("  {sample:?} -> {reason} ({})", rules.owner(reason));
+    }
+    ExitCode::SUCCESS
 }

@@ -37,8 +37,9 @@ pub enum Command {
     Serve(ServeSettings),
     /// Apply pending migrations and exit.
     Migrate,
-    /// Check configuration, store connectivity and schema version; exit non-zero on a problem.
-    Check,
+    /// Check configuration, store connectivity and schema version (with `--observe-only`,
+    /// the observed table), or a failure rules file; exit non-zero on a problem.
+    Check(CheckArgs),
     /// Scan the store and print the metrics exposition.
     Scan(ScanOnce),
     /// Hard-delete terminal runs older than `--older-than`, in small batches. The
@@ -53,6 +54,20 @@ pub struct Prune {
     /// touched).
     #[arg(long, value_parser = crate::settings::parse_duration)]
     pub older_than: std::time::Duration,
+}
+
+/// The flags of `check`.
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// Check this failure rules file instead of the store: print its rules and how sample
+    /// error texts classify; exit non-zero, with the line and reason, when it is unusable.
+    #[arg(long)]
+    pub failure_rules: Option<std::path::PathBuf>,
+
+    /// An error text to classify with `--failure-rules` (repeatable; a built-in set of
+    /// samples when none is given).
+    #[arg(long, requires = "failure_rules")]
+    pub sample: Vec<String>,
 }
 
 /// The flags of `scan`.
@@ -72,7 +87,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(serve) => commands::serve(&cli.store, &serve).await,
         Command::Migrate => commands::migrate(&cli.store).await,
-        Command::Check => commands::check(&cli.store).await,
+        Command::Check(args) => match &args.failure_rules {
+            Some(path) => Ok(commands::check_failure_rules(path, &args.sample)),
+            None => commands::check(&cli.store).await,
+        },
         Command::Scan(args) => commands::scan_once(&cli.store, &args.scan).await,
         Command::Prune(args) => commands::prune(&cli.store, args.older_than).await,
     }

@@ -31,7 +31,7 @@ pub const DEFAULT_DISPATCH_DELAY_BUCKETS: &[f64] =
 
 /// The upkeep tasks beside the scans, the `task` label of
 /// `syncwatch_maintenance_errors_total`.
-pub const MAINTENANCE_TASKS: &[&str] = &["repair", "checkpoint", "retention"];
+pub const MAINTENANCE_TASKS: &[&str] = &["repair", "checkpoint", "retention", "learn"];
 
 /// HTTP request duration buckets (seconds).
 const HTTP_BUCKETS: &[f64] = &[
@@ -129,8 +129,8 @@ impl Metrics {
         let maintenance_errors = IntCounterVec::new(
             Opts::new(
                 "syncwatch_maintenance_errors_total",
-                "Failed upkeep steps beside the scans, by task (repair, checkpoint, retention); \
-                 they never fail a scan.",
+                "Failed upkeep steps beside the scans, by task (repair, checkpoint, retention, \
+                 learn); they never fail a scan.",
             ),
             &["task"],
         )

@@ -63,6 +63,8 @@ pub struct Snapshot {
     pub leader: bool,
     /// (connector, trigger, status) → terminal runs.
     pub runs: BTreeMap<(String, String, String), u64>,
+    /// (connector, trigger, reason, owner) → failed runs.
+    pub failures: BTreeMap<(String, String, String, String), u64>,
     /// (connector, trigger, status) → durations of the runs that started.
     pub durations: BTreeMap<(String, String, String), HistogramData>,
     /// (connector, trigger) → `started_at - created_at`.
@@ -77,6 +79,12 @@ pub struct Snapshot {
     pub failing_connections: BTreeMap<String, u64>,
     /// (connector, workspace_connector_id) → consecutive failures, the K worst.
     pub consecutive_failures: BTreeMap<(String, String), u64>,
+    /// connector → connections overdue by their learned schedule.
+    pub overdue_connections: BTreeMap<String, u64>,
+    /// (connector, workspace_connector_id) → seconds past due, the K most overdue.
+    pub overdue_seconds: BTreeMap<(String, String), f64>,
+    /// connector → live runs taking far longer than their connection's usual duration.
+    pub overrunning: BTreeMap<String, u64>,
 }
 
 /// One domain metric family: its name, help, type and label names.
@@ -109,6 +117,7 @@ macro_rules! families {
 // One family per line: constant, type, name, labels, help.
 families! {
     RUNS: COUNTER "connector_sync_runs_total" ["connector", "trigger", "status"] "Terminal sync runs (success or error) recorded in the store, by connector, trigger and final status. Soft-deleted runs stay counted.";
+    FAILURES: COUNTER "connector_sync_failures_total" ["connector", "trigger", "reason", "owner"] "Failed terminal runs by the reason their error text gives (the first matching failure rule; other when none matches, none without an error) and who can fix it (customer, provider, platform). Per connector and trigger they sum to the error runs of connector_sync_runs_total.";
     DURATION: HISTOGRAM "connector_sync_duration_seconds" ["connector", "trigger", "status"] "Duration in seconds (completed_at - started_at) of terminal runs that started, from the store.";
     DISPATCH_DELAY: HISTOGRAM "connector_sync_dispatch_delay_seconds" ["connector", "trigger"] "Seconds from a run's creation to its start (started_at - created_at), for terminal runs that started, from the store.";
     RECORDS_SYNCED: COUNTER "connector_sync_records_synced_total" ["connector"] "Sum of metadata.records_synced over terminal runs, from the store.";
@@ -118,6 +127,9 @@ families! {
     LAST_SUCCESS: GAUGE "connector_sync_last_success_timestamp_seconds" ["connector"] "Unix time of the most recent successful run's completion, from the store.";
     LAST_FAILURE: GAUGE "connector_sync_last_failure_timestamp_seconds" ["connector"] "Unix time of the most recent failed run's completion, from the store.";
     FAILING_CONNECTIONS: GAUGE "connector_sync_failing_connections" ["connector"] "Connections whose latest terminal run failed, from the store.";
+    OVERDUE: GAUGE "connector_sync_connections_overdue" ["connector"] "Connections whose latest scheduled (cloud_task) run was created longer ago than --overdue-factor times their learned interval between scheduled runs (learned from the last 20 gaps, after 5 runs; silent longer than --overdue-forget-after: retired).";
+    OVERDUE_SECONDS: GAUGE "connector_sync_connection_overdue_seconds" ["connector", "workspace_connector_id"] "Seconds since the next scheduled run of an overdue connection was due (its latest scheduled run's creation plus its learned interval), for the most overdue connections (top K only).";
+    OVERRUNNING: GAUGE "connector_sync_runs_overrunning" ["connector"] "Live runs in progress for longer than max(--overrun-factor times the p95 of their connection's last 20 successful durations, --overrun-min), for connections with at least 5 successful runs.";
     CONSECUTIVE_FAILURES: GAUGE "connector_sync_connection_consecutive_failures" ["connector", "workspace_connector_id"] "Failed runs since the last success, for the connections with the most (top K only).";
 }
 
@@ -212,6 +224,13 @@ impl Snapshot {
                     .collect(),
             ),
             family(
+                &FAILURES,
+                self.failures
+                    .iter()
+                    .map(|((c, t, r, o), v)| counter(&[c, t, r, o], FAILURES.labels, *v as f64))
+                    .collect(),
+            ),
+            family(
                 &DURATION,
                 self.durations
                     .iter()
@@ -272,6 +291,27 @@ impl Snapshot {
                 self.failing_connections
                     .iter()
                     .map(|(k, v)| gauge(&[k.as_str()], FAILING_CONNECTIONS.labels, *v as f64))
+                    .collect(),
+            ),
+            family(
+                &OVERDUE,
+                self.overdue_connections
+                    .iter()
+                    .map(|(k, v)| gauge(&[k.as_str()], OVERDUE.labels, *v as f64))
+                    .collect(),
+            ),
+            family(
+                &OVERDUE_SECONDS,
+                self.overdue_seconds
+                    .iter()
+                    .map(|(k, v)| gauge(&two(k), OVERDUE_SECONDS.labels, *v))
+                    .collect(),
+            ),
+            family(
+                &OVERRUNNING,
+                self.overrunning
+                    .iter()
+                    .map(|(k, v)| gauge(&[k.as_str()], OVERRUNNING.labels, *v as f64))
                     .collect(),
             ),
             family(

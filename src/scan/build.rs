@@ -288,7 +288,7 @@ impl Sweep {
     /// Everything completed at or before `target`.
     pub fn full(bounds: &Totals, target: DateTime<Utc>) -> Self {
         Self {
-            fresh: Totals::new(&bounds.duration_bounds, &bounds.delay_bounds),
+            fresh: bounds.empty_like(),
             done_upto: None,
             target,
             full: true,

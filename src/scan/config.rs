@@ -1,9 +1,13 @@
 //! The scanner's settings: every flag of `serve` and `scan --once` that tunes scanning,
 //! with its default, defined once.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+
+use super::learned::LearnedRules;
+use super::reasons::FailureRules;
 
 use crate::settings::{parse_bucket, parse_duration};
 
@@ -107,10 +111,41 @@ pub struct ScanConfig {
     #[arg(long, env = "SYNCWATCH_RETENTION", value_parser = parse_duration)]
     pub retention: Option<Duration>,
 
+    /// A connection is overdue when its latest scheduled (`cloud_task`) run was created
+    /// longer ago than this many times its learned interval between such runs.
+    #[arg(long, env = "SYNCWATCH_OVERDUE_FACTOR", default_value_t = 3.0)]
+    pub overdue_factor: f64,
+
+    /// A connection silent for longer than this is retired: no longer overdue, and its
+    /// learned schedule forgotten.
+    #[arg(long, env = "SYNCWATCH_OVERDUE_FORGET_AFTER", value_parser = parse_duration, default_value = "2d")]
+    pub overdue_forget_after: Duration,
+
+    /// A live run overruns when it has been in progress longer than this many times the
+    /// p95 of its connection's latest successful durations (and `--overrun-min`).
+    #[arg(long, env = "SYNCWATCH_OVERRUN_FACTOR", default_value_t = 3.0)]
+    pub overrun_factor: f64,
+
+    /// The shortest run that can count as overrunning.
+    #[arg(long, env = "SYNCWATCH_OVERRUN_MIN", value_parser = parse_duration, default_value = "5m")]
+    pub overrun_min: Duration,
+
+    /// YAML file of failure rules (`- {reason, owner, pattern}`, first match wins) that
+    /// classify failed runs for `connector_sync_failures_total`; the built-in rules when
+    /// unset. Read and checked at startup: a bad file stops the command with its line.
+    #[arg(long, env = "SYNCWATCH_FAILURE_RULES", value_parser = load_failure_rules)]
+    pub failure_rules: Option<Arc<FailureRules>>,
+
     /// Start from the saved totals (the store's checkpoint) when starting or gaining the
     /// lease, and save them after each baseline. Off for `scan --once`, which only reads.
     #[arg(skip = true)]
     pub checkpoint: bool,
+}
+
+fn load_failure_rules(path: &str) -> Result<Arc<FailureRules>, String> {
+    FailureRules::load(std::path::Path::new(path))
+        .map(Arc::new)
+        .map_err(|e| e.to_string())
 }
 
 impl Default for ScanConfig {
@@ -139,10 +174,34 @@ impl ScanConfig {
         if self.chunk_rows == 0 || self.chunk_connections == 0 {
             anyhow::bail!("--scan-chunk-rows and --scan-chunk-connections must be positive");
         }
+        for (name, factor) in [
+            ("--overdue-factor", self.overdue_factor),
+            ("--overrun-factor", self.overrun_factor),
+        ] {
+            if !(factor.is_finite() && factor >= 1.0) {
+                anyhow::bail!("{name} must be a number of at least 1");
+            }
+        }
         if self.retention.is_some_and(|r| r < self.late_commit_window) {
             anyhow::bail!("--retention must be at least --late-commit-window");
         }
         Ok(())
+    }
+
+    /// How the learned signals decide overdue and overrunning.
+    pub fn learned_rules(&self) -> LearnedRules {
+        let d = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+        LearnedRules {
+            overdue_factor: self.overdue_factor,
+            forget_after: d(self.overdue_forget_after),
+            overrun_factor: self.overrun_factor,
+            overrun_min: d(self.overrun_min),
+        }
+    }
+
+    /// The failure rules in force.
+    pub fn rules(&self) -> Arc<FailureRules> {
+        self.failure_rules.clone().unwrap_or_default()
     }
 
     /// The scanner statements' timeout, `None` when off.

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use uuid::Uuid;
 
+use super::learned::LearnedState;
 use crate::domain::Status;
 use crate::store::{ConnectionState, TerminalRun};
 
@@ -12,6 +13,8 @@ use crate::store::{ConnectionState, TerminalRun};
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Connections {
     pub by_id: HashMap<Uuid, ConnectionState>,
+    /// Each connection's learned schedule and usual duration.
+    pub learned: LearnedState,
 }
 
 impl Connections {
@@ -21,6 +24,7 @@ impl Connections {
                 .into_iter()
                 .map(|s| (s.workspace_connector_id, s))
                 .collect(),
+            learned: LearnedState::default(),
         }
     }
 
@@ -36,6 +40,8 @@ impl Connections {
     /// (a first start's walk, a restart from saved states), where a run may or may not be
     /// in the state already. Returns whether it was applied.
     pub fn add_run_if_newer(&mut self, run: &TerminalRun) -> bool {
+        // Learning is idempotent, so a run the state already reflects changes nothing.
+        self.learned.observe(run);
         let newer = self
             .by_id
             .get(&run.workspace_connector_id)
@@ -48,6 +54,7 @@ impl Connections {
 
     /// Apply a terminal run read after the baseline.
     pub fn add_run(&mut self, run: &TerminalRun) {
+        self.learned.observe(run);
         let entry = self
             .by_id
             .entry(run.workspace_connector_id)

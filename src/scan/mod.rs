@@ -13,8 +13,10 @@ mod build;
 mod config;
 mod connections;
 mod error;
+mod learned;
 mod publish;
 mod reaper;
+mod reasons;
 mod steady;
 mod totals;
 
@@ -27,7 +29,11 @@ use chrono::{DateTime, Utc};
 pub use config::ScanConfig;
 pub use connections::Connections;
 pub use error::ScanError;
+pub use learned::{
+    Learned, LearnedRules, LearnedSignals, LearnedState, Overdue, MIN_RUNS, SCHEDULE_RUNS,
+};
 pub use publish::{build_snapshot, SnapshotInputs};
+pub use reasons::{FailureRules, Owner, RulesError, BUILTIN_RULES, NO_ERROR_REASON, OTHER_REASON};
 pub use totals::{saved_with_connections, Totals, NO_TRIGGER};
 
 use build::{Anchor, Build, Chunks, Step, Walk};
@@ -36,6 +42,9 @@ use steady::{Steady, PRUNE_BATCH};
 use crate::clock::Clock;
 use crate::metrics::{LabelCapper, Metrics, Snapshot};
 use crate::store::{Leadership, Lease, Store, StuckCutoffs, TerminalRun};
+
+/// Live runs one scan reads one by one for the learned signals at most (oldest first).
+const ACTIVE_RUNS_READ: usize = 100_000;
 
 /// Told about every run the scanner sees finish (from its incremental reads only, so a
 /// restart does not replay the history). The OTLP exporter turns them into spans.
@@ -59,6 +68,9 @@ pub struct ScanReport {
     pub reaped: usize,
     /// Terminal runs deleted by retention in this scan.
     pub pruned: u64,
+    /// Connections whose latest runs are still to be read for the learned signals (a chunk
+    /// per scan after a start; until then they signal only from what this process saw).
+    pub learning: bool,
 }
 
 /// Where the scanner stands with the table.
@@ -193,12 +205,22 @@ impl Scanner {
             report.reaped = self.reap(now, after).await?;
         }
         let active = self.store.active_runs(&cutoffs).await?;
+        let live = self.store.active_run_list(ACTIVE_RUNS_READ).await?;
+        let signals = match self.phase.as_mut() {
+            Some(Phase::Steady(steady)) => {
+                let learned = &mut steady.connections.learned;
+                learned.observe_active(&live);
+                learned.signals(now, &live, &self.config.learned_rules())
+            }
+            _ => LearnedSignals::default(),
+        };
         // Until the build has caught up only the active-run gauges are exported: partial
         // counters would later jump and show as a burst of runs that never happened.
         let empty = (
-            Totals::new(
+            Totals::with_rules(
                 &self.config.duration_buckets,
                 &self.config.dispatch_delay_buckets,
+                self.config.rules(),
             ),
             Connections::default(),
         );
@@ -211,6 +233,7 @@ impl Scanner {
                 totals,
                 connections,
                 active: &active,
+                learned: &signals,
                 top_failing: self.config.top_failing_connections,
             },
             &mut self.capper,
@@ -227,11 +250,14 @@ impl Scanner {
             &self.config.duration_buckets,
             &self.config.dispatch_delay_buckets,
         );
+        let rules = self.config.rules();
         let saved = if self.config.checkpoint {
             self.store
                 .load_checkpoint()
                 .await?
-                .and_then(|(upto, text)| Some((upto, Totals::from_json(&text, durations, delays)?)))
+                .and_then(|(upto, text)| {
+                    Some((upto, Totals::from_json(&text, durations, delays, &rules)?))
+                })
         } else {
             None
         };
@@ -254,7 +280,7 @@ impl Scanner {
                 }
             }
             None => Build {
-                totals: Totals::new(durations, delays),
+                totals: Totals::with_rules(durations, delays, rules),
                 connections: Connections::default(),
                 done_upto: None,
                 first: None,
@@ -338,7 +364,13 @@ impl Scanner {
             anchor,
             next_anchor: None,
             chunks,
+            learn_queue: Vec::new(),
         });
+        // What each connection's history teaches is read after the catch-up, a chunk per
+        // scan, so a start (from a checkpoint or not) is not held up by it.
+        steady.learn_queue = steady.connections.by_id.keys().copied().collect();
+        steady.learn_queue.sort_unstable_by(|a, b| b.cmp(a));
+        report.learning = !steady.learn_queue.is_empty();
         if self.config.checkpoint {
             if let Err(e) = steady.save(&self.store).await {
                 self.metrics.maintenance_failed("checkpoint", &e);
@@ -397,6 +429,12 @@ impl Scanner {
                 }
             }
         }
+        if !state.learn_queue.is_empty() {
+            if let Err(e) = state.learn_step(&self.store).await {
+                self.metrics.maintenance_failed("learn", &e);
+            }
+        }
+        report.learning = !state.learn_queue.is_empty();
         if self.config.checkpoint && state.saved_at.elapsed() >= self.config.checkpoint_interval {
             if let Err(e) = state.save(&self.store).await {
                 self.metrics.maintenance_failed("checkpoint", &e);
@@ -445,27 +483,4 @@ impl Scanner {
 
 /// Shared by the scanner's unit tests.
 #[cfg(test)]
-pub(crate) mod test_support {
-    use chrono::DateTime;
-    use uuid::Uuid;
-
-    use crate::domain::Status;
-    use crate::store::TerminalRun;
-
-    pub fn run(connector: &str, status: Status, secs: Option<f64>, at: i64) -> TerminalRun {
-        TerminalRun {
-            id: Uuid::new_v4(),
-            workspace_connector_id: Uuid::from_u128(at as u128 % 3),
-            connector_slug: connector.into(),
-            trigger_type: Some("manual".into()),
-            status,
-            duration_seconds: secs,
-            dispatch_delay_seconds: secs.map(|_| 0.7),
-            records_synced: Some(10.0),
-            completed_at: DateTime::from_timestamp(at, 0).unwrap(),
-            created_at: DateTime::from_timestamp(at - 60, 0).unwrap(),
-            started_at: None,
-            error: None,
-        }
-    }
-}
+pub(crate) mod test_support;

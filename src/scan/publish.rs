@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
+use super::learned::LearnedSignals;
 use super::{Connections, Totals};
 use crate::domain::Status;
 use crate::metrics::{HistogramData, LabelCapper, Snapshot};
@@ -15,6 +16,7 @@ pub struct SnapshotInputs<'a> {
     pub totals: &'a Totals,
     pub connections: &'a Connections,
     pub active: &'a [ActiveGroup],
+    pub learned: &'a LearnedSignals,
     pub top_failing: usize,
 }
 
@@ -35,6 +37,8 @@ pub fn build_snapshot(inputs: &SnapshotInputs<'_>, capper: &mut LabelCapper) -> 
         .map(|(c, _, _)| c)
         .chain(inputs.active.iter().map(|a| &a.connector_slug))
         .chain(inputs.connections.by_id.values().map(|c| &c.connector_slug))
+        .chain(inputs.learned.overdue.iter().map(|o| &o.connector))
+        .chain(inputs.learned.overrunning.iter().map(|(c, _)| c))
         .collect();
     connectors.sort();
     connectors.dedup();
@@ -71,6 +75,30 @@ pub fn build_snapshot(inputs: &SnapshotInputs<'_>, capper: &mut LabelCapper) -> 
             status.as_str().to_owned(),
         );
         *snap.runs.entry(key).or_default() += count;
+    }
+    // Every reason zero-filled for each (connector, trigger) seen, so the first failure of
+    // a kind shows as an increase.
+    let pairs: std::collections::BTreeSet<(&str, &str)> = totals
+        .runs
+        .keys()
+        .map(|(c, t, _)| (c.as_str(), t.as_str()))
+        .collect();
+    for (connector, trigger) in pairs {
+        let connector = label(connector);
+        for (reason, owner) in totals.rules.reasons() {
+            let key = (
+                connector.clone(),
+                trigger.to_owned(),
+                reason.clone(),
+                owner.as_str().to_owned(),
+            );
+            snap.failures.insert(key, 0);
+        }
+    }
+    for ((connector, trigger, reason), count) in &totals.failures {
+        let owner = totals.rules.owner(reason).as_str().to_owned();
+        let key = (label(connector), trigger.clone(), reason.clone(), owner);
+        *snap.failures.entry(key).or_default() += count;
     }
     for ((connector, trigger, status), histogram) in &totals.durations {
         let key = (
@@ -119,6 +147,10 @@ pub fn build_snapshot(inputs: &SnapshotInputs<'_>, capper: &mut LabelCapper) -> 
     let mut failing: Vec<&ConnectionState> = Vec::new();
     for state in inputs.connections.by_id.values() {
         let connector = label(&state.connector_slug);
+        snap.overdue_connections
+            .entry(connector.clone())
+            .or_insert(0);
+        snap.overrunning.entry(connector.clone()).or_insert(0);
         let count = snap.failing_connections.entry(connector).or_insert(0);
         if state.last_status == Status::Error {
             *count += 1;
@@ -139,6 +171,34 @@ pub fn build_snapshot(inputs: &SnapshotInputs<'_>, capper: &mut LabelCapper) -> 
                 state.workspace_connector_id.to_string(),
             ),
             state.consecutive_failures,
+        );
+    }
+    for group in inputs.active {
+        let connector = label(&group.connector_slug);
+        snap.overdue_connections
+            .entry(connector.clone())
+            .or_insert(0);
+        snap.overrunning.entry(connector).or_insert(0);
+    }
+    for (connector, count) in &inputs.learned.overrunning {
+        *snap.overrunning.entry(label(connector)).or_default() += count;
+    }
+    let mut overdue: Vec<_> = inputs.learned.overdue.iter().collect();
+    for o in &overdue {
+        *snap
+            .overdue_connections
+            .entry(label(&o.connector))
+            .or_default() += 1;
+    }
+    overdue.sort_by(|a, b| {
+        b.past_due_seconds
+            .total_cmp(&a.past_due_seconds)
+            .then(a.workspace_connector_id.cmp(&b.workspace_connector_id))
+    });
+    for o in overdue.into_iter().take(inputs.top_failing) {
+        snap.overdue_seconds.insert(
+            (label(&o.connector), o.workspace_connector_id.to_string()),
+            o.past_due_seconds,
         );
     }
     (snap, overflowed)
@@ -162,6 +222,7 @@ mod tests {
                 totals: &totals,
                 connections: &connections,
                 active: &[],
+                learned: &LearnedSignals::default(),
                 top_failing: 5,
             },
             &mut capper,

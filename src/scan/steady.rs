@@ -45,6 +45,9 @@ pub(super) struct Steady {
     /// The next anchor, taken one horizon after the current one.
     pub next_anchor: Option<Anchor>,
     pub chunks: Chunks,
+    /// Connections whose latest runs are still to be read for the learned state (after a
+    /// start), a chunk per scan.
+    pub learn_queue: Vec<Uuid>,
 }
 
 impl Steady {
@@ -62,6 +65,26 @@ impl Steady {
             new.push(run);
         }
         new
+    }
+
+    /// Read the latest runs of the next chunk of connections still to learn (after a
+    /// start): the learned state then covers their history, not only what this process
+    /// has seen. On failure they stay queued.
+    pub async fn learn_step(&mut self, store: &Store) -> Result<(), StoreError> {
+        let n = self.learn_queue.len().min(self.chunks.connections);
+        let ids = self.learn_queue.split_off(self.learn_queue.len() - n);
+        match store.recent_runs(&ids).await {
+            Ok(recent) => {
+                for run in &recent {
+                    self.connections.learned.restore(run);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.learn_queue.extend(ids);
+                Err(e)
+            }
+        }
     }
 
     /// Move the window: runs at or before `low` are settled.

@@ -2,9 +2,11 @@
 //! their saved (checkpoint) form. Pure: no I/O, unit-tested.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use super::reasons::FailureRules;
 use crate::domain::Status;
 use crate::metrics::HistogramData;
 use crate::store::{TerminalAggregate, TerminalRun};
@@ -13,6 +15,8 @@ use crate::store::{TerminalAggregate, TerminalRun};
 pub const NO_TRIGGER: &str = "none";
 
 type RunKey = (String, String, Status);
+/// (connector, trigger, reason).
+type FailureKey = (String, String, String);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Totals {
@@ -24,10 +28,22 @@ pub struct Totals {
     pub records: HashMap<String, f64>,
     pub last_success: HashMap<String, DateTime<Utc>>,
     pub last_failure: HashMap<String, DateTime<Utc>>,
+    /// Failed runs by reason; per (connector, trigger) they sum to the `error` runs.
+    pub failures: HashMap<FailureKey, u64>,
+    pub(crate) rules: Arc<FailureRules>,
 }
 
 impl Totals {
+    /// Empty totals, failures classified by the built-in rules.
     pub fn new(duration_bounds: &[f64], delay_bounds: &[f64]) -> Self {
+        Self::with_rules(duration_bounds, delay_bounds, Arc::default())
+    }
+
+    pub fn with_rules(
+        duration_bounds: &[f64],
+        delay_bounds: &[f64],
+        rules: Arc<FailureRules>,
+    ) -> Self {
         Self {
             duration_bounds: duration_bounds.to_vec(),
             delay_bounds: delay_bounds.to_vec(),
@@ -37,7 +53,26 @@ impl Totals {
             records: HashMap::new(),
             last_success: HashMap::new(),
             last_failure: HashMap::new(),
+            failures: HashMap::new(),
+            rules,
         }
+    }
+
+    /// Empty totals with the same bucket bounds and rules.
+    pub fn empty_like(&self) -> Self {
+        Self::with_rules(
+            &self.duration_bounds,
+            &self.delay_bounds,
+            self.rules.clone(),
+        )
+    }
+
+    fn note_failures(&mut self, connector: &str, trigger: &str, error: Option<&str>, runs: u64) {
+        let reason = self.rules.classify(error).to_owned();
+        *self
+            .failures
+            .entry((connector.to_owned(), trigger.to_owned(), reason))
+            .or_default() += runs;
     }
 
     fn note_completion(&mut self, connector: &str, status: Status, at: DateTime<Utc>) {
@@ -60,6 +95,14 @@ impl Totals {
             .unwrap_or_else(|| NO_TRIGGER.into());
         let key = (row.connector_slug.clone(), trigger.clone(), row.status);
         *self.runs.entry(key.clone()).or_default() += row.runs;
+        if row.status == Status::Error {
+            self.note_failures(
+                &row.connector_slug,
+                &trigger,
+                row.error.as_deref(),
+                row.runs,
+            );
+        }
         let durations = HistogramData {
             bounds: self.duration_bounds.clone(),
             cumulative: row.duration_buckets.clone(),
@@ -94,6 +137,9 @@ impl Totals {
             .unwrap_or_else(|| NO_TRIGGER.into());
         let key = (run.connector_slug.clone(), trigger.clone(), run.status);
         *self.runs.entry(key.clone()).or_default() += 1;
+        if run.status == Status::Error {
+            self.note_failures(&run.connector_slug, &trigger, run.error.as_deref(), 1);
+        }
         let durations = self
             .durations
             .entry(key)
@@ -147,20 +193,28 @@ impl Totals {
                 .iter()
                 .map(|(c, t)| (c.clone(), *t))
                 .collect(),
+            rules_digest: self.rules.digest().to_owned(),
+            failures: self
+                .failures
+                .iter()
+                .map(|((c, t, r), n)| (c.clone(), t.clone(), r.clone(), *n))
+                .collect(),
         };
         serde_json::to_string(&saved).unwrap_or_default()
     }
 
     /// Totals saved by [`Totals::to_json`], and whether the connection states were saved
-    /// with them, if they parse and were computed with these bucket bounds (otherwise they
-    /// cannot be continued and the totals are built again).
+    /// with them, if they parse and were computed with these bucket bounds and failure
+    /// rules (otherwise they cannot be continued and the totals are built again).
     pub fn from_json(
         text: &str,
         duration_bounds: &[f64],
         delay_bounds: &[f64],
+        rules: &Arc<FailureRules>,
     ) -> Option<(Self, bool)> {
         let saved: SavedTotals = serde_json::from_str(text).ok()?;
         let consistent = saved.version == SAVED_VERSION
+            && saved.rules_digest == rules.digest()
             && saved.duration_bounds == duration_bounds
             && saved.delay_bounds == delay_bounds
             && saved
@@ -174,7 +228,12 @@ impl Totals {
         if !consistent {
             return None;
         }
-        let mut totals = Totals::new(duration_bounds, delay_bounds);
+        let mut totals = Totals::with_rules(duration_bounds, delay_bounds, rules.clone());
+        totals.failures = saved
+            .failures
+            .into_iter()
+            .map(|(c, t, r, n)| ((c, t, r), n))
+            .collect();
         totals.runs = saved
             .runs
             .into_iter()
@@ -214,6 +273,10 @@ impl Totals {
                 .or_insert_with(|| HistogramData::empty(&fresh.delay_bounds))
                 .max_with(value);
         }
+        for (key, value) in &fresh.failures {
+            let mine = self.failures.entry(key.clone()).or_default();
+            *mine = (*mine).max(*value);
+        }
         for (key, value) in &fresh.records {
             let mine = self.records.entry(key.clone()).or_default();
             *mine = mine.max(*value);
@@ -238,7 +301,8 @@ pub fn saved_with_connections(text: &str) -> bool {
     serde_json::from_str::<Flag>(text).is_ok_and(|f| f.connections_saved)
 }
 
-const SAVED_VERSION: u32 = 1;
+/// 2: failures by reason, and the digest of the rules that classified them.
+const SAVED_VERSION: u32 = 2;
 
 /// The checkpoint's JSON form of [`Totals`] (map keys are tuples, so entries are lists).
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -255,6 +319,8 @@ struct SavedTotals {
     records: Vec<(String, f64)>,
     last_success: Vec<(String, DateTime<Utc>)>,
     last_failure: Vec<(String, DateTime<Utc>)>,
+    rules_digest: String,
+    failures: Vec<(String, String, String, u64)>,
 }
 
 #[cfg(test)]

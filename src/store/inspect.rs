@@ -123,6 +123,12 @@ fn wanted_indexes(map: &TableMap) -> Vec<WantedIndex> {
             predicate: "completed_at is not null",
         },
         WantedIndex {
+            purpose: "scanner: each connection's latest runs by creation",
+            suffix: "connection_created",
+            columns: vec![connection.clone(), "created_at".into()],
+            predicate: "deleted_at is null",
+        },
+        WantedIndex {
             purpose: "scanner: active runs",
             suffix: "active",
             columns: columns(&["status", "created_at"]),
@@ -302,7 +308,7 @@ mod tests {
         let found = description(&all_columns(), &[("pk", &["id"])]);
         let report = check_table(Backend::Postgres, &map, &found);
         assert!(report.can_run, "{:?}", report.lines);
-        assert_eq!(report.create_index.len(), 5);
+        assert_eq!(report.create_index.len(), 6);
         assert!(report.create_index[1].starts_with(
             "create index concurrently if not exists \
              \"syncwatch_workspace_connector_sync_log_connection_terminal_idx\" on \
@@ -318,6 +324,7 @@ mod tests {
                     "b",
                     &["workspace_connector_id", "completed_at", "id", "status"],
                 ),
+                ("b2", &["workspace_connector_id", "created_at", "id"]),
                 ("c", &["status", "created_at"]),
                 ("d", &["workspace_connector_sync_log_id"]),
                 ("e", &["created_at", "workspace_connector_sync_log_id"]),
@@ -331,7 +338,7 @@ mod tests {
             check_table(Backend::Sqlite, &map, &found)
                 .create_index
                 .len(),
-            5
+            6
         );
     }
 

@@ -10,6 +10,7 @@ mod cursor;
 mod dialect;
 mod error;
 mod inspect;
+mod learned_reads;
 mod lease;
 mod observed;
 mod postgres;
@@ -34,12 +35,13 @@ pub use cursor::Cursor;
 pub use dialect::UNKNOWN_CONNECTOR;
 pub use error::StoreError;
 pub use inspect::{check_table, CheckReport, ColumnInfo, TableDescription};
+pub use learned_reads::{ActiveRun, RecentRun};
 pub use lease::{Leadership, Lease, LEASE_KEY};
 pub use observed::ObservedStore;
 pub use postgres::{create_schema, schema_exists};
 pub use scanner_reads::{
     postgres_scanner_queries, ActiveGroup, ConnectionState, StuckCutoffs, TerminalAggregate,
-    TerminalRun,
+    TerminalRun, ERROR_PREFIX_CHARS,
 };
 pub use sql_store::SqlStore;
 pub use table::{ConnectorSource, Ident, TableMap, DEFAULT_CONNECTION_COLUMN, DEFAULT_TABLE};
@@ -234,6 +236,14 @@ pub trait SyncLogStore: Send + Sync + 'static {
 
     /// Ids of live runs that are stuck by `cutoffs` (at most 1000, oldest first).
     async fn stuck_runs(&self, cutoffs: &StuckCutoffs) -> Result<Vec<Uuid>>;
+
+    /// Live runs in progress and live `cloud_task` runs, one by one (at most `limit`,
+    /// oldest first), for the learned schedules and durations.
+    async fn active_run_list(&self, limit: usize) -> Result<Vec<ActiveRun>>;
+
+    /// The latest scheduled and successful runs of each of `ids` (see
+    /// [`RecentRun`]), to rebuild what the scanner learned about them.
+    async fn recent_runs(&self, ids: &[Uuid]) -> Result<Vec<RecentRun>>;
 
     /// The scanner's saved totals: the point they are settled up to, and their JSON.
     async fn load_checkpoint(&self) -> Result<Option<(DateTime<Utc>, String)>>;

@@ -10,9 +10,9 @@ use uuid::Uuid;
 
 use super::inspect::TableDescription;
 use super::{
-    ActiveGroup, Backend, Change, ConnectionState, ListFilter, Page, Result, SchemaStatus,
-    StateSource, StatusFilter, Store, StoreError, StuckCutoffs, SyncLogStore, TerminalAggregate,
-    TerminalRun,
+    ActiveGroup, ActiveRun, Backend, Change, ConnectionState, ListFilter, Page, RecentRun, Result,
+    SchemaStatus, StateSource, StatusFilter, Store, StoreError, StuckCutoffs, SyncLogStore,
+    TerminalAggregate, TerminalRun,
 };
 use crate::domain::{ConnectorStatus, NewSyncLog, SyncLog};
 
@@ -158,6 +158,14 @@ impl SyncLogStore for ObservedStore {
 
     async fn stuck_runs(&self, cutoffs: &StuckCutoffs) -> Result<Vec<Uuid>> {
         self.table.stuck_runs(cutoffs).await
+    }
+
+    async fn active_run_list(&self, limit: usize) -> Result<Vec<ActiveRun>> {
+        self.table.active_run_list(limit).await
+    }
+
+    async fn recent_runs(&self, ids: &[Uuid]) -> Result<Vec<RecentRun>> {
+        self.table.recent_runs(ids).await
     }
 
     async fn load_checkpoint(&self) -> Result<Option<(DateTime<Utc>, String)>> {

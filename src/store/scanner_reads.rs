@@ -28,7 +28,13 @@ pub struct TerminalAggregate {
     pub delay_buckets: Vec<u64>,
     pub records_synced: f64,
     pub last_completed_at: Option<DateTime<Utc>>,
+    /// The failed runs' `error` (its first [`ERROR_PREFIX_CHARS`] characters): failed runs
+    /// are grouped by it, so each group's failure reason can be told.
+    pub error: Option<String>,
 }
+
+/// Characters of `error` the aggregates group failed runs by.
+pub const ERROR_PREFIX_CHARS: usize = 1024;
 
 /// One terminal run, for the incremental scan.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +51,8 @@ pub struct TerminalRun {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub error: Option<String>,
+    /// Soft-deleted (it stays counted; it teaches the learned schedules nothing).
+    pub deleted: bool,
 }
 
 /// The latest terminal run of one connection and the failures since its last success.
@@ -131,13 +139,16 @@ pub fn aggregate_sql(
            count(started_at) as delay_count, \
            coalesce(sum(case when started_at is not null then {delay} end), 0.0) as delay_sum, \
            coalesce(sum({records}), 0.0) as records_synced, \
-           max(completed_at) as last_completed_at{buckets} \
+           max(completed_at) as last_completed_at, {error} as error{buckets} \
          from {src} \
          where completed_at is not null and completed_at <= $1{lower} \
-         group by connector_slug, trigger_type, status",
+         group by connector_slug, trigger_type, status, {error}",
         records = d.records_synced,
         src = t.source(d, "s"),
         lower = if after { " and completed_at > $2" } else { "" },
+        error = format_args!(
+            "case when status = 'error' then substr(error, 1, {ERROR_PREFIX_CHARS}) end"
+        ),
     )
 }
 
@@ -148,7 +159,8 @@ pub fn terminal_after_sql(d: &Dialect, t: &TableMap, upto: bool) -> String {
         "select workspace_connector_sync_log_id, workspace_connector_id, connector_slug, \
            trigger_type, status, duration_ms, \
            case when started_at is not null then {delay} end as delay_seconds, \
-           {records} as records_synced, completed_at, created_at, started_at, error \
+           {records} as records_synced, completed_at, created_at, started_at, error, \
+           case when deleted_at is not null then 1 else 0 end as deleted \
          from {src} \
          where completed_at is not null and completed_at > $1{upper} \
          order by completed_at",
@@ -362,8 +374,9 @@ pub fn decode_aggregate(
         delay_sum_seconds: row.float_or_zero(7)?,
         records_synced: row.float_or_zero(8)?,
         last_completed_at: row.timestamp(9)?,
-        duration_buckets: buckets(10, duration_bounds.len())?,
-        delay_buckets: buckets(10 + duration_bounds.len(), delay_bounds.len())?,
+        error: row.text(10)?,
+        duration_buckets: buckets(11, duration_bounds.len())?,
+        delay_buckets: buckets(11 + duration_bounds.len(), delay_bounds.len())?,
     })
 }
 
@@ -382,6 +395,7 @@ pub fn decode_terminal_run(row: &impl Columns) -> Result<TerminalRun> {
         created_at: row.timestamp_req(9)?,
         started_at: row.timestamp(10)?,
         error: row.text(11)?,
+        deleted: row.int(12)?.unwrap_or(0) != 0,
     })
 }
 

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::dialect::{Columns, Engine, Param, PoolKind};
 use super::inspect::{self, TableDescription};
+use super::learned_reads::{self, ActiveRun, RecentRun};
 use super::scanner_reads::{
     self, ActiveGroup, ConnectionState, StuckCutoffs, TerminalAggregate, TerminalRun,
 };
@@ -377,6 +378,25 @@ impl<E: Engine> SyncLogStore for SqlStore<E> {
             )
             .await?;
         rows.iter().map(|row| row.uuid_req(0)).collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn active_run_list(&self, limit: usize) -> Result<Vec<ActiveRun>> {
+        let sql = learned_reads::active_runs_sql(E::DIALECT, &self.table);
+        let params = vec![Param::Int(limit.min(i64::MAX as usize) as i64)];
+        self.scan_decoded(&sql, params, learned_reads::decode_active_run)
+            .await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn recent_runs(&self, ids: &[Uuid]) -> Result<Vec<RecentRun>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = learned_reads::recent_runs_sql(E::DIALECT, &self.table, ids.len());
+        let params = ids.iter().map(|id| Param::from(*id)).collect();
+        self.scan_decoded(&sql, params, learned_reads::decode_recent_run)
+            .await
     }
 
     #[tracing::instrument(skip_all)]

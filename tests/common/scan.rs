@@ -4,9 +4,10 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use sqlx::Connection;
 use syncwatch::clock::Clock;
 use syncwatch::metrics::{Metrics, Snapshot};
-use syncwatch::scan::{ScanConfig, Scanner};
+use syncwatch::scan::{FailureRules, ScanConfig, Scanner};
 use syncwatch::store::Lease;
 use uuid::Uuid;
 
@@ -66,6 +67,32 @@ pub fn lit(ts: Option<DateTime<Utc>>) -> String {
     })
 }
 
+/// The error texts of failed rows (chosen by creation time): one per built-in failure
+/// reason, one no rule matches, none at all, and one whose match lies past the prefix the
+/// rules read.
+const ERRORS: &[Option<&str>] = &[
+    Some("HTTP 401 Unauthorized: token revoked"),
+    Some("429 Too Many Requests"),
+    Some("request timed out after 30s"),
+    Some("upstream returned status 503"),
+    Some("read ECONNRESET"),
+    Some("failed to parse the response"),
+    Some("it's broken"),
+    None,
+    Some(LONG_ERROR),
+];
+const LONG_ERROR: &str = concat!(
+    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    "then a 429",
+);
+
 /// The same SQL works on both stores: explicit ids, ISO-8601 timestamps.
 pub async fn insert(db: &TestDb, row: &Row<'_>) {
     let duration = match (row.started, row.completed) {
@@ -73,9 +100,10 @@ pub async fn insert(db: &TestDb, row: &Row<'_>) {
         _ => "null".into(),
     };
     let error = if row.status == "error" {
-        "'failed'"
+        ERRORS[row.created.timestamp().rem_euclid(ERRORS.len() as i64) as usize]
+            .map_or("null".into(), |e| format!("'{}'", e.replace('\'', "''")))
     } else {
-        "null"
+        "null".into()
     };
     let metadata = row
         .records
@@ -150,6 +178,7 @@ pub async fn assert_snapshot_matches_sql(db: &TestDb, snapshot: &Snapshot, bucke
             );
         }
     }
+    assert_failures_match_sql(db, snapshot).await;
     let total: u64 = snapshot.runs.values().sum();
     let terminal = db
         .scalar_i64(
@@ -167,3 +196,65 @@ pub async fn assert_snapshot_matches_sql(db: &TestDb, snapshot: &Snapshot, bucke
         assert_eq!(*value as i64, count, "active {connector}/{status}");
     }
 }
+
+/// Failures by reason: every failed run in the table classified one by one (the built-in
+/// rules), counted per (connector, trigger, reason), equal to the snapshot's; and per
+/// (connector, trigger) the reasons sum to the error runs.
+pub async fn assert_failures_match_sql(db: &TestDb, snapshot: &Snapshot) {
+    use std::collections::BTreeMap;
+    let rules = FailureRules::default();
+    let rows: Vec<(String, Option<String>, Option<String>)> = match db.backend {
+        super::Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(db.url.expose()).await.unwrap();
+            sqlx::query_as(FAILED_ROWS)
+                .fetch_all(&mut conn)
+                .await
+                .unwrap()
+        }
+        super::Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(db.url.expose())
+                .await
+                .unwrap();
+            sqlx::query_as(FAILED_ROWS)
+                .fetch_all(&mut conn)
+                .await
+                .unwrap()
+        }
+    };
+    let mut want: BTreeMap<(String, String, String), u64> = BTreeMap::new();
+    for (connector, trigger, error) in &rows {
+        let key = (
+            connector.clone(),
+            trigger.clone().unwrap_or_else(|| "none".into()),
+            rules.classify(error.as_deref()).to_owned(),
+        );
+        *want.entry(key).or_default() += 1;
+    }
+    let got: BTreeMap<(String, String, String), u64> = snapshot
+        .failures
+        .iter()
+        .filter(|(_, v)| **v > 0)
+        .map(|((c, t, r, o), v)| {
+            assert_eq!(o, rules.owner(r).as_str(), "owner of {r}");
+            ((c.clone(), t.clone(), r.clone()), *v)
+        })
+        .collect();
+    assert_eq!(got, want, "failures by reason");
+    for ((connector, trigger, status), runs) in &snapshot.runs {
+        if status == "error" {
+            let by_reason: u64 = snapshot
+                .failures
+                .iter()
+                .filter(|((c, t, _, _), _)| c == connector && t == trigger)
+                .map(|(_, v)| v)
+                .sum();
+            assert_eq!(
+                by_reason, *runs,
+                "reasons sum to the errors of {connector}/{trigger}"
+            );
+        }
+    }
+}
+
+const FAILED_ROWS: &str = "select connector_slug, trigger_type, error \
+     from workspace_connector_sync_log where completed_at is not null and status = 'error'";

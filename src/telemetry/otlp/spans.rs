@@ -186,6 +186,7 @@ mod tests {
             created_at: created,
             started_at: None,
             error: Some("dispatch failed".into()),
+            deleted: false,
         };
         let span = run_span(&run);
         assert_eq!(span.trace_id, id.as_bytes().to_vec());
