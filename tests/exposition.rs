@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::scan::{insert, Row};
 use common::{require_tool, Backend, TestApp};
 
 use syncwatch::clock::SystemClock;
@@ -47,6 +48,17 @@ async fn exposition_passes_promtool_check_metrics(app: &TestApp) {
         app.run_in_status("hubspot", status).await;
     }
     app.get("/v1/sync-logs").await;
+    // A connection on a one-minute schedule that stopped ten minutes ago: overdue.
+    let connection = uuid::Uuid::new_v4();
+    let stopped = chrono::Utc::now() - chrono::Duration::minutes(10);
+    for i in 0..6 {
+        let created = stopped - chrono::Duration::minutes(i);
+        let mut row = Row::new("hubspot", "success", created);
+        row.connection = connection;
+        row.started = Some(created + chrono::Duration::seconds(1));
+        row.completed = Some(created + chrono::Duration::seconds(30));
+        insert(&app.db, &row).await;
+    }
     let metrics = Metrics::new();
     let mut scanner = Scanner::new(
         app.db.store.clone(),
@@ -55,7 +67,13 @@ async fn exposition_passes_promtool_check_metrics(app: &TestApp) {
         Arc::new(SystemClock),
         metrics.clone(),
     );
-    scanner.scan_once().await.unwrap();
+    // Until caught up, and each connection's latest runs read (the learned signals).
+    loop {
+        let report = scanner.scan_once().await.unwrap();
+        if !report.building && !report.learning {
+            break;
+        }
+    }
     metrics
         .http_requests
         .with_label_values(&["/v1/sync-logs", "GET", "200"])

@@ -730,8 +730,42 @@ async fn sqlite_table_with_other_names_is_observed_through_the_same_reads() {
     .into_iter()
     .collect();
     assert_eq!(runs, want, "{text}");
+    // check reads SQLite's catalogue the same way: every column found, the wanted indexes
+    // as statements (no CONCURRENTLY on SQLite), the unique public id index found.
+    let flags = [
+        "--table",
+        "sync_runs",
+        "--connection-column",
+        "connection_id",
+        "--connector-from",
+        "metadata:connector_slug",
+    ];
+    let (ok, out) = check(db.url.expose(), &flags);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("column connection_id (the connection): ok, TEXT"),
+        "{out}"
+    );
+    assert!(
+        out.contains("index for API: a run by its public id: ok"),
+        "{out}"
+    );
+    let statements: Vec<&str> = out
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("create index if not exists"))
+        .collect();
+    assert_eq!(statements.len(), 5, "{out}");
+    for statement in &statements {
+        db.execute(statement).await;
+    }
+    let (ok, out) = check(db.url.expose(), &flags);
+    assert!(ok && !out.contains("missing"), "{out}");
     let schema = db
-        .scalar_i64("select count(*) from sqlite_master where name like 'syncwatch%' or name = '_sqlx_migrations'")
+        .scalar_i64(
+            "select count(*) from sqlite_master where type = 'table' \
+             and (name like 'syncwatch%' or name = '_sqlx_migrations')",
+        )
         .await;
     assert_eq!(
         schema, 0,
