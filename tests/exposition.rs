@@ -174,3 +174,92 @@ async fn one_postgres_replica_leads_and_another_takes_over_without_a_drop() {
     ));
     app.cleanup().await;
 }
+
+/// `/metrics` of the real binary, as Prometheus asks for it (`Accept-Encoding: gzip`) and
+/// as a plain client does: the gzip body is smaller, says so in its headers, reads back
+/// (both gzip members) as the same exposition, and passes `promtool check metrics`.
+#[tokio::test]
+async fn the_scrape_is_gzipped_when_the_scraper_accepts_it() {
+    use std::io::Read;
+    let Some(promtool) = require_tool("promtool") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("gzip.db").display());
+    let server = common::Server::start(&url, &["--scan-interval", "200ms"]).await;
+    let client = reqwest::Client::new();
+    for slug in ["hubspot", "stripe"] {
+        let row: serde_json::Value = client
+            .post(format!("{}/v1/sync-logs", server.api))
+            .json(
+                &serde_json::json!({"workspace_connector_id": uuid::Uuid::new_v4(),
+                                      "connector_slug": slug, "status": "in_progress"}),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = common::run_id(&row);
+        client
+            .post(format!("{}/v1/sync-logs/{id}/fail", server.api))
+            .json(&serde_json::json!({"error": "HTTP 429"}))
+            .send()
+            .await
+            .unwrap();
+    }
+    common::wait_until("both runs exported", Duration::from_secs(20), async || {
+        common::family_sum(&server.scrape().await, "connector_sync_failures_total") == 2.0
+    })
+    .await;
+    let scrape = |gzip: bool| {
+        let client = client.clone();
+        let url = format!("{}/metrics", server.metrics);
+        async move {
+            let mut request = client.get(url);
+            if gzip {
+                request = request.header("Accept-Encoding", "gzip");
+            }
+            let response = request.send().await.unwrap();
+            let headers = response.headers().clone();
+            (headers, response.bytes().await.unwrap().to_vec())
+        }
+    };
+    let (plain_headers, plain) = scrape(false).await;
+    let (gzip_headers, gzipped) = scrape(true).await;
+    assert!(plain_headers.get("content-encoding").is_none());
+    assert_eq!(gzip_headers["content-encoding"], "gzip");
+    assert_eq!(gzip_headers["vary"], "Accept-Encoding");
+    assert_eq!(
+        gzip_headers["content-length"].to_str().unwrap(),
+        gzipped.len().to_string()
+    );
+    assert!(
+        gzipped.len() * 4 < plain.len(),
+        "gzip {} bytes, plain {}",
+        gzipped.len(),
+        plain.len()
+    );
+    let mut unzipped = String::new();
+    flate2::read::MultiGzDecoder::new(&gzipped[..])
+        .read_to_string(&mut unzipped)
+        .unwrap();
+    // The domain section is the same stored text; self metrics may move between scrapes.
+    let domain = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.contains("connector_sync_"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let plain = String::from_utf8(plain).unwrap();
+    assert_eq!(domain(&unzipped), domain(&plain));
+    assert!(
+        unzipped.contains("syncwatch_exposition_series "),
+        "the self metrics are there too"
+    );
+    for text in [&plain, &unzipped] {
+        let (ok, said) = promtool_check_metrics(&promtool, text);
+        assert!(ok && said.trim().is_empty(), "promtool: {said}");
+    }
+}

@@ -2,19 +2,21 @@
 //! from the scanner's latest [`Snapshot`], read at scrape time by a `Collector`; self
 //! metrics are ordinary instruments updated where the work happens.
 
+mod exposition;
 mod labels;
 mod server;
 mod snapshot;
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
-use prometheus::core::{Collector, Desc};
+use prometheus::core::Collector;
 use prometheus::proto::MetricFamily;
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
+pub use exposition::{accepts_gzip, Exposition};
 pub use labels::{LabelCapper, OVERFLOW_LABEL};
 pub use server::MetricsServer;
 pub use snapshot::{Family, HistogramData, Snapshot, DOMAIN_FAMILIES};
@@ -41,8 +43,10 @@ const HTTP_BUCKETS: &[f64] = &[
 /// The registry and every self-metric instrument; clones share them.
 #[derive(Clone)]
 pub struct Metrics {
+    /// The self metrics (the domain metrics are the published snapshot's).
     registry: Registry,
-    snapshot: Arc<RwLock<Arc<Snapshot>>>,
+    published: Arc<RwLock<Arc<Published>>>,
+    encoder: Arc<OnceLock<std::sync::mpsc::Sender<Arc<Published>>>>,
     pub up: IntGauge,
     pub last_scan_duration: Gauge,
     pub last_scan_success: Gauge,
@@ -55,12 +59,29 @@ pub struct Metrics {
     pub maintenance_errors: IntCounterVec,
     pub last_repair_success: Gauge,
     pub pruned_runs: IntCounter,
+    pub exposition_series: IntGauge,
+    pub exposition_bytes: IntGaugeVec,
+}
+
+/// A published snapshot and, once encoded, its exposition.
+struct Published {
+    snapshot: Arc<Snapshot>,
+    exposition: OnceLock<Arc<Exposition>>,
+}
+
+impl Published {
+    fn new(snapshot: Snapshot) -> Arc<Self> {
+        Arc::new(Self {
+            snapshot: Arc::new(snapshot),
+            exposition: OnceLock::new(),
+        })
+    }
 }
 
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
-        let snapshot = Arc::new(RwLock::new(Arc::new(Snapshot::default())));
+        let published = Arc::new(RwLock::new(Published::new(Snapshot::default())));
         let up = IntGauge::new(
             "syncwatch_up",
             "1 if the last scan succeeded (the store answered every query), 0 if it failed.",
@@ -150,8 +171,24 @@ impl Metrics {
         )
         .expect("valid metric");
 
+        let exposition_series = IntGauge::new(
+            "syncwatch_exposition_series",
+            "Samples in the domain section of the last published snapshot's exposition (each histogram bucket, sum and count is one): the cardinality scrapes pay for.",
+        )
+        .expect("valid metric");
+        let exposition_bytes = IntGaugeVec::new(
+            Opts::new(
+                "syncwatch_exposition_bytes",
+                "Bytes of the domain section of the last published snapshot's exposition, by encoding (identity, gzip).",
+            ),
+            &["encoding"],
+        )
+        .expect("valid metric");
+        for encoding in ["identity", "gzip"] {
+            exposition_bytes.with_label_values(&[encoding]);
+        }
+
         let collectors: Vec<Box<dyn Collector>> = vec![
-            Box::new(DomainCollector::new(snapshot.clone())),
             Box::new(up.clone()),
             Box::new(last_scan_duration.clone()),
             Box::new(last_scan_success.clone()),
@@ -165,6 +202,8 @@ impl Metrics {
             Box::new(maintenance_errors.clone()),
             Box::new(last_repair_success.clone()),
             Box::new(pruned_runs.clone()),
+            Box::new(exposition_series.clone()),
+            Box::new(exposition_bytes.clone()),
         ];
         for collector in collectors {
             registry
@@ -173,7 +212,8 @@ impl Metrics {
         }
         Self {
             registry,
-            snapshot,
+            published,
+            encoder: Arc::default(),
             up,
             last_scan_duration,
             last_scan_success,
@@ -186,6 +226,8 @@ impl Metrics {
             maintenance_errors,
             last_repair_success,
             pruned_runs,
+            exposition_series,
+            exposition_bytes,
         }
     }
 
@@ -195,84 +237,137 @@ impl Metrics {
         self.maintenance_errors.with_label_values(&[task]).inc();
     }
 
-    /// Swap in a new snapshot; scrapes after this see it whole.
+    /// Swap in a new snapshot; scrapes after this see it whole. Its exposition is encoded
+    /// once, on the encoder thread (a scrape that comes first encodes it itself; either
+    /// way once).
     pub fn publish(&self, snapshot: Snapshot) {
-        let mut slot = self.snapshot.write().unwrap_or_else(|e| e.into_inner());
-        *slot = Arc::new(snapshot);
+        let published = Published::new(snapshot);
+        {
+            let mut slot = self.published.write().unwrap_or_else(|e| e.into_inner());
+            *slot = published.clone();
+        }
+        let encoder = self.encoder.get_or_init(|| start_encoder(self));
+        // When the encoder is gone, the next scrape encodes it instead.
+        let _ = encoder.send(published);
     }
 
-    pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.snapshot
+    fn current(&self) -> Arc<Published> {
+        self.published
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
 
+    /// `published`'s exposition, encoding it if nobody has yet.
+    fn encoded(&self, published: &Arc<Published>) -> Arc<Exposition> {
+        encode_once(published, &self.exposition_series, &self.exposition_bytes)
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current().snapshot.clone()
+    }
+
+    /// The domain section of the current snapshot, encoded (once).
+    pub fn domain_exposition(&self) -> Arc<Exposition> {
+        self.encoded(&self.current())
+    }
+
+    /// The self metrics, encoded now (a few dozen samples).
+    fn self_text(&self) -> Vec<u8> {
+        exposition::text(&self.registry.gather())
+    }
+
+    /// The whole exposition as text: the stored domain section, then the self metrics.
+    pub fn render_bytes(&self) -> Vec<u8> {
+        let domain = self.domain_exposition();
+        let own = self.self_text();
+        let mut body = Vec::with_capacity(domain.text.len() + own.len());
+        body.extend_from_slice(&domain.text);
+        body.extend_from_slice(&own);
+        body
+    }
+
+    /// The whole exposition gzipped: the stored gzip member of the domain section, then a
+    /// member for the self metrics.
+    pub fn render_gzip(&self) -> Vec<u8> {
+        let domain = self.domain_exposition();
+        let own = exposition::gzip(&self.self_text());
+        let mut body = Vec::with_capacity(domain.gzip.len() + own.len());
+        body.extend_from_slice(&domain.gzip);
+        body.extend_from_slice(&own);
+        body
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
-        encode(&self.registry.gather())
+        String::from_utf8(self.render_bytes()).unwrap_or_default()
     }
 
     /// Every metric family, for other exporters (OTLP).
     pub fn gather(&self) -> Vec<MetricFamily> {
-        self.registry.gather()
+        let mut families = self.snapshot().families();
+        families.extend(self.registry.gather());
+        families
     }
 
     /// Only the domain metrics (for golden tests and `scan --once` comparisons).
     pub fn render_domain(&self) -> String {
-        encode(&self.snapshot().families())
+        String::from_utf8(self.domain_exposition().text.clone()).unwrap_or_default()
     }
+}
+
+/// `published`'s exposition, encoded by whoever comes first (the encoder thread, or a
+/// scrape that arrives before it), with the size gauges set.
+fn encode_once(
+    published: &Arc<Published>,
+    series: &IntGauge,
+    bytes: &IntGaugeVec,
+) -> Arc<Exposition> {
+    published
+        .exposition
+        .get_or_init(|| {
+            let exposition = Exposition::encode(&published.snapshot.families());
+            series.set(exposition.series as i64);
+            bytes
+                .with_label_values(&["identity"])
+                .set(exposition.text.len() as i64);
+            bytes
+                .with_label_values(&["gzip"])
+                .set(exposition.gzip.len() as i64);
+            Arc::new(exposition)
+        })
+        .clone()
+}
+
+/// One long-lived thread encodes each published snapshot, newest first (an older one
+/// still queued is skipped): not the scanner's task, and one thread rather than a pool,
+/// so the large, short-lived encoding buffers reuse one allocator arena instead of
+/// spreading over many. It holds no `Metrics` (only the gauges), so it ends when the last
+/// clone is dropped.
+fn start_encoder(metrics: &Metrics) -> std::sync::mpsc::Sender<Arc<Published>> {
+    let (tx, rx) = std::sync::mpsc::channel::<Arc<Published>>();
+    let (series, bytes) = (
+        metrics.exposition_series.clone(),
+        metrics.exposition_bytes.clone(),
+    );
+    let spawned = std::thread::Builder::new()
+        .name("syncwatch-encoder".into())
+        .spawn(move || {
+            while let Ok(mut published) = rx.recv() {
+                while let Ok(newer) = rx.try_recv() {
+                    published = newer;
+                }
+                encode_once(&published, &series, &bytes);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the encoder thread; scrapes will encode");
+    }
+    tx
 }
 
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-fn encode(families: &[MetricFamily]) -> String {
-    let mut buffer = Vec::new();
-    if let Err(e) = TextEncoder::new().encode(families, &mut buffer) {
-        tracing::error!(error = %e, "encoding metrics failed");
-    }
-    String::from_utf8(buffer).unwrap_or_default()
-}
-
-/// Reads the current snapshot at scrape time. It never touches the database.
-struct DomainCollector {
-    snapshot: Arc<RwLock<Arc<Snapshot>>>,
-    descs: Vec<Desc>,
-}
-
-impl DomainCollector {
-    fn new(snapshot: Arc<RwLock<Arc<Snapshot>>>) -> Self {
-        let descs = DOMAIN_FAMILIES
-            .iter()
-            .map(|family| {
-                Desc::new(
-                    family.name.to_owned(),
-                    family.help.to_owned(),
-                    family.labels.iter().map(|l| (*l).to_owned()).collect(),
-                    Default::default(),
-                )
-                .expect("valid metric description")
-            })
-            .collect();
-        Self { snapshot, descs }
-    }
-}
-
-impl Collector for DomainCollector {
-    fn desc(&self) -> Vec<&Desc> {
-        self.descs.iter().collect()
-    }
-
-    fn collect(&self) -> Vec<MetricFamily> {
-        let snapshot = self
-            .snapshot
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        snapshot.families()
     }
 }

@@ -1,0 +1,96 @@
+//! The domain snapshot's exposition, encoded once per published snapshot (plain text and
+//! gzip) rather than at every scrape: a scrape writes the stored bytes and encodes only
+//! the small self-metrics section.
+//!
+//! A gzip response is the stored gzip member of the domain section followed by a member
+//! of its own for the self metrics: a multi-member gzip stream (RFC 1952 §2.2), which
+//! Prometheus's reader, like every gzip reader that follows the RFC, reads as one text.
+
+use std::io::Write;
+
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use prometheus::proto::MetricFamily;
+use prometheus::{Encoder, TextEncoder};
+
+/// A section of the exposition in both encodings.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Exposition {
+    pub text: Vec<u8>,
+    pub gzip: Vec<u8>,
+    /// Samples (lines that are not comments).
+    pub series: usize,
+}
+
+impl Exposition {
+    /// Encode `families` as text, and compress it.
+    pub fn encode(families: &[MetricFamily]) -> Self {
+        let text = text(families);
+        let series = text
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty() && l[0] != b'#')
+            .count();
+        let gzip = gzip(&text);
+        Self { text, gzip, series }
+    }
+}
+
+/// The text exposition of `families`.
+pub fn text(families: &[MetricFamily]) -> Vec<u8> {
+    let mut buffer = Vec::new();
+    if let Err(e) = TextEncoder::new().encode(families, &mut buffer) {
+        tracing::error!(error = %e, "encoding metrics failed");
+    }
+    buffer
+}
+
+/// One gzip member holding `bytes`. A fast level: the exposition is text with long runs
+/// of repeated label names, which compresses well at any level.
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = GzEncoder::new(Vec::with_capacity(bytes.len() / 8), Compression::fast());
+    // Writing into a Vec cannot fail.
+    let _ = encoder.write_all(bytes);
+    encoder.finish().unwrap_or_default()
+}
+
+/// Whether an `Accept-Encoding` header value accepts gzip (a `q=0` refuses it).
+pub fn accepts_gzip(header: &str) -> bool {
+    header.split(',').any(|part| {
+        let mut fields = part.split(';').map(str::trim);
+        let coding = fields.next().unwrap_or("");
+        let refused = fields.any(|f| {
+            f.strip_prefix("q=")
+                .and_then(|q| q.parse::<f64>().ok())
+                .is_some_and(|q| q <= 0.0)
+        });
+        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn gzip_is_negotiated_as_prometheus_asks() {
+        assert!(accepts_gzip("gzip"));
+        assert!(accepts_gzip("deflate, gzip;q=1.0, *;q=0.5"));
+        assert!(accepts_gzip("*"));
+        assert!(!accepts_gzip("gzip;q=0"));
+        assert!(!accepts_gzip("identity"));
+        assert!(!accepts_gzip(""));
+    }
+
+    #[test]
+    fn two_members_read_back_as_one_text() {
+        let (a, b) = (b"first section\n".repeat(50), b"second\n".to_vec());
+        let mut stream = gzip(&a);
+        stream.extend(gzip(&b));
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(&stream[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, [a, b].concat());
+    }
+}
