@@ -23,9 +23,19 @@ pub struct Exposition {
 }
 
 impl Exposition {
-    /// Encode `families` as text, and compress it.
+    /// Encode `families` as text with the `prometheus` crate's encoder, and compress it.
     pub fn encode(families: &[MetricFamily]) -> Self {
-        let text = text(families);
+        Self::from_text(text(families))
+    }
+
+    /// Write `snapshot`'s text straight from its maps (the same bytes), and compress it.
+    pub fn from_snapshot(snapshot: &crate::metrics::Snapshot) -> Self {
+        let mut text = Vec::new();
+        snapshot.write_text(&mut text);
+        Self::from_text(text)
+    }
+
+    fn from_text(text: Vec<u8>) -> Self {
         let series = text
             .split(|b| *b == b'\n')
             .filter(|l| !l.is_empty() && l[0] != b'#')

@@ -6,6 +6,7 @@ mod exposition;
 mod labels;
 mod server;
 mod snapshot;
+mod text;
 
 use std::sync::{Arc, OnceLock, RwLock};
 
@@ -326,7 +327,7 @@ fn encode_once(
     published
         .exposition
         .get_or_init(|| {
-            let exposition = Exposition::encode(&published.snapshot.families());
+            let exposition = Exposition::from_snapshot(&published.snapshot);
             series.set(exposition.series as i64);
             bytes
                 .with_label_values(&["identity"])
