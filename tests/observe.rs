@@ -590,6 +590,14 @@ async fn metadata_labels_a_state_schema_and_failover() {
     observed.cleanup().await;
 }
 
+/// The statements `check` printed for the table's owner.
+fn printed<'a>(out: &'a str, starting: &str) -> Vec<&'a str> {
+    out.lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with(starting))
+        .collect()
+}
+
 fn check(url: &str, extra: &[&str]) -> (bool, String) {
     let output = std::process::Command::new(service_bin())
         .args(["check", "--observe-only", "--database-url", url])
@@ -623,11 +631,7 @@ async fn check_lists_the_missing_indexes_until_they_exist() {
         out.contains("index for API: a run by its public id: ok"),
         "{out}"
     );
-    let statements: Vec<&str> = out
-        .lines()
-        .map(str::trim)
-        .filter(|l| l.starts_with("create index concurrently"))
-        .collect();
+    let statements = printed(&out, "create index concurrently");
     assert_eq!(statements.len(), 5, "{out}");
     // The statements are what the table's owner runs, as printed.
     let mut conn = admin(&observed.db).await;
@@ -750,11 +754,7 @@ async fn sqlite_table_with_other_names_is_observed_through_the_same_reads() {
         out.contains("index for API: a run by its public id: ok"),
         "{out}"
     );
-    let statements: Vec<&str> = out
-        .lines()
-        .map(str::trim)
-        .filter(|l| l.starts_with("create index if not exists"))
-        .collect();
+    let statements = printed(&out, "create index if not exists");
     assert_eq!(statements.len(), 5, "{out}");
     for statement in &statements {
         db.execute(statement).await;

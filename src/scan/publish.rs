@@ -147,10 +147,6 @@ pub fn build_snapshot(inputs: &SnapshotInputs<'_>, capper: &mut LabelCapper) -> 
     let mut failing: Vec<&ConnectionState> = Vec::new();
     for state in inputs.connections.by_id.values() {
         let connector = label(&state.connector_slug);
-        snap.overdue_connections
-            .entry(connector.clone())
-            .or_insert(0);
-        snap.overrunning.entry(connector.clone()).or_insert(0);
         let count = snap.failing_connections.entry(connector).or_insert(0);
         if state.last_status == Status::Error {
             *count += 1;
@@ -173,12 +169,12 @@ pub fn build_snapshot(inputs: &SnapshotInputs<'_>, capper: &mut LabelCapper) -> 
             state.consecutive_failures,
         );
     }
-    for group in inputs.active {
-        let connector = label(&group.connector_slug);
+    // Zero-filled once per connector label (not per connection: this runs every scan).
+    for connector in label_of.values() {
         snap.overdue_connections
             .entry(connector.clone())
             .or_insert(0);
-        snap.overrunning.entry(connector).or_insert(0);
+        snap.overrunning.entry(connector.clone()).or_insert(0);
     }
     for (connector, count) in &inputs.learned.overrunning {
         *snap.overrunning.entry(label(connector)).or_default() += count;
