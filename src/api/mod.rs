@@ -46,6 +46,20 @@ pub struct ApiSettings {
     /// Longest an API request may take, body upload included; slower requests get 503.
     #[arg(long, env = "SYNCWATCH_REQUEST_TIMEOUT", value_parser = crate::settings::parse_duration, default_value = "15s")]
     pub request_timeout: Duration,
+
+    /// Serve the read-only status page under `/ui` (`--ui false` turns it off).
+    #[arg(long, env = "SYNCWATCH_UI", default_value_t = true, action = clap::ArgAction::Set)]
+    pub ui: bool,
+
+    /// The status page's external base URL (scheme, host, optional path prefix), as the
+    /// on-call engineer's browser reaches it; exported as `syncwatch_ui_info{public_url}`,
+    /// from which the alert rules build their `status_url` annotation.
+    #[arg(long, env = "SYNCWATCH_PUBLIC_URL")]
+    pub public_url: Option<crate::ui::PublicUrl>,
+
+    /// The failure rules the pages classify error text with (the scanner's).
+    #[arg(skip)]
+    pub failure_rules: Arc<crate::scan::FailureRules>,
 }
 
 impl Default for ApiSettings {
@@ -81,6 +95,15 @@ pub fn router(
 ) -> Router {
     use axum::middleware::from_fn_with_state;
     let observe_only = store.observe_only();
+    let ui = settings.ui.then(|| {
+        let state = crate::ui::UiState::new(
+            store.clone(),
+            metrics.clone(),
+            settings.failure_rules.clone(),
+            settings.public_url.as_ref(),
+        );
+        crate::ui::router(state, settings.auth.clone())
+    });
     let state = AppState { store };
     let v1 = Router::new()
         .route(
@@ -109,6 +132,7 @@ pub fn router(
         ));
     Router::new()
         .merge(v1)
+        .merge(ui.unwrap_or_default())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(openapi::openapi))

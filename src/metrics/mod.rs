@@ -62,6 +62,9 @@ pub struct Metrics {
     pub pruned_runs: IntCounter,
     pub exposition_series: IntGauge,
     pub exposition_bytes: IntGaugeVec,
+    /// `public_url` of the status page (`--public-url`); the alert rules build their
+    /// `status_url` annotation from it.
+    pub ui_info: IntGaugeVec,
 }
 
 /// A published snapshot and, once encoded, its exposition.
@@ -189,6 +192,15 @@ impl Metrics {
             exposition_bytes.with_label_values(&[encoding]);
         }
 
+        let ui_info = IntGaugeVec::new(
+            Opts::new(
+                "syncwatch_ui_info",
+                "Always 1 while the status page is served; public_url is its external base URL (--public-url), from which the alert rules build their status_url annotation.",
+            ),
+            &["public_url"],
+        )
+        .expect("valid metric");
+
         let collectors: Vec<Box<dyn Collector>> = vec![
             Box::new(up.clone()),
             Box::new(last_scan_duration.clone()),
@@ -205,6 +217,7 @@ impl Metrics {
             Box::new(pruned_runs.clone()),
             Box::new(exposition_series.clone()),
             Box::new(exposition_bytes.clone()),
+            Box::new(ui_info.clone()),
         ];
         for collector in collectors {
             registry
@@ -229,6 +242,7 @@ impl Metrics {
             pruned_runs,
             exposition_series,
             exposition_bytes,
+            ui_info,
         }
     }
 

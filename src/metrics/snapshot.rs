@@ -85,6 +85,9 @@ pub struct Snapshot {
     pub overdue_seconds: BTreeMap<(String, String), f64>,
     /// connector → live runs taking far longer than their connection's usual duration.
     pub overrunning: BTreeMap<String, u64>,
+    /// Every connection with a failure streak, worst first (raw connector slugs, never
+    /// capped): not exported, read by the status page.
+    pub failing_list: Vec<crate::store::ConnectionState>,
 }
 
 /// One domain metric family: its name, help, type and label names.

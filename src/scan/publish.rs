@@ -160,6 +160,7 @@ pub fn build_snapshot(inputs: &SnapshotInputs<'_>, capper: &mut LabelCapper) -> 
             .cmp(&a.consecutive_failures)
             .then(a.workspace_connector_id.cmp(&b.workspace_connector_id))
     });
+    snap.failing_list = failing.iter().map(|s| (*s).clone()).collect();
     for state in failing.into_iter().take(inputs.top_failing) {
         snap.consecutive_failures.insert(
             (

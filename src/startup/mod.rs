@@ -154,9 +154,13 @@ impl Application {
             .with_context(|| format!("binding the metrics listener on {}", serve.metrics_listen))?;
         let settings = ApiSettings {
             auth: ApiAuth::new(tokens),
+            failure_rules: serve.scan.rules(),
             ..serve.api.clone()
         };
         let metrics = Metrics::new();
+        if let (true, Some(url)) = (settings.ui, &settings.public_url) {
+            metrics.ui_info.with_label_values(&[url.as_str()]).set(1);
+        }
         let scanner = Scanner::new(
             opened.clone(),
             Lease::for_store(&store.database_url),

@@ -19,6 +19,7 @@ mod sql_store;
 mod sqlite;
 mod statements;
 mod table;
+mod ui_reads;
 mod url;
 
 use std::sync::Arc;
@@ -45,6 +46,7 @@ pub use scanner_reads::{
 };
 pub use sql_store::SqlStore;
 pub use table::{ConnectorSource, Ident, TableMap, DEFAULT_CONNECTION_COLUMN, DEFAULT_TABLE};
+pub use ui_reads::{ConnectionSummary, ConnectorOutcomes, LatestError};
 pub use url::{Backend, DatabaseUrl};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -178,6 +180,14 @@ pub trait SyncLogStore: Send + Sync + 'static {
 
     /// One entry per connection, the connections with the most consecutive failures first.
     async fn connector_status(&self, filter: &StatusFilter) -> Result<Vec<ConnectorStatus>>;
+
+    // What the status page reads: bounded by an index whatever the history.
+
+    /// Terminal runs completed after `since`, per connector (soft-deleted ones included).
+    async fn outcomes_since(&self, since: DateTime<Utc>) -> Result<Vec<ConnectorOutcomes>>;
+
+    /// One connection's last success, the first failure after it, its latest failed run.
+    async fn connection_summary(&self, id: Uuid) -> Result<ConnectionSummary>;
 
     // What the scanner reads. Terminal-run queries include soft-deleted rows: a run that
     // happened stays counted.

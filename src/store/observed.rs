@@ -10,9 +10,9 @@ use uuid::Uuid;
 
 use super::inspect::TableDescription;
 use super::{
-    ActiveGroup, ActiveRun, Backend, Change, ConnectionState, ListFilter, Page, RecentRun, Result,
-    SchemaStatus, StateSource, StatusFilter, Store, StoreError, StuckCutoffs, SyncLogStore,
-    TerminalAggregate, TerminalRun,
+    ActiveGroup, ActiveRun, Backend, Change, ConnectionState, ConnectionSummary, ConnectorOutcomes,
+    ListFilter, Page, RecentRun, Result, SchemaStatus, StateSource, StatusFilter, Store,
+    StoreError, StuckCutoffs, SyncLogStore, TerminalAggregate, TerminalRun,
 };
 use crate::domain::{ConnectorStatus, NewSyncLog, SyncLog};
 
@@ -94,6 +94,14 @@ impl SyncLogStore for ObservedStore {
 
     async fn connector_status(&self, filter: &StatusFilter) -> Result<Vec<ConnectorStatus>> {
         self.table.connector_status(filter).await
+    }
+
+    async fn outcomes_since(&self, since: DateTime<Utc>) -> Result<Vec<ConnectorOutcomes>> {
+        self.table.outcomes_since(since).await
+    }
+
+    async fn connection_summary(&self, id: Uuid) -> Result<ConnectionSummary> {
+        self.table.connection_summary(id).await
     }
 
     async fn db_now(&self) -> Result<DateTime<Utc>> {

@@ -13,6 +13,7 @@ use super::scanner_reads::{
 };
 use super::statements::{self, decode_run};
 use super::table::{ConnectorSource, Ident, TableMap};
+use super::ui_reads::{self, ConnectionSummary, ConnectorOutcomes};
 use super::{
     cas_failure, Backend, Change, ListFilter, Page, Result, SchemaStatus, StateSource,
     StatusFilter, StoreError, SyncLogStore,
@@ -246,6 +247,29 @@ impl<E: Engine> SyncLogStore for SqlStore<E> {
         rows.iter()
             .map(statements::decode_connector_status)
             .collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn outcomes_since(&self, since: DateTime<Utc>) -> Result<Vec<ConnectorOutcomes>> {
+        let sql = ui_reads::outcomes_since_sql(E::DIALECT, &self.table);
+        let rows = self
+            .engine
+            .fetch_all(PoolKind::Api, &sql, vec![since.into()])
+            .await?;
+        ui_reads::fold_outcomes(&rows)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn connection_summary(&self, id: Uuid) -> Result<ConnectionSummary> {
+        let sql = ui_reads::connection_summary_sql(E::DIALECT, &self.table);
+        let rows = self
+            .engine
+            .fetch_all(PoolKind::Api, &sql, vec![id.into()])
+            .await?;
+        rows.first()
+            .map(ui_reads::decode_connection_summary)
+            .transpose()
+            .map(Option::unwrap_or_default)
     }
 
     async fn db_now(&self) -> Result<DateTime<Utc>> {

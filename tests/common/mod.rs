@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod scan;
+pub mod webdriver;
 
 use std::sync::OnceLock;
 
@@ -614,4 +615,45 @@ pub async fn wait_until(
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     started.elapsed()
+}
+
+/// One run recorded through the store: created (a `cloud_task` run), started, and
+/// finished by `outcome` with `error` and `metadata`. Returns its id.
+pub async fn record_run(
+    store: &syncwatch::store::Store,
+    connection: Uuid,
+    connector: &str,
+    outcome: syncwatch::domain::Action,
+    error: Option<&str>,
+    metadata: Option<serde_json::Map<String, Value>>,
+    cloud_task_id: Option<&str>,
+) -> Uuid {
+    use syncwatch::domain::{Action, NewSyncLog, Status, TriggerType};
+    use syncwatch::store::{Change, Created};
+    let created = store
+        .create(&NewSyncLog {
+            workspace_connector_id: connection,
+            connector_slug: connector.to_owned(),
+            trigger_type: Some(TriggerType::CloudTask),
+            cloud_task_id: cloud_task_id.map(str::to_owned),
+            status: Status::Scheduled,
+            metadata: None,
+        })
+        .await
+        .expect("create");
+    let Created::New(run) = created else {
+        panic!("a new run was expected")
+    };
+    let id = run.workspace_connector_sync_log_id;
+    store
+        .apply(id, &Change::new(Action::Start))
+        .await
+        .expect("start");
+    let change = Change {
+        action: outcome,
+        metadata,
+        error: error.map(str::to_owned),
+    };
+    store.apply(id, &change).await.expect("finish");
+    id
 }

@@ -1,0 +1,123 @@
+//! What the status page (`/ui`) reads beyond the API's own reads: each connector's outcomes
+//! over a recent window, and one connection's failure summary. Every statement is bounded
+//! by an index: the window by `completed_at`, a connection by its
+//! `(connection, completed_at, id)` entries. Written once for both stores and for observed
+//! tables (through [`TableMap::source`]).
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::dialect::{Columns, Dialect};
+use super::table::TableMap;
+use super::Result;
+use crate::domain::Status;
+
+/// One connector's terminal runs completed in a window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectorOutcomes {
+    pub connector_slug: String,
+    pub succeeded: u64,
+    pub failed: u64,
+}
+
+/// One connection's current failure streak, as the table records it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConnectionSummary {
+    pub last_success_at: Option<DateTime<Utc>>,
+    /// Completion of the first failed run after the last success.
+    pub failing_since: Option<DateTime<Utc>>,
+    /// The most recently completed failed run.
+    pub latest_error: Option<LatestError>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatestError {
+    pub run_id: Uuid,
+    pub completed_at: DateTime<Utc>,
+    pub error: Option<String>,
+}
+
+/// Terminal runs completed after `$1`, counted per connector and status. Soft-deleted runs
+/// count, as they do in the exported totals.
+pub fn outcomes_since_sql(d: &Dialect, t: &TableMap) -> String {
+    format!(
+        "select connector_slug, cast(status as text), count(*) from {} \
+         where completed_at > {} and status in ('success', 'error') \
+         group by connector_slug, cast(status as text)",
+        t.source(d, "s"),
+        d.typed(1, "timestamptz"),
+    )
+}
+
+/// Rows of [`outcomes_since_sql`], folded per connector.
+pub fn fold_outcomes(rows: &[impl Columns]) -> Result<Vec<ConnectorOutcomes>> {
+    let mut out: Vec<ConnectorOutcomes> = Vec::new();
+    for row in rows {
+        let connector = row.connector(0)?;
+        let status = row.status(1)?;
+        let count = u64::try_from(row.int_req(2)?).unwrap_or(0);
+        let index = match out.iter().position(|o| o.connector_slug == connector) {
+            Some(i) => i,
+            None => {
+                out.push(ConnectorOutcomes {
+                    connector_slug: connector,
+                    succeeded: 0,
+                    failed: 0,
+                });
+                out.len() - 1
+            }
+        };
+        match status {
+            Status::Success => out[index].succeeded += count,
+            Status::Error => out[index].failed += count,
+            _ => {}
+        }
+    }
+    out.sort_by(|a, b| a.connector_slug.cmp(&b.connector_slug));
+    Ok(out)
+}
+
+/// The connection `$1`'s last success, the first failure after it, and its latest failed
+/// run: three probes of its `(connection, completed_at, id)` index entries, whatever its
+/// history.
+pub fn connection_summary_sql(d: &Dialect, t: &TableMap) -> String {
+    let src = |alias: &str| t.source(d, alias);
+    let id = d.typed(1, "uuid");
+    format!(
+        "with last_success as (
+    select max(completed_at) as at from {s1}
+    where workspace_connector_id = {id} and status = 'success'
+), latest_error as (
+    select workspace_connector_sync_log_id, completed_at, error from {s2}
+    where workspace_connector_id = {id} and status = 'error' and completed_at is not null
+    order by completed_at desc, workspace_connector_sync_log_id desc limit 1
+)
+select last_success.at,
+       (select min(completed_at) from {s3}
+        where workspace_connector_id = {id} and status = 'error'
+          and (last_success.at is null or completed_at > last_success.at)),
+       latest_error.workspace_connector_sync_log_id, latest_error.completed_at,
+       latest_error.error
+from last_success left join latest_error on 1 = 1",
+        s1 = src("s1"),
+        s2 = src("s2"),
+        s3 = src("s3"),
+    )
+}
+
+/// The row of [`connection_summary_sql`].
+pub fn decode_connection_summary(row: &impl Columns) -> Result<ConnectionSummary> {
+    let latest_error = match (row.uuid(2)?, row.timestamp(3)?) {
+        (Some(run_id), Some(completed_at)) => Some(LatestError {
+            run_id,
+            completed_at,
+            error: row.text(4)?,
+        }),
+        _ => None,
+    };
+    Ok(ConnectionSummary {
+        last_success_at: row.timestamp(0)?,
+        failing_since: row.timestamp(1)?,
+        latest_error,
+    })
+}
