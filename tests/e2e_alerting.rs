@@ -151,6 +151,8 @@ async fn a_failing_connector_pages_and_resolves_and_customer_failures_do_not_pag
             format!("127.0.0.1:{metrics}"),
             "--scan-interval".into(),
             "1s".into(),
+            "--public-url".into(),
+            format!("http://127.0.0.1:{api}/"),
         ],
     );
     let _alertmanager = spawn(
@@ -238,6 +240,23 @@ async fn a_failing_connector_pages_and_resolves_and_customer_failures_do_not_pag
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
     assert_eq!(page["labels"]["severity"], "critical");
+    // The page links to the connector's failing connections on the status page, built by
+    // Prometheus from syncwatch_ui_info; the link answers.
+    let status_url = page["annotations"]["status_url"]
+        .as_str()
+        .unwrap_or_default();
+    assert_eq!(
+        status_url,
+        format!("http://127.0.0.1:{api}/ui/failing?connector=hubspot"),
+        "{page}"
+    );
+    let linked = reqwest::get(status_url).await.unwrap();
+    assert_eq!(linked.status(), 200);
+    assert!(linked
+        .text()
+        .await
+        .unwrap()
+        .contains("Failing connections of hubspot"));
     for key in ["summary", "description", "runbook_url", "dashboard_url"] {
         assert!(
             page["annotations"][key]

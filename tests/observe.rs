@@ -420,6 +420,48 @@ async fn table_fingerprint(db: &TestDb) -> (String, String, String) {
 }
 
 /// Waits until the server exports its domain metrics (leader, caught up).
+/// The status page over the observed table (enum statuses, naive timestamps, labels from
+/// the lookup): the failing connections with their latest error as the table has it, and
+/// the links on to a connection's runs and a run.
+async fn assert_status_page_reads_the_observed_table(db: &TestDb, api: &str) {
+    let client = reqwest::Client::new();
+    let page = |path: String| {
+        let client = client.clone();
+        async move {
+            let response = client.get(format!("{api}{path}")).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "{path}");
+            response.text().await.unwrap()
+        }
+    };
+    let overview = page("/ui".into()).await;
+    assert!(overview.contains(">unknown</a>"), "{overview}");
+    let failing = page("/ui/failing".into()).await;
+    let href = |body: &str, prefix: &str| -> Vec<String> {
+        body.split("href=\"")
+            .filter_map(|rest| rest.split('"').next())
+            .filter(|h| h.starts_with(prefix))
+            .map(str::to_owned)
+            .collect()
+    };
+    let connections = href(&failing, "/ui/connections/");
+    assert!(!connections.is_empty(), "{failing}");
+    let id = connections[0].trim_start_matches("/ui/connections/");
+    let latest: Option<String> = sqlx::query_scalar(&format!(
+        "select error from workspace_connector_sync_log where workspace_connector_id = '{id}' \
+         and status = 'error' order by completed_at desc, id desc limit 1"
+    ))
+    .fetch_one(&mut admin(db).await)
+    .await
+    .unwrap();
+    let latest = latest.expect("a failing connection's latest failure has its error text");
+    assert!(failing.contains(&format!("<pre class=\"error\">{latest}</pre>")));
+    let connection = page(connections[0].clone()).await;
+    let runs = href(&connection, "/ui/runs/");
+    assert!(!runs.is_empty(), "{connection}");
+    let run = page(runs[0].clone()).await;
+    assert!(run.contains(id), "the run page links its connection");
+}
+
 async fn scrape_when_built(server: &Server) -> String {
     let mut text = String::new();
     wait_until(
@@ -499,6 +541,7 @@ async fn a_select_only_role_observes_the_orchestrators_table_with_lookup_labels(
         Some(12),
         "one entry per connection"
     );
+    assert_status_page_reads_the_observed_table(&observed.db, &server.api).await;
     for (method, path) in [
         (reqwest::Method::POST, "/v1/sync-logs".to_owned()),
         (reqwest::Method::POST, format!("/v1/sync-logs/{id}/fail")),

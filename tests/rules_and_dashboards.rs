@@ -147,9 +147,24 @@ fn every_alert_is_routed_documented_and_unit_tested_both_ways() {
             matches!(severity, Some("critical" | "warning")),
             "{name}: severity {severity:?}"
         );
-        for key in ["summary", "description", "runbook_url", "dashboard_url"] {
+        for key in [
+            "summary",
+            "description",
+            "runbook_url",
+            "dashboard_url",
+            "status_url",
+        ] {
             assert!(rule.annotations.contains_key(key), "{name} lacks {key}");
         }
+        let status_url = rule
+            .annotations
+            .get("status_url")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        assert!(
+            status_url.contains("syncwatch_ui_info") && status_url.contains("/ui"),
+            "{name}: status_url is built from syncwatch_ui_info: {status_url}"
+        );
         let runbook = rule
             .annotations
             .get("runbook_url")

@@ -79,7 +79,8 @@ pub fn fold_outcomes(rows: &[impl Columns]) -> Result<Vec<ConnectorOutcomes>> {
 
 /// The connection `$1`'s last success, the first failure after it, and its latest failed
 /// run: three probes of its `(connection, completed_at, id)` index entries, whatever its
-/// history.
+/// history (the first failure is looked up from the last success on, a range the index
+/// bounds, in its own branch so the bound is never `null`).
 pub fn connection_summary_sql(d: &Dialect, t: &TableMap) -> String {
     let src = |alias: &str| t.source(d, alias);
     let id = d.typed(1, "uuid");
@@ -93,15 +94,20 @@ pub fn connection_summary_sql(d: &Dialect, t: &TableMap) -> String {
     order by completed_at desc, workspace_connector_sync_log_id desc limit 1
 )
 select last_success.at,
-       (select min(completed_at) from {s3}
-        where workspace_connector_id = {id} and status = 'error'
-          and (last_success.at is null or completed_at > last_success.at)),
+       case when last_success.at is null
+            then (select min(completed_at) from {s3}
+                  where workspace_connector_id = {id} and status = 'error')
+            else (select min(completed_at) from {s4}
+                  where workspace_connector_id = {id} and status = 'error'
+                    and completed_at > last_success.at)
+       end,
        latest_error.workspace_connector_sync_log_id, latest_error.completed_at,
        latest_error.error
 from last_success left join latest_error on 1 = 1",
         s1 = src("s1"),
         s2 = src("s2"),
         s3 = src("s3"),
+        s4 = src("s4"),
     )
 }
 

@@ -12,7 +12,9 @@
 //! Every response carries a strict `Content-Security-Policy`; with API tokens configured
 //! the page asks for HTTP Basic credentials whose password is one of them.
 
+mod fleet;
 mod format;
+mod history;
 mod pages;
 
 use std::sync::Arc;
@@ -149,10 +151,10 @@ impl UiState {
 /// response with the security headers.
 pub fn router<S: Clone + Send + Sync + 'static>(state: UiState, auth: ApiAuth) -> Router<S> {
     Router::new()
-        .route("/ui", get(pages::overview))
-        .route("/ui/failing", get(pages::failing))
-        .route("/ui/connections/{id}", get(pages::connection))
-        .route("/ui/runs/{id}", get(pages::run))
+        .route("/ui", get(fleet::overview))
+        .route("/ui/failing", get(fleet::failing))
+        .route("/ui/connections/{id}", get(history::connection))
+        .route("/ui/runs/{id}", get(history::run))
         .route("/ui/style.css", get(stylesheet))
         .route_layer(from_fn_with_state(auth, require_basic))
         .layer(from_fn(security_headers))
