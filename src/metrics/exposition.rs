@@ -35,7 +35,10 @@ impl Exposition {
         Self::from_text(text)
     }
 
-    fn from_text(text: Vec<u8>) -> Self {
+    /// Kept for the snapshot's lifetime: trimmed to size (a grown `Vec` holds up to twice
+    /// its length).
+    fn from_text(mut text: Vec<u8>) -> Self {
+        text.shrink_to_fit();
         let series = text
             .split(|b| *b == b'\n')
             .filter(|l| !l.is_empty() && l[0] != b'#')
@@ -60,7 +63,9 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = GzEncoder::new(Vec::with_capacity(bytes.len() / 8), Compression::fast());
     // Writing into a Vec cannot fail.
     let _ = encoder.write_all(bytes);
-    encoder.finish().unwrap_or_default()
+    let mut compressed = encoder.finish().unwrap_or_default();
+    compressed.shrink_to_fit();
+    compressed
 }
 
 /// Whether an `Accept-Encoding` header value accepts gzip (a `q=0` refuses it).

@@ -176,10 +176,11 @@ pub struct LearnedSignals {
     pub overrunning: Vec<(String, u64)>,
 }
 
-/// Every connection's learned state.
+/// Every connection's learned state. Boxed: a map of 456-byte slots would keep its empty
+/// buckets (up to half of its capacity) at full size.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LearnedState {
-    pub by_id: HashMap<Uuid, Learned>,
+    pub by_id: HashMap<Uuid, Box<Learned>>,
 }
 
 impl LearnedState {
@@ -187,7 +188,7 @@ impl LearnedState {
         let entry = self
             .by_id
             .entry(id)
-            .or_insert_with(|| Learned::new(connector));
+            .or_insert_with(|| Box::new(Learned::new(connector)));
         if entry.connector != connector {
             entry.connector = connector.to_owned();
         }
@@ -259,6 +260,9 @@ impl LearnedState {
                 })
                 .is_some_and(|t| now_ms - t <= forget_ms)
         });
+        if self.by_id.len() * 2 < self.by_id.capacity() {
+            self.by_id.shrink_to_fit();
+        }
         let mut signals = LearnedSignals::default();
         for (id, learned) in &self.by_id {
             let (Some(latest), Some(interval)) =
@@ -283,7 +287,7 @@ impl LearnedState {
             let Some(p95) = self
                 .by_id
                 .get(&run.workspace_connector_id)
-                .and_then(Learned::p95_duration_ms)
+                .and_then(|learned| learned.p95_duration_ms())
             else {
                 continue;
             };
