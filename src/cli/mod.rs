@@ -125,6 +125,31 @@ mod tests {
         assert_eq!(cli.store.database_url.to_string(), "sqlite://syncwatch.db");
         assert_eq!(serve.scan.statement_timeout, Duration::from_secs(25));
         assert_eq!(serve.scan.interval, ScanConfig::default().interval);
+        assert!(serve.api.ui, "the status page is on by default");
+        assert_eq!(serve.api.public_url, None);
+    }
+
+    #[test]
+    fn the_status_page_flags_parse_and_refuse_bad_urls() {
+        let (_, serve) = serve(&[
+            "--ui",
+            "false",
+            "--public-url",
+            "https://ops.example.com/sw/",
+        ]);
+        assert!(!serve.api.ui);
+        assert_eq!(
+            serve.api.public_url.unwrap().as_str(),
+            "https://ops.example.com/sw"
+        );
+        for bad in ["ops.example.com", "https://ops.example.com/?a=1"] {
+            let Err(error) = Cli::try_parse_from(["syncwatch", "serve", "--public-url", bad])
+            else {
+                panic!("{bad} is refused as --public-url");
+            };
+            let error = error.to_string();
+            assert!(error.contains("--public-url"), "{error}");
+        }
     }
 
     #[test]
