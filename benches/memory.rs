@@ -31,8 +31,21 @@ async fn measure(bin: &str, url: &str, settle: u64) -> anyhow::Result<(u64, u64)
     let scrape = format!("http://127.0.0.1:{metrics}/metrics");
     let started = std::time::Instant::now();
     loop {
-        if let Ok(r) = client.get(&scrape).send().await {
-            if r.text().await?.lines().any(|l| l == "syncwatch_up 1") {
+        // With gzip, as Prometheus scrapes: a scrape without it makes syncwatch keep the
+        // text encoding too.
+        let response = client
+            .get(&scrape)
+            .header("accept-encoding", "gzip")
+            .send()
+            .await;
+        if let Ok(r) = response {
+            let mut text = String::new();
+            let body = r.bytes().await?;
+            std::io::Read::read_to_string(
+                &mut flate2::read::MultiGzDecoder::new(&body[..]),
+                &mut text,
+            )?;
+            if text.lines().any(|l| l == "syncwatch_up 1") {
                 break;
             }
         }

@@ -13,13 +13,17 @@ use flate2::Compression;
 use prometheus::proto::MetricFamily;
 use prometheus::{Encoder, TextEncoder};
 
-/// A section of the exposition in both encodings.
+/// A section of the exposition: gzip always, the text too when it is kept (see
+/// [`Exposition::without_text`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Exposition {
+    /// Empty when not kept; [`Exposition::plain`] then decompresses `gzip`.
     pub text: Vec<u8>,
     pub gzip: Vec<u8>,
     /// Samples (lines that are not comments).
     pub series: usize,
+    /// Bytes of the text, kept or not.
+    pub text_len: usize,
 }
 
 impl Exposition {
@@ -44,7 +48,32 @@ impl Exposition {
             .filter(|l| !l.is_empty() && l[0] != b'#')
             .count();
         let gzip = gzip(&text);
-        Self { text, gzip, series }
+        Self {
+            text_len: text.len(),
+            text,
+            gzip,
+            series,
+        }
+    }
+
+    /// The same without the text: kept only while somebody scrapes without gzip (Prometheus
+    /// always asks for gzip), it is most of the memory an exposition holds.
+    pub fn without_text(mut self) -> Self {
+        self.text = Vec::new();
+        self
+    }
+
+    /// The text, borrowed when kept, else decompressed from `gzip`.
+    pub fn plain(&self) -> std::borrow::Cow<'_, [u8]> {
+        if self.text.len() == self.text_len {
+            return std::borrow::Cow::Borrowed(&self.text);
+        }
+        let mut text = Vec::with_capacity(self.text_len);
+        let mut decoder = flate2::read::MultiGzDecoder::new(self.gzip.as_slice());
+        if let Err(e) = std::io::Read::read_to_end(&mut decoder, &mut text) {
+            tracing::error!(error = %e, "decompressing the stored exposition failed");
+        }
+        std::borrow::Cow::Owned(text)
     }
 }
 
@@ -86,6 +115,21 @@ pub fn accepts_gzip(header: &str) -> bool {
 mod tests {
     use super::*;
     use std::io::Read;
+
+    #[test]
+    fn an_exposition_without_its_text_gives_the_same_text_back() {
+        let text = b"# TYPE a counter\na_total{x=\"1\"} 3\nb 4\n".repeat(500);
+        let kept = Exposition::from_text(text.clone());
+        assert_eq!(kept.series, 1000);
+        assert_eq!(kept.text_len, text.len());
+        assert!(matches!(kept.plain(), std::borrow::Cow::Borrowed(t) if t == text.as_slice()));
+        let dropped = kept.clone().without_text();
+        assert!(dropped.text.is_empty());
+        assert_eq!((dropped.series, dropped.text_len), (1000, text.len()));
+        assert_eq!(dropped.plain().as_ref(), text.as_slice());
+        let empty = Exposition::from_text(Vec::new()).without_text();
+        assert!(empty.plain().is_empty());
+    }
 
     #[test]
     fn gzip_is_negotiated_as_prometheus_asks() {

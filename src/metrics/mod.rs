@@ -8,6 +8,7 @@ mod server;
 mod snapshot;
 mod text;
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use prometheus::core::Collector;
@@ -48,6 +49,7 @@ pub struct Metrics {
     registry: Registry,
     published: Arc<RwLock<Arc<Published>>>,
     encoder: Arc<OnceLock<std::sync::mpsc::Sender<Arc<Published>>>>,
+    plain_requested: Arc<AtomicI64>,
     pub up: IntGauge,
     pub last_scan_duration: Gauge,
     pub last_scan_success: Gauge,
@@ -67,10 +69,12 @@ pub struct Metrics {
     pub ui_info: IntGaugeVec,
 }
 
-/// A published snapshot and, once encoded, its exposition.
+/// A published snapshot and, once encoded, its exposition (and, once a scrape without
+/// gzip asked for it and the text was not kept, the text decompressed once).
 struct Published {
     snapshot: Arc<Snapshot>,
     exposition: OnceLock<Arc<Exposition>>,
+    plain: OnceLock<Arc<Vec<u8>>>,
 }
 
 impl Published {
@@ -78,8 +82,28 @@ impl Published {
         Arc::new(Self {
             snapshot: Arc::new(snapshot),
             exposition: OnceLock::new(),
+            plain: OnceLock::new(),
         })
     }
+}
+
+/// How long after a scrape without gzip the text of each new snapshot is kept encoded.
+const KEEP_TEXT_FOR_SECS: i64 = 600;
+
+/// What encoding a snapshot needs besides the snapshot: the size gauges, and when a
+/// scrape last asked for the text.
+#[derive(Clone)]
+struct EncodeState {
+    series: IntGauge,
+    bytes: IntGaugeVec,
+    /// Unix seconds of the last scrape without gzip; 0 for never.
+    plain_requested: Arc<AtomicI64>,
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 impl Metrics {
@@ -228,6 +252,7 @@ impl Metrics {
             registry,
             published,
             encoder: Arc::default(),
+            plain_requested: Arc::default(),
             up,
             last_scan_duration,
             last_scan_success,
@@ -273,9 +298,32 @@ impl Metrics {
             .clone()
     }
 
+    fn encode_state(&self) -> EncodeState {
+        EncodeState {
+            series: self.exposition_series.clone(),
+            bytes: self.exposition_bytes.clone(),
+            plain_requested: self.plain_requested.clone(),
+        }
+    }
+
     /// `published`'s exposition, encoding it if nobody has yet.
     fn encoded(&self, published: &Arc<Published>) -> Arc<Exposition> {
-        encode_once(published, &self.exposition_series, &self.exposition_bytes)
+        encode_once(published, &self.encode_state())
+    }
+
+    /// The domain section as text: stored, or decompressed once per snapshot. Asking
+    /// keeps the text of the next snapshots encoded for [`KEEP_TEXT_FOR_SECS`].
+    fn with_domain_text<T>(&self, f: impl FnOnce(&[u8]) -> T) -> T {
+        self.plain_requested.store(unix_now(), Ordering::Relaxed);
+        let published = self.current();
+        let exposition = self.encoded(&published);
+        if exposition.text.len() == exposition.text_len {
+            return f(&exposition.text);
+        }
+        let text = published
+            .plain
+            .get_or_init(|| Arc::new(exposition.plain().into_owned()));
+        f(text)
     }
 
     pub fn snapshot(&self) -> Arc<Snapshot> {
@@ -294,12 +342,13 @@ impl Metrics {
 
     /// The whole exposition as text: the stored domain section, then the self metrics.
     pub fn render_bytes(&self) -> Vec<u8> {
-        let domain = self.domain_exposition();
         let own = self.self_text();
-        let mut body = Vec::with_capacity(domain.text.len() + own.len());
-        body.extend_from_slice(&domain.text);
-        body.extend_from_slice(&own);
-        body
+        self.with_domain_text(|domain| {
+            let mut body = Vec::with_capacity(domain.len() + own.len());
+            body.extend_from_slice(domain);
+            body.extend_from_slice(&own);
+            body
+        })
     }
 
     /// The whole exposition gzipped: the stored gzip member of the domain section, then a
@@ -327,28 +376,30 @@ impl Metrics {
 
     /// Only the domain metrics (for golden tests and `scan --once` comparisons).
     pub fn render_domain(&self) -> String {
-        String::from_utf8(self.domain_exposition().text.clone()).unwrap_or_default()
+        self.with_domain_text(|text| String::from_utf8_lossy(text).into_owned())
     }
 }
 
 /// `published`'s exposition, encoded by whoever comes first (the encoder thread, or a
 /// scrape that arrives before it), with the size gauges set.
-fn encode_once(
-    published: &Arc<Published>,
-    series: &IntGauge,
-    bytes: &IntGaugeVec,
-) -> Arc<Exposition> {
+fn encode_once(published: &Arc<Published>, state: &EncodeState) -> Arc<Exposition> {
     published
         .exposition
         .get_or_init(|| {
-            let exposition = Exposition::from_snapshot(&published.snapshot);
-            series.set(exposition.series as i64);
-            bytes
+            let mut exposition = Exposition::from_snapshot(&published.snapshot);
+            state.series.set(exposition.series as i64);
+            state
+                .bytes
                 .with_label_values(&["identity"])
-                .set(exposition.text.len() as i64);
-            bytes
+                .set(exposition.text_len as i64);
+            state
+                .bytes
                 .with_label_values(&["gzip"])
                 .set(exposition.gzip.len() as i64);
+            let asked = state.plain_requested.load(Ordering::Relaxed);
+            if unix_now() - asked > KEEP_TEXT_FOR_SECS {
+                exposition = exposition.without_text();
+            }
             Arc::new(exposition)
         })
         .clone()
@@ -361,10 +412,7 @@ fn encode_once(
 /// clone is dropped.
 fn start_encoder(metrics: &Metrics) -> std::sync::mpsc::Sender<Arc<Published>> {
     let (tx, rx) = std::sync::mpsc::channel::<Arc<Published>>();
-    let (series, bytes) = (
-        metrics.exposition_series.clone(),
-        metrics.exposition_bytes.clone(),
-    );
+    let state = metrics.encode_state();
     let spawned = std::thread::Builder::new()
         .name("syncwatch-encoder".into())
         .spawn(move || {
@@ -372,7 +420,7 @@ fn start_encoder(metrics: &Metrics) -> std::sync::mpsc::Sender<Arc<Published>> {
                 while let Ok(newer) = rx.try_recv() {
                     published = newer;
                 }
-                encode_once(&published, &series, &bytes);
+                encode_once(&published, &state);
             }
         });
     if let Err(e) = spawned {
