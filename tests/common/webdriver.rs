@@ -14,11 +14,61 @@ use super::{free_port, ChildGuard};
 /// The key under which WebDriver returns an element reference.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-/// `chromedriver` on a free loopback port, stopped when dropped.
+/// `chromedriver` on a free loopback port, stopped when dropped together with the browsers
+/// it started (which would otherwise outlive it).
 pub struct Driver {
-    _child: ChildGuard,
+    child: Option<ChildGuard>,
     url: String,
     client: Client,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let Some(child) = self.child.take() else {
+            return;
+        };
+        let browsers = descendants(child.0.id());
+        drop(child);
+        for pid in browsers {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+        }
+    }
+}
+
+/// Every live process below `pid`, by the parent ids in `/proc`.
+fn descendants(pid: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let child: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // The parent id is the second field after the parenthesised command name.
+            let parent = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            Some((child, parent))
+        })
+        .collect();
+    let mut found = vec![pid];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| *p == parent)
+                .map(|(c, _)| *c),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
 }
 
 impl Driver {
@@ -31,7 +81,7 @@ impl Driver {
             .spawn()
             .expect("start chromedriver");
         let driver = Self {
-            _child: ChildGuard(child),
+            child: Some(ChildGuard(child)),
             url: format!("http://127.0.0.1:{port}"),
             client: Client::new(),
         };
