@@ -15,7 +15,33 @@ use std::time::Duration;
 
 use support::{arg, free_port, rss_kib, BenchDb, Child};
 
-async fn measure(bin: &str, url: &str, settle: u64) -> anyhow::Result<(u64, u64)> {
+/// What one start of a binary measured.
+#[derive(Clone, Copy)]
+struct Measured {
+    rss: u64,
+    peak: u64,
+    /// The part of `rss` that is the mapped binary and libraries (`RssFile`).
+    file: u64,
+    /// Median of `syncwatch_last_scan_duration_seconds` over the second half of the settle
+    /// time (the steady scans), ms.
+    scan_ms: f64,
+}
+
+/// One gzip scrape, decompressed.
+async fn scrape_text(client: &reqwest::Client, url: &str) -> anyhow::Result<String> {
+    let body = client
+        .get(url)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(&body[..]), &mut text)?;
+    Ok(text)
+}
+
+async fn measure(bin: &str, url: &str, settle: u64) -> anyhow::Result<Measured> {
     let (api, metrics) = (free_port(), free_port());
     let child = Child(
         std::process::Command::new(bin)
@@ -55,19 +81,37 @@ async fn measure(bin: &str, url: &str, settle: u64) -> anyhow::Result<(u64, u64)
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    tokio::time::sleep(Duration::from_secs(settle)).await;
+    // Steady scans: the last scan's duration, read every second of the second half.
+    tokio::time::sleep(Duration::from_secs(settle / 2)).await;
+    let mut scans = Vec::new();
+    for _ in 0..(settle - settle / 2) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let text = scrape_text(&client, &scrape).await?;
+        let last = text
+            .lines()
+            .find_map(|l| l.strip_prefix("syncwatch_last_scan_duration_seconds "))
+            .and_then(|v| v.trim().parse::<f64>().ok());
+        scans.extend(last.map(|s| s * 1000.0));
+    }
     for _ in 0..5 {
-        client
-            .get(&scrape)
-            .header("accept-encoding", "gzip")
-            .send()
-            .await?
-            .bytes()
-            .await?;
+        scrape_text(&client, &scrape).await?;
     }
     let (rss, peak) = rss_kib(child.0.id());
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.0.id()))?;
+    let file = status
+        .lines()
+        .find_map(|l| l.strip_prefix("RssFile:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
     drop(child);
-    Ok((rss, peak))
+    scans.sort_by(f64::total_cmp);
+    let scan_ms = scans.get(scans.len() / 2).copied().unwrap_or(f64::NAN);
+    Ok(Measured {
+        rss,
+        peak,
+        file,
+        scan_ms,
+    })
 }
 
 #[tokio::main]
@@ -84,23 +128,34 @@ async fn main() -> anyhow::Result<()> {
     for path in arg("--baseline").iter().flat_map(|p| p.split(',')) {
         builds.push((format!("baseline {path}"), path.to_owned()));
     }
-    let mut results: Vec<Vec<(u64, u64)>> = vec![Vec::new(); builds.len()];
+    let mut results: Vec<Vec<Measured>> = vec![Vec::new(); builds.len()];
     for _ in 0..rounds {
         for (i, (_, bin)) in builds.iter().enumerate() {
             results[i].push(measure(bin, &db.url, settle).await?);
         }
     }
     println!("\nresident memory at {rows} terminal runs, {active} active, {rounds} rounds");
-    println!("| build | RSS MiB (each round) | peak MiB (each round) |\n|---|---|---|");
+    println!(
+        "| build | RSS MiB (each round) | peak MiB | of which mapped files MiB | steady scan ms (median) |\n|---|---|---|---|---|"
+    );
+    fn mib(kib: u64) -> f64 {
+        kib as f64 / 1024.0
+    }
     for (i, (name, _)) in builds.iter().enumerate() {
-        let fmt = |f: fn(&(u64, u64)) -> u64| {
+        let fmt = |f: fn(&Measured) -> f64| {
             results[i]
                 .iter()
-                .map(|r| format!("{:.1}", f(r) as f64 / 1024.0))
+                .map(|r| format!("{:.1}", f(r)))
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        println!("| {name} | {} | {} |", fmt(|r| r.0), fmt(|r| r.1));
+        println!(
+            "| {name} | {} | {} | {} | {} |",
+            fmt(|r| mib(r.rss)),
+            fmt(|r| mib(r.peak)),
+            fmt(|r| mib(r.file)),
+            fmt(|r| r.scan_ms)
+        );
     }
     Ok(())
 }

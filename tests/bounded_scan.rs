@@ -415,7 +415,7 @@ async fn a_run_visible_later_than_the_window_is_counted_by_the_next_sweep(backen
             .snapshot()
             .runs
             .iter()
-            .filter(|((c, _, st), _)| c == "late" && st == "error")
+            .filter(|((c, _, st), _)| &**c == "late" && &**st == "error")
             .map(|(_, n)| *n)
             .sum::<u64>()
     };

@@ -165,10 +165,17 @@ fn recompute(runs: &[Run], now: DateTime<Utc>) -> Expected {
 }
 
 fn exported(snapshot: &Snapshot) -> Expected {
+    let owned = |m: &std::collections::BTreeMap<syncwatch::metrics::Label, u64>| {
+        m.iter().map(|(c, v)| (c.to_string(), *v)).collect()
+    };
     (
-        snapshot.overdue_connections.clone(),
-        snapshot.overdue_seconds.clone(),
-        snapshot.overrunning.clone(),
+        owned(&snapshot.overdue_connections),
+        snapshot
+            .overdue_seconds
+            .iter()
+            .map(|((c, id), v)| ((c.to_string(), id.to_string()), *v))
+            .collect(),
+        owned(&snapshot.overrunning),
     )
 }
 

@@ -255,7 +255,7 @@ async fn stuck_runs_heartbeats_and_the_reaper_follow_the_clock(app: &TestApp) {
     let mut scanner = scanner(db, config, clock.clone());
     let scheduled = app.run_in_status("hubspot", "scheduled").await;
     let running = app.run_in_status("hubspot", "in_progress").await;
-    let stuck = |s: &Snapshot, status: &str| s.stuck[&("hubspot".to_owned(), status.to_owned())];
+    let stuck = |s: &Snapshot, status: &str| s.stuck[&("hubspot".into(), status.into())];
 
     scanner.scan_once().await.unwrap();
     let snap = scanner.metrics().snapshot();
@@ -314,11 +314,7 @@ async fn stuck_runs_heartbeats_and_the_reaper_follow_the_clock(app: &TestApp) {
     scanner.scan_once().await.unwrap();
     let snap = scanner.metrics().snapshot();
     assert_eq!(
-        snap.runs[&(
-            "hubspot".to_owned(),
-            "manual".to_owned(),
-            "error".to_owned()
-        )],
+        snap.runs[&("hubspot".into(), "manual".into(), "error".into())],
         1,
         "the reaped run is counted as a failure"
     );

@@ -32,11 +32,33 @@ impl Exposition {
         Self::from_text(text(families))
     }
 
-    /// Write `snapshot`'s text straight from its maps (the same bytes), and compress it.
-    pub fn from_snapshot(snapshot: &crate::metrics::Snapshot) -> Self {
+    /// Write `snapshot`'s text straight from its maps (the same bytes) into the compressor,
+    /// keeping the text too only when `keep_text`: without it the whole text is never held.
+    pub fn from_snapshot(snapshot: &crate::metrics::Snapshot, keep_text: bool) -> Self {
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
         let mut text = Vec::new();
-        snapshot.write_text(&mut text);
-        Self::from_text(text)
+        let mut text_len = 0;
+        let mut spill = |piece: &[u8]| {
+            // Writing into a Vec cannot fail.
+            let _ = encoder.write_all(piece);
+            text_len += piece.len();
+            if keep_text {
+                text.extend_from_slice(piece);
+            }
+        };
+        let mut sink = super::text::TextSink::new(&mut spill);
+        snapshot.write_to(&mut sink);
+        let series = sink.series;
+        sink.finish();
+        let mut gzip = encoder.finish().unwrap_or_default();
+        gzip.shrink_to_fit();
+        text.shrink_to_fit();
+        Self {
+            text,
+            gzip,
+            series,
+            text_len,
+        }
     }
 
     /// Kept for the snapshot's lifetime: trimmed to size (a grown `Vec` holds up to twice
@@ -129,6 +151,52 @@ mod tests {
         assert_eq!(dropped.plain().as_ref(), text.as_slice());
         let empty = Exposition::from_text(Vec::new()).without_text();
         assert!(empty.plain().is_empty());
+    }
+
+    /// A snapshot far larger than one piece of the writer: the stored gzip decompresses to
+    /// exactly the text, kept or not, and the series are counted as written.
+    #[test]
+    fn a_streamed_exposition_is_the_written_text() {
+        use crate::metrics::{HistogramData, Label, Snapshot};
+        let mut snapshot = Snapshot {
+            leader: true,
+            ..Snapshot::default()
+        };
+        let bounds: std::sync::Arc<[f64]> = vec![1.0, 30.0, 600.0].into();
+        for i in 0..3000 {
+            let connector = Label::from(format!("connector-{i}"));
+            let status = Label::from(if i % 7 == 0 { "error" } else { "success" });
+            let key = (connector, Label::from("cloud_task"), status);
+            snapshot.runs.insert(key.clone(), i);
+            let mut histogram = HistogramData::zeroed(&bounds);
+            histogram.observe(i as f64);
+            snapshot.durations.insert(key, histogram);
+        }
+        let mut text = Vec::new();
+        snapshot.write_text(&mut text);
+        assert!(
+            text.len() > 4 * 64 * 1024,
+            "spans many pieces: {}",
+            text.len()
+        );
+        let kept = Exposition::from_snapshot(&snapshot, true);
+        let dropped = Exposition::from_snapshot(&snapshot, false);
+        assert_eq!(kept.text, text);
+        assert!(dropped.text.is_empty());
+        for exposition in [&kept, &dropped] {
+            assert_eq!(exposition.text_len, text.len());
+            assert_eq!(
+                exposition.series,
+                3000 + 3000 * 6,
+                "a runs sample, 6 histogram lines"
+            );
+            let mut unzipped = Vec::new();
+            flate2::read::MultiGzDecoder::new(exposition.gzip.as_slice())
+                .read_to_end(&mut unzipped)
+                .unwrap();
+            assert_eq!(unzipped, text);
+            assert_eq!(exposition.plain().as_ref(), text.as_slice());
+        }
     }
 
     #[test]

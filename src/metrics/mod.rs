@@ -21,7 +21,7 @@ use prometheus::{
 pub use exposition::{accepts_gzip, Exposition};
 pub use labels::{LabelCapper, OVERFLOW_LABEL};
 pub use server::MetricsServer;
-pub use snapshot::{Family, HistogramData, Snapshot, DOMAIN_FAMILIES};
+pub use snapshot::{Family, HistogramData, Label, Snapshot, DOMAIN_FAMILIES};
 
 /// Default duration buckets (seconds): from one second to six hours.
 pub const DEFAULT_DURATION_BUCKETS: &[f64] = &[
@@ -48,7 +48,7 @@ pub struct Metrics {
     /// The self metrics (the domain metrics are the published snapshot's).
     registry: Registry,
     published: Arc<RwLock<Arc<Published>>>,
-    encoder: Arc<OnceLock<std::sync::mpsc::Sender<Arc<Published>>>>,
+    encoder: Arc<OnceLock<std::sync::mpsc::Sender<Job>>>,
     plain_requested: Arc<AtomicI64>,
     pub up: IntGauge,
     pub last_scan_duration: Gauge,
@@ -282,13 +282,16 @@ impl Metrics {
     /// way once).
     pub fn publish(&self, snapshot: Snapshot) {
         let published = Published::new(snapshot);
-        {
+        let previous = {
             let mut slot = self.published.write().unwrap_or_else(|e| e.into_inner());
-            *slot = published.clone();
-        }
+            std::mem::replace(&mut *slot, published.clone())
+        };
         let encoder = self.encoder.get_or_init(|| start_encoder(self));
-        // When the encoder is gone, the next scrape encodes it instead.
-        let _ = encoder.send(published);
+        // Freeing the previous snapshot (tens of thousands of map entries) is the encoder
+        // thread's work too, not the scan's. When the encoder is gone, it is freed here
+        // and the next scrape encodes the new one instead.
+        let _ = encoder.send(Job::Retire(previous));
+        let _ = encoder.send(Job::Encode(published));
     }
 
     fn current(&self) -> Arc<Published> {
@@ -386,7 +389,9 @@ fn encode_once(published: &Arc<Published>, state: &EncodeState) -> Arc<Expositio
     published
         .exposition
         .get_or_init(|| {
-            let mut exposition = Exposition::from_snapshot(&published.snapshot);
+            let asked = state.plain_requested.load(Ordering::Relaxed);
+            let keep_text = unix_now() - asked <= KEEP_TEXT_FOR_SECS;
+            let exposition = Exposition::from_snapshot(&published.snapshot, keep_text);
             state.series.set(exposition.series as i64);
             state
                 .bytes
@@ -396,13 +401,18 @@ fn encode_once(published: &Arc<Published>, state: &EncodeState) -> Arc<Expositio
                 .bytes
                 .with_label_values(&["gzip"])
                 .set(exposition.gzip.len() as i64);
-            let asked = state.plain_requested.load(Ordering::Relaxed);
-            if unix_now() - asked > KEEP_TEXT_FOR_SECS {
-                exposition = exposition.without_text();
-            }
             Arc::new(exposition)
         })
         .clone()
+}
+
+/// The encoder thread's work.
+enum Job {
+    /// Encode a published snapshot (skipped when a newer one is queued behind it).
+    Encode(Arc<Published>),
+    /// Free a snapshot that is no longer published (freed here unless a scrape still
+    /// holds it).
+    Retire(Arc<Published>),
 }
 
 /// One long-lived thread encodes each published snapshot, newest first (an older one
@@ -410,17 +420,23 @@ fn encode_once(published: &Arc<Published>, state: &EncodeState) -> Arc<Expositio
 /// so the large, short-lived encoding buffers reuse one allocator arena instead of
 /// spreading over many. It holds no `Metrics` (only the gauges), so it ends when the last
 /// clone is dropped.
-fn start_encoder(metrics: &Metrics) -> std::sync::mpsc::Sender<Arc<Published>> {
-    let (tx, rx) = std::sync::mpsc::channel::<Arc<Published>>();
+fn start_encoder(metrics: &Metrics) -> std::sync::mpsc::Sender<Job> {
+    let (tx, rx) = std::sync::mpsc::channel::<Job>();
     let state = metrics.encode_state();
     let spawned = std::thread::Builder::new()
         .name("syncwatch-encoder".into())
         .spawn(move || {
-            while let Ok(mut published) = rx.recv() {
-                while let Ok(newer) = rx.try_recv() {
-                    published = newer;
+            while let Ok(first) = rx.recv() {
+                let mut newest = None;
+                for job in std::iter::once(first).chain(rx.try_iter()) {
+                    match job {
+                        Job::Encode(published) => newest = Some(published),
+                        Job::Retire(previous) => drop(previous),
+                    }
                 }
-                encode_once(&published, &state);
+                if let Some(published) = newest {
+                    encode_once(&published, &state);
+                }
             }
         });
     if let Err(e) = spawned {

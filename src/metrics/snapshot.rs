@@ -2,15 +2,91 @@
 //! snapshot and swaps it in whole; scrapes only read it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use prometheus::proto::{
     Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType,
 };
 
+/// A label value. Shared: the scanner's totals and every snapshot hold the same few
+/// hundred connector, trigger and status strings, so a series key is a few pointers,
+/// cloning one allocates nothing, and two keys sharing a value compare it by pointer.
+/// Hashes, compares and borrows as its text (`map["slug"]` works).
+#[derive(Clone)]
+pub struct Label(Arc<str>);
+
+impl std::ops::Deref for Label {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for Label {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Label {
+    fn from(value: &str) -> Self {
+        Self(value.into())
+    }
+}
+
+impl From<String> for Label {
+    fn from(value: String) -> Self {
+        Self(value.into())
+    }
+}
+
+impl PartialEq for Label {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+impl Eq for Label {}
+
+impl Ord for Label {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            return std::cmp::Ordering::Equal;
+        }
+        self.0.cmp(&other.0)
+    }
+}
+
+impl PartialOrd for Label {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl std::hash::Hash for Label {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // As `str` hashes, which `Borrow<str>` requires.
+        (*self.0).hash(state);
+    }
+}
+
+impl std::fmt::Debug for Label {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl std::fmt::Display for Label {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A classic histogram: cumulative counts per upper bound, plus sum and count.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HistogramData {
-    pub bounds: Vec<f64>,
+    /// Shared by every histogram of a family.
+    pub bounds: Arc<[f64]>,
     /// `cumulative[i]` counts observations `<= bounds[i]`.
     pub cumulative: Vec<u64>,
     pub sum: f64,
@@ -19,8 +95,13 @@ pub struct HistogramData {
 
 impl HistogramData {
     pub fn empty(bounds: &[f64]) -> Self {
+        Self::zeroed(&bounds.into())
+    }
+
+    /// An empty histogram sharing `bounds`.
+    pub fn zeroed(bounds: &Arc<[f64]>) -> Self {
         Self {
-            bounds: bounds.to_vec(),
+            bounds: bounds.clone(),
             cumulative: vec![0; bounds.len()],
             sum: 0.0,
             count: 0,
@@ -62,29 +143,29 @@ pub struct Snapshot {
     /// Whether this replica exports domain metrics (it holds the scanner lease).
     pub leader: bool,
     /// (connector, trigger, status) → terminal runs.
-    pub runs: BTreeMap<(String, String, String), u64>,
+    pub runs: BTreeMap<(Label, Label, Label), u64>,
     /// (connector, trigger, reason, owner) → failed runs.
-    pub failures: BTreeMap<(String, String, String, String), u64>,
+    pub failures: BTreeMap<(Label, Label, Label, Label), u64>,
     /// (connector, trigger, status) → durations of the runs that started.
-    pub durations: BTreeMap<(String, String, String), HistogramData>,
+    pub durations: BTreeMap<(Label, Label, Label), HistogramData>,
     /// (connector, trigger) → `started_at - created_at`.
-    pub dispatch_delays: BTreeMap<(String, String), HistogramData>,
-    pub records_synced: BTreeMap<String, f64>,
+    pub dispatch_delays: BTreeMap<(Label, Label), HistogramData>,
+    pub records_synced: BTreeMap<Label, f64>,
     /// (connector, status) → live scheduled / in-progress runs.
-    pub active: BTreeMap<(String, String), u64>,
-    pub stuck: BTreeMap<(String, String), u64>,
-    pub oldest_active: BTreeMap<(String, String), f64>,
-    pub last_success: BTreeMap<String, f64>,
-    pub last_failure: BTreeMap<String, f64>,
-    pub failing_connections: BTreeMap<String, u64>,
+    pub active: BTreeMap<(Label, Label), u64>,
+    pub stuck: BTreeMap<(Label, Label), u64>,
+    pub oldest_active: BTreeMap<(Label, Label), f64>,
+    pub last_success: BTreeMap<Label, f64>,
+    pub last_failure: BTreeMap<Label, f64>,
+    pub failing_connections: BTreeMap<Label, u64>,
     /// (connector, workspace_connector_id) → consecutive failures, the K worst.
-    pub consecutive_failures: BTreeMap<(String, String), u64>,
+    pub consecutive_failures: BTreeMap<(Label, Label), u64>,
     /// connector → connections overdue by their learned schedule.
-    pub overdue_connections: BTreeMap<String, u64>,
+    pub overdue_connections: BTreeMap<Label, u64>,
     /// (connector, workspace_connector_id) → seconds past due, the K most overdue.
-    pub overdue_seconds: BTreeMap<(String, String), f64>,
+    pub overdue_seconds: BTreeMap<(Label, Label), f64>,
     /// connector → live runs taking far longer than their connection's usual duration.
-    pub overrunning: BTreeMap<String, u64>,
+    pub overrunning: BTreeMap<Label, u64>,
     /// Every connection with a failure streak, worst first (raw connector slugs, never
     /// capped): not exported, read by the status page.
     pub failing_list: Vec<crate::store::ConnectionState>,
@@ -136,12 +217,12 @@ families! {
     CONSECUTIVE_FAILURES: GAUGE "connector_sync_connection_consecutive_failures" ["connector", "workspace_connector_id"] "Failed runs since the last success, for the connections with the most (top K only).";
 }
 
-fn three(key: &(String, String, String)) -> [&str; 3] {
-    [key.0.as_str(), key.1.as_str(), key.2.as_str()]
+fn three(key: &(Label, Label, Label)) -> [&str; 3] {
+    [&key.0, &key.1, &key.2]
 }
 
-fn two(key: &(String, String)) -> [&str; 2] {
-    [key.0.as_str(), key.1.as_str()]
+fn two(key: &(Label, Label)) -> [&str; 2] {
+    [&key.0, &key.1]
 }
 
 fn labels(names: &[&str], values: &[&str]) -> Vec<LabelPair> {
@@ -230,7 +311,7 @@ impl Snapshot {
                 &FAILURES,
                 self.failures
                     .iter()
-                    .map(|((c, t, r, o), v)| counter(&[c, t, r, o], FAILURES.labels, *v as f64))
+                    .map(|((c, t, r, o), v)| counter(&[&**c, t, r, o], FAILURES.labels, *v as f64))
                     .collect(),
             ),
             family(
@@ -251,7 +332,7 @@ impl Snapshot {
                 &RECORDS_SYNCED,
                 self.records_synced
                     .iter()
-                    .map(|(k, v)| counter(&[k.as_str()], RECORDS_SYNCED.labels, *v))
+                    .map(|(k, v)| counter(&[&**k], RECORDS_SYNCED.labels, *v))
                     .collect(),
             ),
             family(
@@ -279,28 +360,28 @@ impl Snapshot {
                 &LAST_SUCCESS,
                 self.last_success
                     .iter()
-                    .map(|(k, v)| gauge(&[k.as_str()], LAST_SUCCESS.labels, *v))
+                    .map(|(k, v)| gauge(&[&**k], LAST_SUCCESS.labels, *v))
                     .collect(),
             ),
             family(
                 &LAST_FAILURE,
                 self.last_failure
                     .iter()
-                    .map(|(k, v)| gauge(&[k.as_str()], LAST_FAILURE.labels, *v))
+                    .map(|(k, v)| gauge(&[&**k], LAST_FAILURE.labels, *v))
                     .collect(),
             ),
             family(
                 &FAILING_CONNECTIONS,
                 self.failing_connections
                     .iter()
-                    .map(|(k, v)| gauge(&[k.as_str()], FAILING_CONNECTIONS.labels, *v as f64))
+                    .map(|(k, v)| gauge(&[&**k], FAILING_CONNECTIONS.labels, *v as f64))
                     .collect(),
             ),
             family(
                 &OVERDUE,
                 self.overdue_connections
                     .iter()
-                    .map(|(k, v)| gauge(&[k.as_str()], OVERDUE.labels, *v as f64))
+                    .map(|(k, v)| gauge(&[&**k], OVERDUE.labels, *v as f64))
                     .collect(),
             ),
             family(
@@ -314,7 +395,7 @@ impl Snapshot {
                 &OVERRUNNING,
                 self.overrunning
                     .iter()
-                    .map(|(k, v)| gauge(&[k.as_str()], OVERRUNNING.labels, *v as f64))
+                    .map(|(k, v)| gauge(&[&**k], OVERRUNNING.labels, *v as f64))
                     .collect(),
             ),
             family(
@@ -350,13 +431,13 @@ mod tests {
     #[test]
     fn max_with_never_lowers_and_stays_cumulative() {
         let mut a = HistogramData {
-            bounds: vec![1.0, 2.0],
+            bounds: vec![1.0, 2.0].into(),
             cumulative: vec![3, 4],
             sum: 5.0,
             count: 5,
         };
         let b = HistogramData {
-            bounds: vec![1.0, 2.0],
+            bounds: vec![1.0, 2.0].into(),
             cumulative: vec![1, 6],
             sum: 9.0,
             count: 6,
@@ -365,5 +446,29 @@ mod tests {
         assert_eq!(a.cumulative, vec![3, 6]);
         assert_eq!((a.sum, a.count), (9.0, 6));
         assert!(a.cumulative.windows(2).all(|w| w[0] <= w[1]));
+    }
+
+    /// Labels order, compare and hash as their text, whether or not they share it, so a
+    /// map keyed by labels is looked up by `&str` and sorts as the text format wants.
+    #[test]
+    fn labels_behave_as_their_text() {
+        use std::collections::{BTreeSet, HashSet};
+        let shared = Label::from("hubspot");
+        let (same, other) = (Label::from("hubspot"), Label::from("attio"));
+        assert_eq!(shared, shared.clone());
+        assert_eq!(shared, same, "equal text in another allocation");
+        assert_ne!(shared, other);
+        assert_eq!(shared.cmp(&other), "hubspot".cmp("attio"));
+        let sorted: Vec<String> = [shared.clone(), other.clone(), Label::from("zendesk")]
+            .into_iter()
+            .collect::<BTreeSet<_>>()
+            .iter()
+            .map(|l| l.to_string())
+            .collect();
+        assert_eq!(sorted, ["attio", "hubspot", "zendesk"]);
+        let set: HashSet<Label> = [shared.clone(), other].into_iter().collect();
+        assert!(set.contains("hubspot") && set.contains("attio") && !set.contains("hub"));
+        let map: BTreeMap<Label, u64> = [(same, 3)].into_iter().collect();
+        assert_eq!(map["hubspot"], 3);
     }
 }

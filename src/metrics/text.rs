@@ -13,18 +13,70 @@ use super::snapshot::{
     OVERDUE_SECONDS, OVERRUNNING, RECORDS_SYNCED, RUNS, STUCK,
 };
 
+/// Where the text goes: a buffer handed to `spill` in pieces of about [`SPILL_AT`] bytes,
+/// so a caller that only compresses it never holds the whole text (~13 MB at 100k series).
+pub struct TextSink<'a> {
+    buf: Vec<u8>,
+    spill: &'a mut dyn FnMut(&[u8]),
+    /// Samples written (lines that are not comments).
+    pub series: usize,
+}
+
+/// Bytes buffered before they are handed on.
+const SPILL_AT: usize = 64 * 1024;
+
+impl<'a> TextSink<'a> {
+    pub fn new(spill: &'a mut dyn FnMut(&[u8])) -> Self {
+        Self {
+            buf: Vec::with_capacity(SPILL_AT + 4096),
+            spill,
+            series: 0,
+        }
+    }
+
+    /// After a whole series (or a histogram's lines): hand on a full buffer.
+    fn row_done(&mut self) {
+        if self.buf.len() >= SPILL_AT {
+            (self.spill)(&self.buf);
+            self.buf.clear();
+        }
+    }
+
+    /// Hand on what is left.
+    pub fn finish(self) {
+        if !self.buf.is_empty() {
+            (self.spill)(&self.buf);
+        }
+    }
+}
+
 /// `\` → `\\`, newline → `\n`, and with `quote` `"` → `\"`, as the text format wants.
 fn escape(out: &mut Vec<u8>, text: &str, quote: bool) {
-    for c in text.chars() {
-        match c {
-            '\\' => out.extend_from_slice(b"\\\\"),
-            '\n' => out.extend_from_slice(b"\\n"),
-            '"' if quote => out.extend_from_slice(b"\\\""),
-            _ => {
-                let mut buf = [0u8; 4];
-                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-            }
+    let special = |b: &u8| *b == b'\\' || *b == b'\n' || (quote && *b == b'"');
+    if !text.as_bytes().iter().any(special) {
+        // Label values almost never need escaping: copy them whole.
+        out.extend_from_slice(text.as_bytes());
+        return;
+    }
+    for b in text.bytes() {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'"' if quote => out.extend_from_slice(b"\\\""),
+            // Multi-byte UTF-8 sequences contain no ASCII bytes: copied as they are.
+            _ => out.push(b),
         }
+    }
+}
+
+/// A sample value as `Display` for f64 writes it (what the crate's encoder writes); whole
+/// numbers below 2^53 take the integer formatter, which writes the same digits faster.
+fn value(out: &mut Vec<u8>, value: f64) {
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    if value.fract() == 0.0 && value.abs() < EXACT && !(value == 0.0 && value.is_sign_negative()) {
+        let _ = write!(out, "{}", value as i64);
+    } else {
+        let _ = write!(out, "{value}");
     }
 }
 
@@ -45,13 +97,15 @@ fn header(out: &mut Vec<u8>, spec: &Family) {
 }
 
 fn sample(
-    out: &mut Vec<u8>,
+    out: &mut TextSink<'_>,
     spec: &Family,
     postfix: &str,
     values: &[&str],
     extra: Option<(&str, &str)>,
-    value: f64,
+    number: f64,
 ) {
+    out.series += 1;
+    let out = &mut out.buf;
     out.extend_from_slice(spec.name.as_bytes());
     out.extend_from_slice(postfix.as_bytes());
     if !values.is_empty() || extra.is_some() {
@@ -67,44 +121,52 @@ fn sample(
         }
         out.push(b'}');
     }
-    // `Display` for f64, as the crate's encoder writes it.
-    let _ = writeln!(out, " {value}");
+    out.push(b' ');
+    value(out, number);
+    out.push(b'\n');
 }
 
 /// A counter or gauge family: each row is its label values and its value.
 fn scalars<'a, const N: usize>(
-    out: &mut Vec<u8>,
+    out: &mut TextSink<'_>,
     spec: &Family,
     rows: impl ExactSizeIterator<Item = ([&'a str; N], f64)>,
 ) {
     if rows.len() == 0 {
         return;
     }
-    header(out, spec);
+    header(&mut out.buf, spec);
     for (values, value) in rows {
         sample(out, spec, "", &values, None, value);
+        out.row_done();
     }
 }
 
 fn histograms<'a, const N: usize>(
-    out: &mut Vec<u8>,
+    out: &mut TextSink<'_>,
     spec: &Family,
     rows: impl ExactSizeIterator<Item = ([&'a str; N], &'a HistogramData)>,
 ) {
     if rows.len() == 0 {
         return;
     }
-    header(out, spec);
+    header(&mut out.buf, spec);
+    // The `le` values, formatted once per set of bounds (a family shares one).
+    let mut les: Option<(&[f64], Vec<String>)> = None;
     for (values, data) in rows {
+        let bounds: &[f64] = &data.bounds;
+        if les.as_ref().is_none_or(|(b, _)| *b != bounds) {
+            les = Some((bounds, bounds.iter().map(f64::to_string).collect()));
+        }
+        let le = les.as_ref().map_or(&[][..], |(_, le)| le.as_slice());
         let mut inf_seen = false;
-        for (bound, count) in data.bounds.iter().zip(&data.cumulative) {
-            let le = bound.to_string();
+        for ((bound, count), le) in data.bounds.iter().zip(&data.cumulative).zip(le) {
             sample(
                 out,
                 spec,
                 "_bucket",
                 &values,
-                Some(("le", &le)),
+                Some(("le", le)),
                 *count as f64,
             );
             inf_seen |= bound.is_sign_positive() && bound.is_infinite();
@@ -115,12 +177,21 @@ fn histograms<'a, const N: usize>(
         }
         sample(out, spec, "_sum", &values, None, data.sum);
         sample(out, spec, "_count", &values, None, data.count as f64);
+        out.row_done();
     }
 }
 
 impl Snapshot {
     /// The text exposition of the domain families (empty when this replica does not lead).
-    pub fn write_text(&self, out: &mut Vec<u8>) {
+    pub fn write_text(&self, text: &mut Vec<u8>) {
+        let mut append = |piece: &[u8]| text.extend_from_slice(piece);
+        let mut sink = TextSink::new(&mut append);
+        self.write_to(&mut sink);
+        sink.finish();
+    }
+
+    /// The same, handed to `out` in pieces.
+    pub fn write_to(&self, out: &mut TextSink<'_>) {
         if !self.leader {
             return;
         }
@@ -130,101 +201,96 @@ impl Snapshot {
             &RUNS,
             self.runs
                 .iter()
-                .map(|((c, t, s), v)| ([c.as_str(), t, s], n(v))),
+                .map(|((c, t, s), v)| ([&**c, &**t, &**s], n(v))),
         );
         scalars(
             out,
             &FAILURES,
             self.failures
                 .iter()
-                .map(|((c, t, r, o), v)| ([c.as_str(), t, r, o], n(v))),
+                .map(|((c, t, r, o), v)| ([&**c, &**t, &**r, &**o], n(v))),
         );
         histograms(
             out,
             &DURATION,
             self.durations
                 .iter()
-                .map(|((c, t, s), h)| ([c.as_str(), t, s], h)),
+                .map(|((c, t, s), h)| ([&**c, &**t, &**s], h)),
         );
         histograms(
             out,
             &DISPATCH_DELAY,
             self.dispatch_delays
                 .iter()
-                .map(|((c, t), h)| ([c.as_str(), t], h)),
+                .map(|((c, t), h)| ([&**c, &**t], h)),
         );
         scalars(
             out,
             &RECORDS_SYNCED,
-            self.records_synced.iter().map(|(c, v)| ([c.as_str()], *v)),
+            self.records_synced.iter().map(|(c, v)| ([&**c], *v)),
         );
         scalars(
             out,
             &ACTIVE,
-            self.active
-                .iter()
-                .map(|((c, s), v)| ([c.as_str(), s], n(v))),
+            self.active.iter().map(|((c, s), v)| ([&**c, &**s], n(v))),
         );
         scalars(
             out,
             &STUCK,
-            self.stuck.iter().map(|((c, s), v)| ([c.as_str(), s], n(v))),
+            self.stuck.iter().map(|((c, s), v)| ([&**c, &**s], n(v))),
         );
         scalars(
             out,
             &OLDEST_ACTIVE,
             self.oldest_active
                 .iter()
-                .map(|((c, s), v)| ([c.as_str(), s], *v)),
+                .map(|((c, s), v)| ([&**c, &**s], *v)),
         );
         scalars(
             out,
             &LAST_SUCCESS,
-            self.last_success.iter().map(|(c, v)| ([c.as_str()], *v)),
+            self.last_success.iter().map(|(c, v)| ([&**c], *v)),
         );
         scalars(
             out,
             &LAST_FAILURE,
-            self.last_failure.iter().map(|(c, v)| ([c.as_str()], *v)),
+            self.last_failure.iter().map(|(c, v)| ([&**c], *v)),
         );
         scalars(
             out,
             &FAILING_CONNECTIONS,
-            self.failing_connections
-                .iter()
-                .map(|(c, v)| ([c.as_str()], n(v))),
+            self.failing_connections.iter().map(|(c, v)| ([&**c], n(v))),
         );
         scalars(
             out,
             &OVERDUE,
-            self.overdue_connections
-                .iter()
-                .map(|(c, v)| ([c.as_str()], n(v))),
+            self.overdue_connections.iter().map(|(c, v)| ([&**c], n(v))),
         );
         scalars(
             out,
             &OVERDUE_SECONDS,
             self.overdue_seconds
                 .iter()
-                .map(|((c, id), v)| ([c.as_str(), id], *v)),
+                .map(|((c, id), v)| ([&**c, &**id], *v)),
         );
         scalars(
             out,
             &OVERRUNNING,
-            self.overrunning.iter().map(|(c, v)| ([c.as_str()], n(v))),
+            self.overrunning.iter().map(|(c, v)| ([&**c], n(v))),
         );
         scalars(
             out,
             &CONSECUTIVE_FAILURES,
             self.consecutive_failures
                 .iter()
-                .map(|((c, id), v)| ([c.as_str(), id], n(v))),
+                .map(|((c, id), v)| ([&**c, &**id], n(v))),
         );
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::snapshot::Label;
     use super::*;
 
     /// Every family, with values that exercise the formatting: fractions, large and
@@ -232,12 +298,12 @@ mod tests {
     #[test]
     fn the_same_bytes_as_the_crate_encoder() {
         let h = |sum: f64| HistogramData {
-            bounds: vec![0.5, 1.0, 15.0, 21600.0],
+            bounds: vec![0.5, 1.0, 15.0, 21600.0].into(),
             cumulative: vec![1, 2, 2, 3],
             sum,
             count: 4,
         };
-        let s = |v: &str| v.to_owned();
+        let s = |v: &str| Label::from(v);
         let mut snap = Snapshot {
             leader: true,
             ..Snapshot::default()
@@ -245,6 +311,10 @@ mod tests {
         snap.runs.insert((s("a"), s("cloud_task"), s("error")), 7);
         snap.runs
             .insert((s("we\"ird\\\nslug"), s("none"), s("success")), 0);
+        snap.runs.insert(
+            (s("zürich-\u{1F600}\\"), s("none"), s("success")),
+            9007199254740993,
+        );
         snap.failures
             .insert((s("a"), s("cloud_task"), s("auth"), s("customer")), 3);
         snap.durations
@@ -258,6 +328,8 @@ mod tests {
             .insert((s("a"), s("scheduled")), 1767226740.123);
         snap.last_success.insert(s("a"), 1767226320.0);
         snap.last_failure.insert(s("a"), -1.5);
+        snap.last_failure.insert(s("b"), -0.0);
+        snap.last_failure.insert(s("c"), -9007199254740991.0);
         snap.failing_connections.insert(s("a"), 1);
         snap.overdue_connections.insert(s("a"), 0);
         snap.overdue_seconds.insert(

@@ -216,17 +216,20 @@ impl Scanner {
         };
         // Until the build has caught up only the active-run gauges are exported: partial
         // counters would later jump and show as a burst of runs that never happened.
-        let empty = (
-            Totals::with_rules(
-                &self.config.duration_buckets,
-                &self.config.dispatch_delay_buckets,
-                self.config.rules(),
-            ),
-            Connections::default(),
-        );
+        let empty;
         let (totals, connections) = match &self.phase {
             Some(Phase::Steady(steady)) => (&steady.totals, &steady.connections),
-            _ => (&empty.0, &empty.1),
+            _ => {
+                empty = (
+                    Totals::with_rules(
+                        &self.config.duration_buckets,
+                        &self.config.dispatch_delay_buckets,
+                        self.config.rules(),
+                    ),
+                    Connections::default(),
+                );
+                (&empty.0, &empty.1)
+            }
         };
         let (snapshot, overflowed) = build_snapshot(
             &SnapshotInputs {

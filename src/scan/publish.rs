@@ -1,14 +1,14 @@
 //! How the scanner's state turns into the published [`Snapshot`]: connector labels capped,
 //! known label sets zero-filled, the K worst connections kept. Pure: no I/O, unit-tested.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 
 use super::learned::LearnedSignals;
-use super::{Connections, Totals};
+use super::{Connections, Owner, Totals};
 use crate::domain::Status;
-use crate::metrics::{HistogramData, LabelCapper, Snapshot};
+use crate::metrics::{HistogramData, Label, LabelCapper, Snapshot};
 use crate::store::{ActiveGroup, ConnectionState};
 
 /// What the snapshot builder needs besides the totals.
@@ -30,93 +30,123 @@ fn ts(at: DateTime<Utc>) -> f64 {
 /// were newly folded into `other`.
 pub fn build_snapshot(inputs: &SnapshotInputs<'_>, capper: &mut LabelCapper) -> (Snapshot, u64) {
     let totals = inputs.totals;
+    // Every label value comes from the totals' interner (statuses, owners and connection
+    // ids are added to a copy): a key is a few shared pointers, nothing is allocated per
+    // series.
+    let mut labels = totals.labels().clone();
     let mut overflowed = 0;
-    let mut connectors: Vec<&String> = totals
+    // Connections whose latest run failed, per raw connector slug (20,000 connections
+    // counted here, a few hundred connectors labelled below).
+    let mut failing_of: HashMap<&str, u64> = HashMap::new();
+    for state in inputs.connections.by_id.values() {
+        *failing_of.entry(&state.connector_slug).or_default() +=
+            u64::from(state.last_status == Status::Error);
+    }
+    let distinct: std::collections::HashSet<&str> = totals
         .runs
         .keys()
-        .map(|(c, _, _)| c)
-        .chain(inputs.active.iter().map(|a| &a.connector_slug))
-        .chain(inputs.connections.by_id.values().map(|c| &c.connector_slug))
-        .chain(inputs.learned.overdue.iter().map(|o| &o.connector))
-        .chain(inputs.learned.overrunning.iter().map(|(c, _)| c))
+        .map(|(c, _, _)| &**c)
+        .chain(inputs.active.iter().map(|a| a.connector_slug.as_str()))
+        .chain(failing_of.keys().copied())
+        .chain(inputs.learned.overdue.iter().map(|o| o.connector.as_str()))
+        .chain(inputs.learned.overrunning.iter().map(|(c, _)| c.as_str()))
         .collect();
-    connectors.sort();
-    connectors.dedup();
-    let mut label_of: HashMap<&str, String> = HashMap::new();
+    let mut connectors: Vec<&str> = distinct.into_iter().collect();
+    connectors.sort_unstable();
+    let mut label_of: HashMap<&str, Label> = HashMap::with_capacity(connectors.len());
     for connector in connectors {
         let (label, new) = capper.label(connector);
         overflowed += u64::from(new);
-        label_of.insert(connector.as_str(), label);
+        label_of.insert(connector, labels.label(&label));
     }
-    let label = |c: &str| label_of.get(c).cloned().unwrap_or_else(|| c.to_owned());
+    // Every connector is in `label_of`; the fallback only keeps this total.
+    let label = |c: &str| label_of.get(c).cloned().unwrap_or_else(|| Label::from(c));
+    let status_label = |s: Status| -> Label {
+        match s {
+            Status::Success => STATUS[0].clone(),
+            Status::Error => STATUS[1].clone(),
+            Status::Scheduled => STATUS[2].clone(),
+            Status::InProgress => STATUS[3].clone(),
+        }
+    };
 
     let mut snap = Snapshot {
         leader: true,
         ..Snapshot::default()
     };
+    // The large families (a series per connector, trigger and status or reason) are
+    // collected, sorted and built in bulk rather than inserted one key at a time.
     // Zero-fill: both terminal statuses for every (connector, trigger) seen.
-    for ((connector, trigger, _), _) in totals.runs.iter() {
+    let mut runs = Vec::with_capacity(totals.runs.len() * 2);
+    let mut durations = Vec::with_capacity(totals.runs.len() * 2);
+    for (connector, trigger, _) in totals.runs.keys() {
         for status in [Status::Success, Status::Error] {
-            let key = (
-                label(connector),
-                trigger.clone(),
-                status.as_str().to_owned(),
-            );
-            snap.runs.entry(key.clone()).or_insert(0);
-            snap.durations
-                .entry(key)
-                .or_insert_with(|| HistogramData::empty(&totals.duration_bounds));
+            let raw = (connector.clone(), trigger.clone(), status);
+            let key = (label(connector), trigger.clone(), status_label(status));
+            if !totals.runs.contains_key(&raw) {
+                runs.push((key.clone(), 0));
+            }
+            if !totals.durations.contains_key(&raw) {
+                durations.push((key, HistogramData::zeroed(&totals.duration_bounds)));
+            }
         }
     }
     for ((connector, trigger, status), count) in &totals.runs {
-        let key = (
-            label(connector),
-            trigger.clone(),
-            status.as_str().to_owned(),
-        );
-        *snap.runs.entry(key).or_default() += count;
+        let key = (label(connector), trigger.clone(), status_label(*status));
+        runs.push((key, *count));
     }
+    snap.runs = bulk(runs, |sum, n| *sum += n);
+    for ((connector, trigger, status), histogram) in &totals.durations {
+        let key = (label(connector), trigger.clone(), status_label(*status));
+        durations.push((key, histogram.clone()));
+    }
+    snap.durations = bulk(durations, |sum, h| sum.add(&h));
     // Every reason zero-filled for each (connector, trigger) seen, so the first failure of
     // a kind shows as an increase.
-    let pairs: std::collections::BTreeSet<(&str, &str)> = totals
-        .runs
-        .keys()
-        .map(|(c, t, _)| (c.as_str(), t.as_str()))
+    let reasons: Vec<(Label, Label)> = totals
+        .rules
+        .reasons()
+        .iter()
+        .map(|(reason, owner)| (labels.label(reason), labels.label(owner.as_str())))
         .collect();
+    let platform = labels.label(Owner::Platform.as_str());
+    let pairs: std::collections::HashSet<(&Label, &Label)> =
+        totals.runs.keys().map(|(c, t, _)| (c, t)).collect();
+    let mut failures = Vec::with_capacity(pairs.len() * reasons.len() + totals.failures.len());
     for (connector, trigger) in pairs {
         let connector = label(connector);
-        for (reason, owner) in totals.rules.reasons() {
+        for (reason, owner) in &reasons {
             let key = (
                 connector.clone(),
-                trigger.to_owned(),
+                trigger.clone(),
                 reason.clone(),
-                owner.as_str().to_owned(),
+                owner.clone(),
             );
-            snap.failures.insert(key, 0);
+            failures.push((key, 0));
         }
     }
     for ((connector, trigger, reason), count) in &totals.failures {
-        let owner = totals.rules.owner(reason).as_str().to_owned();
-        let key = (label(connector), trigger.clone(), reason.clone(), owner);
-        *snap.failures.entry(key).or_default() += count;
-    }
-    for ((connector, trigger, status), histogram) in &totals.durations {
+        let owner = reasons
+            .iter()
+            .find(|(r, _)| r == reason)
+            .map_or(&platform, |(_, owner)| owner);
         let key = (
             label(connector),
             trigger.clone(),
-            status.as_str().to_owned(),
+            reason.clone(),
+            owner.clone(),
         );
-        snap.durations
-            .entry(key)
-            .or_insert_with(|| HistogramData::empty(&totals.duration_bounds))
-            .add(histogram);
+        failures.push((key, *count));
     }
-    for ((connector, trigger), histogram) in &totals.delays {
-        snap.dispatch_delays
-            .entry((label(connector), trigger.clone()))
-            .or_insert_with(|| HistogramData::empty(&totals.delay_bounds))
-            .add(histogram);
-    }
+    snap.failures = bulk(failures, |sum, n| *sum += n);
+    let delays = totals
+        .delays
+        .iter()
+        .map(|((connector, trigger), histogram)| {
+            ((label(connector), trigger.clone()), histogram.clone())
+        })
+        .collect();
+    snap.dispatch_delays = bulk(delays, |sum, h| sum.add(&h));
     for (connector, records) in &totals.records {
         *snap.records_synced.entry(label(connector)).or_default() += records;
     }
@@ -132,11 +162,11 @@ pub fn build_snapshot(inputs: &SnapshotInputs<'_>, capper: &mut LabelCapper) -> 
     for group in inputs.active {
         let connector = label(&group.connector_slug);
         for status in [Status::Scheduled, Status::InProgress] {
-            let key = (connector.clone(), status.as_str().to_owned());
+            let key = (connector.clone(), status_label(status));
             snap.active.entry(key.clone()).or_insert(0);
             snap.stuck.entry(key).or_insert(0);
         }
-        let key = (connector, group.status.as_str().to_owned());
+        let key = (connector, status_label(group.status));
         *snap.active.entry(key.clone()).or_default() += group.count;
         *snap.stuck.entry(key.clone()).or_default() += group.stuck;
         let oldest = ts(group.oldest);
@@ -144,17 +174,18 @@ pub fn build_snapshot(inputs: &SnapshotInputs<'_>, capper: &mut LabelCapper) -> 
         *slot = slot.min(oldest);
     }
 
-    let mut failing: Vec<&ConnectionState> = Vec::new();
-    for state in inputs.connections.by_id.values() {
-        let connector = label(&state.connector_slug);
-        let count = snap.failing_connections.entry(connector).or_insert(0);
-        if state.last_status == Status::Error {
-            *count += 1;
-        }
-        if state.consecutive_failures > 0 {
-            failing.push(state);
-        }
+    for (connector, count) in failing_of {
+        *snap
+            .failing_connections
+            .entry(label(connector))
+            .or_default() += count;
     }
+    let mut failing: Vec<&ConnectionState> = inputs
+        .connections
+        .by_id
+        .values()
+        .filter(|state| state.consecutive_failures > 0)
+        .collect();
     failing.sort_by(|a, b| {
         b.consecutive_failures
             .cmp(&a.consecutive_failures)
@@ -165,7 +196,7 @@ pub fn build_snapshot(inputs: &SnapshotInputs<'_>, capper: &mut LabelCapper) -> 
         snap.consecutive_failures.insert(
             (
                 label(&state.connector_slug),
-                state.workspace_connector_id.to_string(),
+                Label::from(state.workspace_connector_id.to_string()),
             ),
             state.consecutive_failures,
         );
@@ -194,12 +225,41 @@ pub fn build_snapshot(inputs: &SnapshotInputs<'_>, capper: &mut LabelCapper) -> 
     });
     for o in overdue.into_iter().take(inputs.top_failing) {
         snap.overdue_seconds.insert(
-            (label(&o.connector), o.workspace_connector_id.to_string()),
+            (
+                label(&o.connector),
+                Label::from(o.workspace_connector_id.to_string()),
+            ),
             o.past_due_seconds,
         );
     }
     (snap, overflowed)
 }
+
+/// A map built from unsorted entries, those with equal keys merged: sorted once, then built
+/// in bulk (`BTreeMap` builds a sorted sequence in linear time), instead of a tree descent
+/// per entry.
+fn bulk<K: Ord, V>(mut entries: Vec<(K, V)>, merge: impl Fn(&mut V, V)) -> BTreeMap<K, V> {
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut merged: Vec<(K, V)> = Vec::with_capacity(entries.len());
+    for (key, value) in entries {
+        match merged.last_mut() {
+            Some((last, sum)) if *last == key => merge(sum, value),
+            _ => merged.push((key, value)),
+        }
+    }
+    merged.into_iter().collect()
+}
+
+/// The status label values, shared by every snapshot.
+static STATUS: std::sync::LazyLock<[Label; 4]> = std::sync::LazyLock::new(|| {
+    [
+        Status::Success,
+        Status::Error,
+        Status::Scheduled,
+        Status::InProgress,
+    ]
+    .map(|s| Label::from(s.as_str()))
+});
 
 #[cfg(test)]
 mod tests {
@@ -225,7 +285,7 @@ mod tests {
             &mut capper,
         );
         assert_eq!(overflowed, 1);
-        let key = |c: &str, s: &str| (c.to_owned(), "manual".to_owned(), s.to_owned());
+        let key = |c: &str, s: &str| (Label::from(c), Label::from("manual"), Label::from(s));
         assert_eq!(snap.runs[&key("a", "success")], 1);
         assert_eq!(snap.runs[&key("a", "error")], 0, "zero-filled");
         assert_eq!(snap.runs[&key("other", "error")], 1);
@@ -234,5 +294,56 @@ mod tests {
         assert_eq!(snap.runs.len(), 6);
         assert_eq!(snap.records_synced["a"], 10.0);
         assert_eq!(snap.last_success["a"], 100.0);
+    }
+
+    /// Connectors folded into `other` merge into one series per key, failures included,
+    /// and every series is the sum of those it folds (the bulk build merges equal keys).
+    #[test]
+    fn folded_connectors_merge_into_one_series() {
+        let mut totals = Totals::new(&[1.0, 10.0], &[1.0]);
+        totals.add_run(&run("a", Status::Success, Some(2.0), 100));
+        for (slug, at) in [("b", 101), ("c", 102), ("c", 103)] {
+            let mut failed = run(slug, Status::Error, Some(0.5), at);
+            failed.error = Some("401 Unauthorized".into());
+            totals.add_run(&failed);
+        }
+        let (snap, overflowed) = build_snapshot(
+            &SnapshotInputs {
+                totals: &totals,
+                connections: &Connections::default(),
+                active: &[],
+                learned: &LearnedSignals::default(),
+                top_failing: 5,
+            },
+            &mut LabelCapper::new(1),
+        );
+        assert_eq!(overflowed, 2);
+        let key = |c: &str, s: &str| (Label::from(c), Label::from("manual"), Label::from(s));
+        assert_eq!(snap.runs[&key("other", "error")], 3);
+        assert_eq!(snap.runs[&key("other", "success")], 0, "zero-filled once");
+        assert_eq!(snap.durations[&key("other", "error")].count, 3);
+        assert_eq!(
+            snap.durations[&key("other", "error")].cumulative,
+            vec![3, 3]
+        );
+        assert_eq!(snap.runs.len(), 4);
+        let reasons = totals.rules.reasons().len();
+        assert_eq!(
+            snap.failures.len(),
+            2 * reasons,
+            "every reason once per pair"
+        );
+        let failed: u64 = snap
+            .failures
+            .iter()
+            .filter(|((c, ..), _)| &**c == "other")
+            .map(|(_, n)| n)
+            .sum();
+        assert_eq!(failed, 3);
+        assert_eq!(
+            snap.dispatch_delays[&(Label::from("other"), Label::from("manual"))].count,
+            3
+        );
+        assert_eq!(snap.records_synced["other"], 30.0);
     }
 }

@@ -1,36 +1,61 @@
 //! The scanner's running totals of terminal runs, keyed by the raw connector slug, and
 //! their saved (checkpoint) form. Pure: no I/O, unit-tested.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
 use super::reasons::FailureRules;
 use crate::domain::Status;
-use crate::metrics::HistogramData;
+use crate::metrics::{HistogramData, Label};
 use crate::store::{TerminalAggregate, TerminalRun};
 
 /// Label value for runs without a trigger type.
 pub const NO_TRIGGER: &str = "none";
 
-type RunKey = (String, String, Status);
+type RunKey = (Label, Label, Status);
 /// (connector, trigger, reason).
-type FailureKey = (String, String, String);
+type FailureKey = (Label, Label, Label);
+
+/// Every label value the totals hold, once: keys share them, so a key is a few pointers
+/// and copies of the totals (the exported, the settled, the repair anchor) and every
+/// snapshot built from them share one string per connector, trigger and reason.
+#[derive(Debug, Clone, Default)]
+pub struct Interner(HashSet<Label>);
+
+impl Interner {
+    pub fn label(&mut self, value: &str) -> Label {
+        if let Some(label) = self.0.get(value) {
+            return label.clone();
+        }
+        let label = Label::from(value);
+        self.0.insert(label.clone());
+        label
+    }
+}
+
+/// A cache, not content: totals with equal counts are equal whatever they interned.
+impl PartialEq for Interner {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Totals {
-    pub(crate) duration_bounds: Vec<f64>,
-    pub(crate) delay_bounds: Vec<f64>,
+    pub(crate) duration_bounds: Arc<[f64]>,
+    pub(crate) delay_bounds: Arc<[f64]>,
     pub runs: HashMap<RunKey, u64>,
     pub durations: HashMap<RunKey, HistogramData>,
-    pub delays: HashMap<(String, String), HistogramData>,
-    pub records: HashMap<String, f64>,
-    pub last_success: HashMap<String, DateTime<Utc>>,
-    pub last_failure: HashMap<String, DateTime<Utc>>,
+    pub delays: HashMap<(Label, Label), HistogramData>,
+    pub records: HashMap<Label, f64>,
+    pub last_success: HashMap<Label, DateTime<Utc>>,
+    pub last_failure: HashMap<Label, DateTime<Utc>>,
     /// Failed runs by reason; per (connector, trigger) they sum to the `error` runs.
     pub failures: HashMap<FailureKey, u64>,
     pub(crate) rules: Arc<FailureRules>,
+    labels: Interner,
 }
 
 impl Totals {
@@ -45,8 +70,8 @@ impl Totals {
         rules: Arc<FailureRules>,
     ) -> Self {
         Self {
-            duration_bounds: duration_bounds.to_vec(),
-            delay_bounds: delay_bounds.to_vec(),
+            duration_bounds: duration_bounds.into(),
+            delay_bounds: delay_bounds.into(),
             runs: HashMap::new(),
             durations: HashMap::new(),
             delays: HashMap::new(),
@@ -55,53 +80,74 @@ impl Totals {
             last_failure: HashMap::new(),
             failures: HashMap::new(),
             rules,
+            labels: Interner::default(),
         }
+    }
+
+    /// Every label value these totals hold.
+    pub(crate) fn labels(&self) -> &Interner {
+        &self.labels
+    }
+
+    /// The shared form of a label value.
+    pub fn label(&mut self, value: &str) -> Label {
+        self.labels.label(value)
     }
 
     /// Empty totals with the same bucket bounds and rules.
     pub fn empty_like(&self) -> Self {
-        Self::with_rules(
-            &self.duration_bounds,
-            &self.delay_bounds,
-            self.rules.clone(),
-        )
+        Self {
+            labels: self.labels.clone(),
+            ..Self::with_rules(
+                &self.duration_bounds,
+                &self.delay_bounds,
+                self.rules.clone(),
+            )
+        }
     }
 
-    fn note_failures(&mut self, connector: &str, trigger: &str, error: Option<&str>, runs: u64) {
-        let reason = self.rules.classify(error).to_owned();
+    fn note_failures(
+        &mut self,
+        connector: &Label,
+        trigger: &Label,
+        error: Option<&str>,
+        runs: u64,
+    ) {
+        let reason = self.rules.classify(error);
+        let reason = self.labels.label(reason);
         *self
             .failures
-            .entry((connector.to_owned(), trigger.to_owned(), reason))
+            .entry((connector.clone(), trigger.clone(), reason))
             .or_default() += runs;
     }
 
-    fn note_completion(&mut self, connector: &str, status: Status, at: DateTime<Utc>) {
+    fn note_completion(&mut self, connector: &Label, status: Status, at: DateTime<Utc>) {
         let map = match status {
             Status::Success => &mut self.last_success,
             Status::Error => &mut self.last_failure,
             _ => return,
         };
-        let entry = map.entry(connector.to_owned()).or_insert(at);
+        let entry = map.entry(connector.clone()).or_insert(at);
         if at > *entry {
             *entry = at;
         }
     }
 
+    /// The (connector, trigger) labels of a run.
+    fn labels_of(&mut self, connector: &str, trigger: Option<&str>) -> (Label, Label) {
+        (
+            self.labels.label(connector),
+            self.labels.label(trigger.unwrap_or(NO_TRIGGER)),
+        )
+    }
+
     /// Add one aggregate row computed in SQL.
     pub fn add_aggregate(&mut self, row: &TerminalAggregate) {
-        let trigger = row
-            .trigger_type
-            .clone()
-            .unwrap_or_else(|| NO_TRIGGER.into());
-        let key = (row.connector_slug.clone(), trigger.clone(), row.status);
+        let (connector, trigger) = self.labels_of(&row.connector_slug, row.trigger_type.as_deref());
+        let key = (connector.clone(), trigger.clone(), row.status);
         *self.runs.entry(key.clone()).or_default() += row.runs;
         if row.status == Status::Error {
-            self.note_failures(
-                &row.connector_slug,
-                &trigger,
-                row.error.as_deref(),
-                row.runs,
-            );
+            self.note_failures(&connector, &trigger, row.error.as_deref(), row.runs);
         }
         let durations = HistogramData {
             bounds: self.duration_bounds.clone(),
@@ -111,7 +157,7 @@ impl Totals {
         };
         self.durations
             .entry(key)
-            .or_insert_with(|| HistogramData::empty(&self.duration_bounds))
+            .or_insert_with(|| HistogramData::zeroed(&self.duration_bounds))
             .add(&durations);
         let delays = HistogramData {
             bounds: self.delay_bounds.clone(),
@@ -120,43 +166,39 @@ impl Totals {
             count: row.delay_count,
         };
         self.delays
-            .entry((row.connector_slug.clone(), trigger))
-            .or_insert_with(|| HistogramData::empty(&self.delay_bounds))
+            .entry((connector.clone(), trigger))
+            .or_insert_with(|| HistogramData::zeroed(&self.delay_bounds))
             .add(&delays);
-        *self.records.entry(row.connector_slug.clone()).or_default() += row.records_synced;
+        *self.records.entry(connector.clone()).or_default() += row.records_synced;
         if let Some(at) = row.last_completed_at {
-            self.note_completion(&row.connector_slug, row.status, at);
+            self.note_completion(&connector, row.status, at);
         }
     }
 
     /// Add one terminal run read by the incremental scan.
     pub fn add_run(&mut self, run: &TerminalRun) {
-        let trigger = run
-            .trigger_type
-            .clone()
-            .unwrap_or_else(|| NO_TRIGGER.into());
-        let key = (run.connector_slug.clone(), trigger.clone(), run.status);
+        let (connector, trigger) = self.labels_of(&run.connector_slug, run.trigger_type.as_deref());
+        let key = (connector.clone(), trigger.clone(), run.status);
         *self.runs.entry(key.clone()).or_default() += 1;
         if run.status == Status::Error {
-            self.note_failures(&run.connector_slug, &trigger, run.error.as_deref(), 1);
+            self.note_failures(&connector, &trigger, run.error.as_deref(), 1);
         }
         let durations = self
             .durations
             .entry(key)
-            .or_insert_with(|| HistogramData::empty(&self.duration_bounds));
+            .or_insert_with(|| HistogramData::zeroed(&self.duration_bounds));
         if let Some(seconds) = run.duration_seconds {
             durations.observe(seconds);
         }
         let delays = self
             .delays
-            .entry((run.connector_slug.clone(), trigger))
-            .or_insert_with(|| HistogramData::empty(&self.delay_bounds));
+            .entry((connector.clone(), trigger))
+            .or_insert_with(|| HistogramData::zeroed(&self.delay_bounds));
         if let Some(seconds) = run.dispatch_delay_seconds {
             delays.observe(seconds);
         }
-        *self.records.entry(run.connector_slug.clone()).or_default() +=
-            run.records_synced.unwrap_or(0.0);
-        self.note_completion(&run.connector_slug, run.status, run.completed_at);
+        *self.records.entry(connector.clone()).or_default() += run.records_synced.unwrap_or(0.0);
+        self.note_completion(&connector, run.status, run.completed_at);
     }
 
     /// The totals as JSON, for the scanner's checkpoint; `connections_saved` says whether
@@ -165,39 +207,43 @@ impl Totals {
         let saved = SavedTotals {
             version: SAVED_VERSION,
             connections_saved,
-            duration_bounds: self.duration_bounds.clone(),
-            delay_bounds: self.delay_bounds.clone(),
+            duration_bounds: self.duration_bounds.to_vec(),
+            delay_bounds: self.delay_bounds.to_vec(),
             runs: self
                 .runs
                 .iter()
-                .map(|((c, t, s), n)| (c.clone(), t.clone(), *s, *n))
+                .map(|((c, t, s), n)| (c.to_string(), t.to_string(), *s, *n))
                 .collect(),
             durations: self
                 .durations
                 .iter()
-                .map(|((c, t, s), h)| (c.clone(), t.clone(), *s, h.clone()))
+                .map(|((c, t, s), h)| (c.to_string(), t.to_string(), *s, h.clone()))
                 .collect(),
             delays: self
                 .delays
                 .iter()
-                .map(|((c, t), h)| (c.clone(), t.clone(), h.clone()))
+                .map(|((c, t), h)| (c.to_string(), t.to_string(), h.clone()))
                 .collect(),
-            records: self.records.iter().map(|(c, v)| (c.clone(), *v)).collect(),
+            records: self
+                .records
+                .iter()
+                .map(|(c, v)| (c.to_string(), *v))
+                .collect(),
             last_success: self
                 .last_success
                 .iter()
-                .map(|(c, t)| (c.clone(), *t))
+                .map(|(c, t)| (c.to_string(), *t))
                 .collect(),
             last_failure: self
                 .last_failure
                 .iter()
-                .map(|(c, t)| (c.clone(), *t))
+                .map(|(c, t)| (c.to_string(), *t))
                 .collect(),
             rules_digest: self.rules.digest().to_owned(),
             failures: self
                 .failures
                 .iter()
-                .map(|((c, t, r), n)| (c.clone(), t.clone(), r.clone(), *n))
+                .map(|((c, t, r), n)| (c.to_string(), t.to_string(), r.to_string(), *n))
                 .collect(),
         };
         serde_json::to_string(&saved).unwrap_or_default()
@@ -229,29 +275,44 @@ impl Totals {
             return None;
         }
         let mut totals = Totals::with_rules(duration_bounds, delay_bounds, rules.clone());
+        let mut labels = Interner::default();
+        let mut l = |s: String| labels.label(&s);
+        let shared = |mut h: HistogramData, bounds: &Arc<[f64]>| {
+            h.bounds = bounds.clone();
+            h
+        };
         totals.failures = saved
             .failures
             .into_iter()
-            .map(|(c, t, r, n)| ((c, t, r), n))
+            .map(|(c, t, r, n)| ((l(c), l(t), l(r)), n))
             .collect();
         totals.runs = saved
             .runs
             .into_iter()
-            .map(|(c, t, s, n)| ((c, t, s), n))
+            .map(|(c, t, s, n)| ((l(c), l(t), s), n))
             .collect();
         totals.durations = saved
             .durations
             .into_iter()
-            .map(|(c, t, s, h)| ((c, t, s), h))
+            .map(|(c, t, s, h)| ((l(c), l(t), s), shared(h, &totals.duration_bounds)))
             .collect();
         totals.delays = saved
             .delays
             .into_iter()
-            .map(|(c, t, h)| ((c, t), h))
+            .map(|(c, t, h)| ((l(c), l(t)), shared(h, &totals.delay_bounds)))
             .collect();
-        totals.records = saved.records.into_iter().collect();
-        totals.last_success = saved.last_success.into_iter().collect();
-        totals.last_failure = saved.last_failure.into_iter().collect();
+        totals.records = saved.records.into_iter().map(|(c, v)| (l(c), v)).collect();
+        totals.last_success = saved
+            .last_success
+            .into_iter()
+            .map(|(c, at)| (l(c), at))
+            .collect();
+        totals.last_failure = saved
+            .last_failure
+            .into_iter()
+            .map(|(c, at)| (l(c), at))
+            .collect();
+        totals.labels = labels;
         Some((totals, saved.connections_saved))
     }
 
@@ -264,13 +325,13 @@ impl Totals {
         for (key, value) in &fresh.durations {
             self.durations
                 .entry(key.clone())
-                .or_insert_with(|| HistogramData::empty(&fresh.duration_bounds))
+                .or_insert_with(|| HistogramData::zeroed(&fresh.duration_bounds))
                 .max_with(value);
         }
         for (key, value) in &fresh.delays {
             self.delays
                 .entry(key.clone())
-                .or_insert_with(|| HistogramData::empty(&fresh.delay_bounds))
+                .or_insert_with(|| HistogramData::zeroed(&fresh.delay_bounds))
                 .max_with(value);
         }
         for (key, value) in &fresh.failures {
@@ -337,11 +398,8 @@ mod tests {
         fresh.add_run(&run("a", Status::Success, Some(0.5), 1));
         fresh.add_run(&run("b", Status::Error, Some(3.0), 3));
         current.max_with(&fresh);
-        let key = ("a".to_owned(), "manual".to_owned(), Status::Success);
-        assert_eq!(current.runs[&key], 2);
-        assert_eq!(
-            current.runs[&("b".to_owned(), "manual".to_owned(), Status::Error)],
-            1
-        );
+        let key = |c: &str, s| (Label::from(c), Label::from("manual"), s);
+        assert_eq!(current.runs[&key("a", Status::Success)], 2);
+        assert_eq!(current.runs[&key("b", Status::Error)], 1);
     }
 }

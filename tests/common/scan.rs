@@ -235,13 +235,13 @@ pub async fn assert_failures_match_sql(db: &TestDb, snapshot: &Snapshot) {
         .iter()
         .filter(|(_, v)| **v > 0)
         .map(|((c, t, r, o), v)| {
-            assert_eq!(o, rules.owner(r).as_str(), "owner of {r}");
-            ((c.clone(), t.clone(), r.clone()), *v)
+            assert_eq!(&**o, rules.owner(r).as_str(), "owner of {r}");
+            ((c.to_string(), t.to_string(), r.to_string()), *v)
         })
         .collect();
     assert_eq!(got, want, "failures by reason");
     for ((connector, trigger, status), runs) in &snapshot.runs {
-        if status == "error" {
+        if &**status == "error" {
             let by_reason: u64 = snapshot
                 .failures
                 .iter()
