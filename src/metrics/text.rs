@@ -206,9 +206,9 @@ impl Snapshot {
         scalars(
             out,
             &FAILURES,
-            self.failures
-                .iter()
-                .map(|((c, t, r, o), v)| ([&**c, &**t, &**r, &**o], n(v))),
+            self.failure_series()
+                .into_iter()
+                .map(|(k, v)| (k, v as f64)),
         );
         histograms(
             out,
@@ -317,6 +317,10 @@ mod tests {
         );
         snap.failures
             .insert((s("a"), s("cloud_task"), s("auth"), s("customer")), 3);
+        snap.failures
+            .insert((s("a"), s("manual"), s("timeout"), s("provider")), 1);
+        snap.failure_pairs = vec![(s("a"), s("cloud_task")), (s("b"), s("none"))];
+        snap.failure_reasons = vec![(s("auth"), s("customer")), (s("other"), s("platform"))];
         snap.durations
             .insert((s("a"), s("none"), s("success")), h(1203.25));
         snap.dispatch_delays
@@ -341,6 +345,22 @@ mod tests {
         let mut direct = Vec::new();
         snap.write_text(&mut direct);
         let crate_encoder = super::super::exposition::text(&snap.families());
+        let failures: Vec<&str> = std::str::from_utf8(&direct)
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("connector_sync_failures_total{"))
+            .collect();
+        assert_eq!(
+            failures,
+            [
+                r#"connector_sync_failures_total{connector="a",trigger="cloud_task",reason="auth",owner="customer"} 3"#,
+                r#"connector_sync_failures_total{connector="a",trigger="cloud_task",reason="other",owner="platform"} 0"#,
+                r#"connector_sync_failures_total{connector="a",trigger="manual",reason="timeout",owner="provider"} 1"#,
+                r#"connector_sync_failures_total{connector="b",trigger="none",reason="auth",owner="customer"} 0"#,
+                r#"connector_sync_failures_total{connector="b",trigger="none",reason="other",owner="platform"} 0"#,
+            ],
+            "zero-filled when written, merged in key order with the counted"
+        );
         assert_eq!(
             String::from_utf8(direct).unwrap(),
             String::from_utf8(crate_encoder).unwrap()

@@ -204,8 +204,11 @@ impl Scanner {
         if let Some(after) = self.config.reap_stuck_after {
             report.reaped = self.reap(now, after).await?;
         }
-        let active = self.store.active_runs(&cutoffs).await?;
-        let live = self.store.active_run_list(ACTIVE_RUNS_READ).await?;
+        // Two statements on two pooled connections, at once.
+        let (active, live) = tokio::try_join!(
+            self.store.active_runs(&cutoffs),
+            self.store.active_run_list(ACTIVE_RUNS_READ)
+        )?;
         let signals = match self.phase.as_mut() {
             Some(Phase::Steady(steady)) => {
                 let learned = &mut steady.connections.learned;

@@ -1,11 +1,13 @@
 //! How the scanner's state turns into the published [`Snapshot`]: connector labels capped,
 //! known label sets zero-filled, the K worst connections kept. Pure: no I/O, unit-tested.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt, HashSet};
 
 use chrono::{DateTime, Utc};
 
-use super::learned::LearnedSignals;
+use super::learned::{LearnedSignals, Overdue};
 use super::{Connections, Owner, Totals};
 use crate::domain::Status;
 use crate::metrics::{HistogramData, Label, LabelCapper, Snapshot};
@@ -42,7 +44,7 @@ pub fn build_snapshot(inputs: &SnapshotInputs<'_>, capper: &mut LabelCapper) -> 
         *failing_of.entry(&state.connector_slug).or_default() +=
             u64::from(state.last_status == Status::Error);
     }
-    let distinct: std::collections::HashSet<&str> = totals
+    let distinct: HashSet<&str> = totals
         .runs
         .keys()
         .map(|(c, _, _)| &**c)
@@ -101,8 +103,9 @@ pub fn build_snapshot(inputs: &SnapshotInputs<'_>, capper: &mut LabelCapper) -> 
         durations.push((key, histogram.clone()));
     }
     snap.durations = bulk(durations, |sum, h| sum.add(&h));
-    // Every reason zero-filled for each (connector, trigger) seen, so the first failure of
-    // a kind shows as an increase.
+    // Every reason is exported for each (connector, trigger) seen, so the first failure of
+    // a kind shows as an increase: zero-filled when written (`Snapshot::failure_series`),
+    // not stored.
     let reasons: Vec<(Label, Label)> = totals
         .rules
         .reasons()
@@ -110,21 +113,7 @@ pub fn build_snapshot(inputs: &SnapshotInputs<'_>, capper: &mut LabelCapper) -> 
         .map(|(reason, owner)| (labels.label(reason), labels.label(owner.as_str())))
         .collect();
     let platform = labels.label(Owner::Platform.as_str());
-    let pairs: std::collections::HashSet<(&Label, &Label)> =
-        totals.runs.keys().map(|(c, t, _)| (c, t)).collect();
-    let mut failures = Vec::with_capacity(pairs.len() * reasons.len() + totals.failures.len());
-    for (connector, trigger) in pairs {
-        let connector = label(connector);
-        for (reason, owner) in &reasons {
-            let key = (
-                connector.clone(),
-                trigger.clone(),
-                reason.clone(),
-                owner.clone(),
-            );
-            failures.push((key, 0));
-        }
-    }
+    let mut failures = Vec::with_capacity(totals.failures.len());
     for ((connector, trigger, reason), count) in &totals.failures {
         let owner = reasons
             .iter()
@@ -138,6 +127,16 @@ pub fn build_snapshot(inputs: &SnapshotInputs<'_>, capper: &mut LabelCapper) -> 
         );
         failures.push((key, *count));
     }
+    let mut pairs: Vec<(Label, Label)> = totals
+        .runs
+        .keys()
+        .map(|(c, t, _)| (label(c), t.clone()))
+        .collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    snap.failure_pairs = pairs;
+    snap.failure_reasons = reasons;
+    snap.failure_reasons.sort_unstable();
     snap.failures = bulk(failures, |sum, n| *sum += n);
     let delays = totals
         .delays
@@ -218,11 +217,17 @@ pub fn build_snapshot(inputs: &SnapshotInputs<'_>, capper: &mut LabelCapper) -> 
             .entry(label(&o.connector))
             .or_default() += 1;
     }
-    overdue.sort_by(|a, b| {
+    let most_overdue_first = |a: &&Overdue, b: &&Overdue| {
         b.past_due_seconds
             .total_cmp(&a.past_due_seconds)
             .then(a.workspace_connector_id.cmp(&b.workspace_connector_id))
-    });
+    };
+    // Only the K most overdue are exported: select them, then sort those.
+    if overdue.len() > inputs.top_failing && inputs.top_failing > 0 {
+        overdue.select_nth_unstable_by(inputs.top_failing - 1, most_overdue_first);
+        overdue.truncate(inputs.top_failing);
+    }
+    overdue.sort_by(most_overdue_first);
     for o in overdue.into_iter().take(inputs.top_failing) {
         snap.overdue_seconds.insert(
             (
@@ -328,18 +333,23 @@ mod tests {
         );
         assert_eq!(snap.runs.len(), 4);
         let reasons = totals.rules.reasons().len();
-        assert_eq!(
-            snap.failures.len(),
-            2 * reasons,
-            "every reason once per pair"
-        );
-        let failed: u64 = snap
-            .failures
+        let series = snap.failure_series();
+        assert_eq!(series.len(), 2 * reasons, "every reason once per pair");
+        let failed: u64 = series
             .iter()
-            .filter(|((c, ..), _)| &**c == "other")
+            .filter(|(k, _)| k[0] == "other")
             .map(|(_, n)| n)
             .sum();
         assert_eq!(failed, 3);
+        assert_eq!(
+            series.iter().filter(|(_, n)| *n > 0).count(),
+            1,
+            "one counted series"
+        );
+        assert_eq!(snap.failures.len(), 1, "zeros are not stored");
+        let mut sorted = series.clone();
+        sorted.sort();
+        assert_eq!(series, sorted, "in key order");
         assert_eq!(
             snap.dispatch_delays[&(Label::from("other"), Label::from("manual"))].count,
             3

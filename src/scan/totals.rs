@@ -1,7 +1,7 @@
 //! The scanner's running totals of terminal runs, keyed by the raw connector slug, and
 //! their saved (checkpoint) form. Pure: no I/O, unit-tested.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -72,13 +72,13 @@ impl Totals {
         Self {
             duration_bounds: duration_bounds.into(),
             delay_bounds: delay_bounds.into(),
-            runs: HashMap::new(),
-            durations: HashMap::new(),
-            delays: HashMap::new(),
-            records: HashMap::new(),
-            last_success: HashMap::new(),
-            last_failure: HashMap::new(),
-            failures: HashMap::new(),
+            runs: HashMap::default(),
+            durations: HashMap::default(),
+            delays: HashMap::default(),
+            records: HashMap::default(),
+            last_success: HashMap::default(),
+            last_failure: HashMap::default(),
+            failures: HashMap::default(),
             rules,
             labels: Interner::default(),
         }
