@@ -78,9 +78,6 @@ async fn fixture(backend: Backend) -> Option<Fixture> {
     for _ in 0..PAGED_RUNS {
         paged_runs
             .push(record_run(store, paged, "stripe", Action::Succeed, None, None, None).await);
-        // Newest first is by creation time, then by id: runs created within the same
-        // millisecond (SQLite keeps milliseconds) would be ordered by their random ids.
-        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
     paged_runs.reverse();
     let auth_failing = Uuid::new_v4();

@@ -655,5 +655,8 @@ pub async fn record_run(
         error: error.map(str::to_owned),
     };
     store.apply(id, &change).await.expect("finish");
+    // Newest first is by creation time, then by id: runs created within the same
+    // millisecond (SQLite keeps milliseconds) would list in the order of their random ids.
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     id
 }
