@@ -1,6 +1,81 @@
 //! Bounded `connector` label values.
 
 use std::collections::HashSet;
+use std::sync::Arc;
+
+/// A label value. Shared: the scanner's totals and every snapshot hold the same few
+/// hundred connector, trigger and status strings, so a series key is a few pointers,
+/// cloning one allocates nothing, and two keys sharing a value compare it by pointer.
+/// Hashes, compares and borrows as its text (`map["slug"]` works).
+#[derive(Clone)]
+pub struct Label(Arc<str>);
+
+impl std::ops::Deref for Label {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for Label {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Label {
+    fn from(value: &str) -> Self {
+        Self(value.into())
+    }
+}
+
+impl From<String> for Label {
+    fn from(value: String) -> Self {
+        Self(value.into())
+    }
+}
+
+impl PartialEq for Label {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+impl Eq for Label {}
+
+impl Ord for Label {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            return std::cmp::Ordering::Equal;
+        }
+        self.0.cmp(&other.0)
+    }
+}
+
+impl PartialOrd for Label {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl std::hash::Hash for Label {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // As `str` hashes, which `Borrow<str>` requires.
+        (*self.0).hash(state);
+    }
+}
+
+impl std::fmt::Debug for Label {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl std::fmt::Display for Label {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 pub const OVERFLOW_LABEL: &str = "other";
 
@@ -68,5 +143,29 @@ mod tests {
         }
         assert_eq!(distinct.len(), 501);
         assert_eq!(overflowed, 9_500);
+    }
+
+    /// Labels order, compare and hash as their text, whether or not they share it, so a
+    /// map keyed by labels is looked up by `&str` and sorts as the text format wants.
+    #[test]
+    fn labels_behave_as_their_text() {
+        use std::collections::{BTreeMap, BTreeSet, HashSet};
+        let shared = Label::from("hubspot");
+        let (same, other) = (Label::from("hubspot"), Label::from("attio"));
+        assert_eq!(shared, shared.clone());
+        assert_eq!(shared, same, "equal text in another allocation");
+        assert_ne!(shared, other);
+        assert_eq!(shared.cmp(&other), "hubspot".cmp("attio"));
+        let sorted: Vec<String> = [shared.clone(), other.clone(), Label::from("zendesk")]
+            .into_iter()
+            .collect::<BTreeSet<_>>()
+            .iter()
+            .map(|l| l.to_string())
+            .collect();
+        assert_eq!(sorted, ["attio", "hubspot", "zendesk"]);
+        let set: HashSet<Label> = [shared.clone(), other].into_iter().collect();
+        assert!(set.contains("hubspot") && set.contains("attio") && !set.contains("hub"));
+        let map: BTreeMap<Label, u64> = [(same, 3)].into_iter().collect();
+        assert_eq!(map["hubspot"], 3);
     }
 }
