@@ -23,7 +23,9 @@
 //! - **steady**: `--steady-scans` scans, each after 5 new runs finished, once the full
 //!   repair sweep a start from a checkpoint owes has finished; after each, untimed, the
 //!   published snapshot's encoding (on its own thread) is let finish, as it does between
-//!   two scans an interval apart.
+//!   two scans an interval apart. They alternate, side by side, with as many scans that
+//!   build their snapshot in full instead of updating the previous one (as a scan does
+//!   after a repair sweep, and every scan did before).
 //!
 //! Printed last, one table with medians. `--plans` prints `EXPLAIN (ANALYZE, BUFFERS)` of
 //! each scanner query at the largest size; `--seed-only` seeds the databases and exits.
@@ -52,6 +54,8 @@ struct Row {
     sweep: Duration,
     one_aggregate: Duration,
     steady: Vec<Duration>,
+    /// Steady scans that built their snapshot in full, alternating with `steady`.
+    steady_full: Vec<Duration>,
     rss_mb: f64,
     table_mb: f64,
     full_pass: Duration,
@@ -92,7 +96,7 @@ async fn main() -> anyhow::Result<()> {
          {CONNECTIONS} connections, default chunks)"
     );
     println!(
-        "{:>10} {:>8} | {:>12} {:>6} {:>11} | {:>10} {:>10} {:>10} | {:>12} | {:>9} {:>8} {:>8} | {:>7}",
+        "{:>10} {:>8} | {:>12} {:>6} {:>11} | {:>10} {:>10} {:>10} | {:>12} | {:>9} {:>8} {:>8} | {:>9} {:>6} | {:>7}",
         "rows",
         "table MB",
         "first start",
@@ -105,6 +109,8 @@ async fn main() -> anyhow::Result<()> {
         "steady p50",
         "p90",
         "max",
+        "full p50",
+        "ratio",
         "RSS MB"
     );
     for r in &results {
@@ -112,7 +118,7 @@ async fn main() -> anyhow::Result<()> {
         steady.sort();
         let p90 = steady[(steady.len() * 9 / 10).min(steady.len() - 1)];
         println!(
-            "{:>10} {:>8.0} | {:>11.1}s {:>6} {:>9.0}ms | {:>8.0}ms {:>8.0}ms {:>9.1}s | {:>10.0}ms | {:>7.2}ms {:>6.2}ms {:>6.2}ms | {:>7.1}",
+            "{:>10} {:>8.0} | {:>11.1}s {:>6} {:>9.0}ms | {:>8.0}ms {:>8.0}ms {:>9.1}s | {:>10.0}ms | {:>7.2}ms {:>6.2}ms {:>6.2}ms | {:>7.2}ms {:>5.2}x | {:>7.1}",
             r.rows,
             r.table_mb,
             median_ms(&r.first_start) / 1000.0,
@@ -125,6 +131,8 @@ async fn main() -> anyhow::Result<()> {
             median_ms(&r.steady),
             ms(p90),
             ms(*steady.last().unwrap()),
+            median_ms(&r.steady_full),
+            median_ms(&r.steady_full) / median_ms(&r.steady),
             r.rss_mb,
         );
     }
@@ -135,7 +143,9 @@ async fn main() -> anyhow::Result<()> {
          sweep over the last 48 h (run once per --rebaseline-interval); full pass = all the \
          build's chunks of runs (a full repair sweep, off by default); 1 aggregate = the whole history in one \
          statement, what the scanner no longer runs; steady = {steady_scans} scans, each after \
-         5 runs finished; RSS of the bench process after a first start)"
+         5 runs finished, updating the previous snapshot; full p50 = {steady_scans} scans \
+         alternating with those, each building its snapshot in full; ratio = full p50 / steady \
+         p50; RSS of the bench process after a first start)"
     );
     Ok(())
 }
@@ -313,12 +323,19 @@ async fn measure(db: &BenchDb, rows: u64, steady_scans: usize) -> anyhow::Result
         sweep_scans += 1;
     }
     eprintln!("{rows} rows: the full sweep after a start took {sweep_scans} more scans");
-    let mut steady = Vec::new();
-    for _ in 0..steady_scans {
+    // Side by side, alternating: scans that update the previous snapshot with the runs
+    // they read (what a steady scan does), and scans that build it in full (what one does
+    // after a repair sweep, and every scan did before).
+    let (mut steady, mut steady_full) = (Vec::new(), Vec::new());
+    for i in 0..steady_scans * 2 {
         db.finish_live_runs(5).await?;
+        let full = i % 2 == 1;
+        if full {
+            steady_scanner.rebuild_next_snapshot();
+        }
         let started = Instant::now();
         let report = steady_scanner.scan_once().await?;
-        steady.push(started.elapsed());
+        if full { &mut steady_full } else { &mut steady }.push(started.elapsed());
         assert!(!report.building, "steady scans do not build");
         // Scans are an interval apart (15 s by default) and the snapshot's encoding takes
         // a fraction of that on its own thread: let it finish, untimed, as it would
@@ -330,12 +347,13 @@ async fn measure(db: &BenchDb, rows: u64, steady_scans: usize) -> anyhow::Result
     let table_mb = db.table_mb().await?;
     eprintln!(
         "{rows} rows: first start {:.1} s, longest statements: chunk end {:.0} ms, chunk \
-         aggregate {:.0} ms, connections {:.0} ms; steady {:.2} ms",
+         aggregate {:.0} ms, connections {:.0} ms; steady {:.2} ms (built in full {:.2} ms)",
         median_ms(&first_start) / 1000.0,
         ms(longest[0]),
         ms(longest[1]),
         ms(longest[2]),
-        median_ms(&steady)
+        median_ms(&steady),
+        median_ms(&steady_full)
     );
     Ok(Row {
         rows,
@@ -347,6 +365,7 @@ async fn measure(db: &BenchDb, rows: u64, steady_scans: usize) -> anyhow::Result
         full_pass,
         one_aggregate,
         steady,
+        steady_full,
         rss_mb: rss,
         table_mb,
     })

@@ -1,6 +1,7 @@
 //! Property tests (proptest) of the pure rules: the state machine, input validation, and
 //! the metrics maths (histograms, the incremental totals against the SQL-style aggregate,
-//! the never-lower merge, the connector label cap).
+//! the never-lower merge, the connector label cap, snapshots updated scan by scan against
+//! snapshots built in full).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -12,7 +13,7 @@ use syncwatch::domain::{
     MAX_CLOUD_TASK_ID_CHARS, MAX_METADATA_BYTES,
 };
 use syncwatch::metrics::{HistogramData, LabelCapper, OVERFLOW_LABEL};
-use syncwatch::scan::Totals;
+use syncwatch::scan::{Connections, LearnedSignals, SnapshotBuilder, SnapshotInputs, Totals};
 use syncwatch::store::{TerminalAggregate, TerminalRun};
 use uuid::Uuid;
 
@@ -224,6 +225,50 @@ proptest! {
         prop_assert_eq!(own.len(), distinct.len().min(max));
         prop_assert_eq!(overflowed as usize, distinct.len().saturating_sub(max));
     }
+
+    /// A snapshot that updated the previous one with the runs a scan added equals, bit for
+    /// bit, one built in full from the same totals with the same labels (connectors folded
+    /// into `other` included, whose sums depend on the order they are added in); and only
+    /// a new connector or (connector, trigger) pair makes the builder build in full.
+    #[test]
+    fn snapshots_updated_by_runs_equal_full_builds(
+        scans in prop::collection::vec(prop::collection::vec(varied_run(), 0..12), 1..8),
+        max in 0usize..5,
+    ) {
+        let mut totals = Totals::new(&[0.5, 5.0, 50.0], &[1.0, 60.0]);
+        let mut builder = SnapshotBuilder::new(max);
+        let mut pairs: HashSet<(String, Option<String>)> = HashSet::new();
+        for (i, runs) in scans.iter().enumerate() {
+            let (mut new_pair, mut new_connector) = (false, false);
+            for run in runs {
+                totals.add_run(run);
+                new_connector |= !pairs.iter().any(|(c, _)| *c == run.connector_slug);
+                new_pair |= pairs.insert((run.connector_slug.clone(), run.trigger_type.clone()));
+            }
+            let changes = totals.take_changes();
+            prop_assert_eq!(changes.is_some(), i > 0, "recorded from the first take on");
+            let (connections, learned) = (Connections::default(), LearnedSignals::default());
+            let inputs = |changes| SnapshotInputs {
+                totals: &totals,
+                changes,
+                connections: &connections,
+                active: &[],
+                learned: &learned,
+                top_failing: 5,
+            };
+            let mut full = builder.clone();
+            let (expected, _) = full.build(&inputs(None));
+            let builds = builder.full_builds();
+            let (updated, _) = builder.build(&inputs(changes.as_ref()));
+            prop_assert_eq!(&updated, &expected);
+            let rebuilt = builder.full_builds() > builds;
+            if i == 0 || new_connector {
+                prop_assert!(rebuilt, "a new connector is labelled in a full build");
+            } else if !new_pair {
+                prop_assert!(!rebuilt, "runs of known pairs update the previous snapshot");
+            }
+        }
+    }
 }
 
 fn json() -> impl Strategy<Value = Value> {
@@ -281,6 +326,21 @@ fn terminal_run() -> impl Strategy<Value = TerminalRun> {
                 }
             },
         )
+}
+
+/// A terminal run of one of six connectors (so that some fold into `other`), with
+/// fractional durations, delays and records (so that sums depend on their order).
+fn varied_run() -> impl Strategy<Value = TerminalRun> {
+    (
+        terminal_run(),
+        prop::sample::select(vec!["a", "b", "c", "d", "e", "f"]),
+        prop::option::of(0u32..1_000_000),
+    )
+        .prop_map(|(mut run, connector, records)| {
+            run.connector_slug = connector.into();
+            run.records_synced = records.map(|r| f64::from(r) / 7.0);
+            run
+        })
 }
 
 /// What the baseline's SQL computes, per (connector, trigger, status, and for failures

@@ -249,35 +249,34 @@ impl LearnedState {
     ) -> LearnedSignals {
         let now_ms = now.timestamp_millis();
         let forget_ms = rules.forget_after.num_milliseconds();
-        self.by_id.retain(|_, learned| {
-            learned
-                .latest_created_ms()
-                .or_else(|| {
-                    learned.completed[..usize::from(learned.durations_len)]
-                        .iter()
-                        .max()
-                        .copied()
-                })
-                .is_some_and(|t| now_ms - t <= forget_ms)
+        let mut signals = LearnedSignals::default();
+        // One pass over every connection: retire the silent ones, note the overdue ones.
+        self.by_id.retain(|id, learned| {
+            let heard = learned.latest_created_ms().or_else(|| {
+                learned.completed[..usize::from(learned.durations_len)]
+                    .iter()
+                    .max()
+                    .copied()
+            });
+            if heard.is_none_or(|t| now_ms - t > forget_ms) {
+                return false;
+            }
+            if let (Some(latest), Some(interval)) =
+                (learned.latest_created_ms(), learned.interval_ms())
+            {
+                let silent = now_ms - latest;
+                if interval > 0 && silent as f64 > rules.overdue_factor * interval as f64 {
+                    signals.overdue.push(Overdue {
+                        workspace_connector_id: *id,
+                        connector: learned.connector.clone(),
+                        past_due_seconds: (silent - interval) as f64 / 1000.0,
+                    });
+                }
+            }
+            true
         });
         if self.by_id.len() * 2 < self.by_id.capacity() {
             self.by_id.shrink_to_fit();
-        }
-        let mut signals = LearnedSignals::default();
-        for (id, learned) in &self.by_id {
-            let (Some(latest), Some(interval)) =
-                (learned.latest_created_ms(), learned.interval_ms())
-            else {
-                continue;
-            };
-            let silent = now_ms - latest;
-            if interval > 0 && silent as f64 > rules.overdue_factor * interval as f64 {
-                signals.overdue.push(Overdue {
-                    workspace_connector_id: *id,
-                    connector: learned.connector.clone(),
-                    past_due_seconds: (silent - interval) as f64 / 1000.0,
-                });
-            }
         }
         let mut overrunning: HashMap<&str, u64> = HashMap::new();
         for run in active {

@@ -13,6 +13,7 @@ mod build;
 mod config;
 mod connections;
 mod error;
+mod families;
 mod learned;
 mod publish;
 mod reaper;
@@ -32,15 +33,15 @@ pub use error::ScanError;
 pub use learned::{
     Learned, LearnedRules, LearnedSignals, LearnedState, Overdue, MIN_RUNS, SCHEDULE_RUNS,
 };
-pub use publish::{build_snapshot, SnapshotInputs};
+pub use publish::{SnapshotBuilder, SnapshotInputs};
 pub use reasons::{FailureRules, Owner, RulesError, BUILTIN_RULES, NO_ERROR_REASON, OTHER_REASON};
-pub use totals::{saved_with_connections, Totals, NO_TRIGGER};
+pub use totals::{saved_with_connections, Changes, Totals, NO_TRIGGER};
 
 use build::{Anchor, Build, Chunks, Step, Walk};
 use steady::{Steady, PRUNE_BATCH};
 
 use crate::clock::Clock;
-use crate::metrics::{LabelCapper, Metrics, Snapshot};
+use crate::metrics::{Metrics, Snapshot};
 use crate::store::{Leadership, Lease, Store, StuckCutoffs, TerminalRun};
 
 /// Live runs one scan reads one by one for the learned signals at most (oldest first).
@@ -85,7 +86,7 @@ pub struct Scanner {
     clock: Arc<dyn Clock>,
     metrics: Metrics,
     lease: Lease,
-    capper: LabelCapper,
+    snapshots: SnapshotBuilder,
     phase: Option<Phase>,
     observer: Option<Arc<dyn RunObserver>>,
 }
@@ -102,14 +103,14 @@ impl Scanner {
         clock: Arc<dyn Clock>,
         metrics: Metrics,
     ) -> Self {
-        let capper = LabelCapper::new(config.max_connectors);
+        let snapshots = SnapshotBuilder::new(config.max_connectors);
         Self {
             store,
             config,
             clock,
             metrics,
             lease,
-            capper,
+            snapshots,
             phase: None,
             observer: None,
         }
@@ -123,6 +124,12 @@ impl Scanner {
 
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// Build the next snapshot in full rather than update the previous one, as after a
+    /// repair sweep (for benchmarks comparing the two ways).
+    pub fn rebuild_next_snapshot(&mut self) {
+        self.snapshots.rebuild_next();
     }
 
     /// One scan, with its self metrics recorded. On error the last snapshot stays
@@ -219,6 +226,10 @@ impl Scanner {
         };
         // Until the build has caught up only the active-run gauges are exported: partial
         // counters would later jump and show as a burst of runs that never happened.
+        let changes = match self.phase.as_mut() {
+            Some(Phase::Steady(steady)) => steady.totals.take_changes(),
+            _ => None,
+        };
         let empty;
         let (totals, connections) = match &self.phase {
             Some(Phase::Steady(steady)) => (&steady.totals, &steady.connections),
@@ -234,16 +245,14 @@ impl Scanner {
                 (&empty.0, &empty.1)
             }
         };
-        let (snapshot, overflowed) = build_snapshot(
-            &SnapshotInputs {
-                totals,
-                connections,
-                active: &active,
-                learned: &signals,
-                top_failing: self.config.top_failing_connections,
-            },
-            &mut self.capper,
-        );
+        let (snapshot, overflowed) = self.snapshots.build(&SnapshotInputs {
+            totals,
+            changes: changes.as_ref(),
+            connections,
+            active: &active,
+            learned: &signals,
+            top_failing: self.config.top_failing_connections,
+        });
         self.metrics.label_overflow.inc_by(overflowed);
         self.metrics.publish(snapshot);
         Ok(report)

@@ -1,270 +1,242 @@
 //! How the scanner's state turns into the published [`Snapshot`]: connector labels capped,
-//! known label sets zero-filled, the K worst connections kept. Pure: no I/O, unit-tested.
-
-use std::collections::BTreeMap;
+//! known label sets zero-filled, the K worst connections kept; the families that come from
+//! the totals kept from scan to scan (`families.rs`). Pure: no I/O, unit-tested.
 
 use foldhash::{HashMap, HashMapExt, HashSet};
 
-use chrono::{DateTime, Utc};
-
+use super::families::{interned, status_label, ts, TotalsFamilies};
 use super::learned::{LearnedSignals, Overdue};
-use super::{Connections, Owner, Totals};
+use super::totals::Changes;
+use super::{Connections, Totals};
 use crate::domain::Status;
-use crate::metrics::{HistogramData, Label, LabelCapper, Snapshot};
+use crate::metrics::{Label, LabelCapper, Snapshot, OVERFLOW_LABEL};
 use crate::store::{ActiveGroup, ConnectionState};
 
-/// What the snapshot builder needs besides the totals.
+/// What the snapshot builder needs.
 pub struct SnapshotInputs<'a> {
     pub totals: &'a Totals,
+    /// What runs added to `totals` touched since the previous snapshot was built from
+    /// them, when that is all that changed them ([`Totals::take_changes`]); `None` builds
+    /// the families that come from the totals in full.
+    pub changes: Option<&'a Changes>,
     pub connections: &'a Connections,
     pub active: &'a [ActiveGroup],
     pub learned: &'a LearnedSignals,
     pub top_failing: usize,
 }
 
-fn ts(at: DateTime<Utc>) -> f64 {
-    at.timestamp_millis() as f64 / 1000.0
+/// What one pass over the connections and the overdue ones counted, by raw connector slug.
+#[derive(Default)]
+struct Counted<'a> {
+    failing_of: HashMap<&'a str, u64>,
+    /// Connections on a failure streak.
+    streaks: Vec<&'a ConnectionState>,
+    overdue_of: HashMap<&'a str, u64>,
 }
 
-/// Build the exported snapshot: cap connector labels (first seen keeps its label; the
-/// capper admits connectors in sorted order so replicas agree), zero-fill known label
-/// sets, keep only the K worst connections. Returns the snapshot and how many connectors
-/// were newly folded into `other`.
-pub fn build_snapshot(inputs: &SnapshotInputs<'_>, capper: &mut LabelCapper) -> (Snapshot, u64) {
-    let totals = inputs.totals;
-    // Every label value comes from the totals' interner (statuses, owners and connection
-    // ids are added to a copy): a key is a few shared pointers, nothing is allocated per
-    // series.
-    let mut labels = totals.labels().clone();
-    let mut overflowed = 0;
-    // Connections whose latest run failed, per raw connector slug (20,000 connections
-    // counted here, a few hundred connectors labelled below).
-    let mut failing_of: HashMap<&str, u64> = HashMap::new();
-    for state in inputs.connections.by_id.values() {
-        *failing_of.entry(&state.connector_slug).or_default() +=
-            u64::from(state.last_status == Status::Error);
-    }
-    let distinct: HashSet<&str> = totals
-        .runs
-        .keys()
-        .map(|(c, _, _)| &**c)
-        .chain(inputs.active.iter().map(|a| a.connector_slug.as_str()))
-        .chain(failing_of.keys().copied())
-        .chain(inputs.learned.overdue.iter().map(|o| o.connector.as_str()))
-        .chain(inputs.learned.overrunning.iter().map(|(c, _)| c.as_str()))
-        .collect();
-    let mut connectors: Vec<&str> = distinct.into_iter().collect();
-    connectors.sort_unstable();
-    let mut label_of: HashMap<&str, Label> = HashMap::with_capacity(connectors.len());
-    for connector in connectors {
-        let (label, new) = capper.label(connector);
-        overflowed += u64::from(new);
-        label_of.insert(connector, labels.label(&label));
-    }
-    // Every connector is in `label_of`; the fallback only keeps this total.
-    let label = |c: &str| label_of.get(c).cloned().unwrap_or_else(|| Label::from(c));
-    let status_label = |s: Status| -> Label {
-        match s {
-            Status::Success => STATUS[0].clone(),
-            Status::Error => STATUS[1].clone(),
-            Status::Scheduled => STATUS[2].clone(),
-            Status::InProgress => STATUS[3].clone(),
-        }
-    };
+/// Builds the exported snapshot, scan after scan. Caps connector labels: a connector
+/// keeps the label it was first given (new connectors are admitted in sorted order, so
+/// replicas agree), and is looked up, not labelled again, in later scans. Zero-fills known
+/// label sets, keeps only the K worst connections, and keeps the families that come from
+/// the totals between scans (`families.rs`).
+#[derive(Debug, Clone)]
+pub struct SnapshotBuilder {
+    capper: LabelCapper,
+    /// Every connector labelled so far (raw slug) → its label.
+    label_of: HashMap<Label, Label>,
+    other: Label,
+    families: Option<TotalsFamilies>,
+    full_builds: u64,
+}
 
-    let mut snap = Snapshot {
-        leader: true,
-        ..Snapshot::default()
-    };
-    // The large families (a series per connector, trigger and status or reason) are
-    // collected, sorted and built in bulk rather than inserted one key at a time.
-    // Zero-fill: both terminal statuses for every (connector, trigger) seen.
-    let mut runs = Vec::with_capacity(totals.runs.len() * 2);
-    let mut durations = Vec::with_capacity(totals.runs.len() * 2);
-    for (connector, trigger, _) in totals.runs.keys() {
-        for status in [Status::Success, Status::Error] {
-            let raw = (connector.clone(), trigger.clone(), status);
-            let key = (label(connector), trigger.clone(), status_label(status));
-            if !totals.runs.contains_key(&raw) {
-                runs.push((key.clone(), 0));
-            }
-            if !totals.durations.contains_key(&raw) {
-                durations.push((key, HistogramData::zeroed(&totals.duration_bounds)));
+impl SnapshotBuilder {
+    pub fn new(max_connectors: usize) -> Self {
+        Self {
+            capper: LabelCapper::new(max_connectors),
+            label_of: HashMap::new(),
+            other: Label::from(OVERFLOW_LABEL),
+            families: None,
+            full_builds: 0,
+        }
+    }
+
+    /// Build the next snapshot's families that come from the totals in full, as after a
+    /// repair sweep (for benchmarks comparing the two ways).
+    pub fn rebuild_next(&mut self) {
+        self.families = None;
+    }
+
+    /// How many snapshots built the families that come from the totals in full, rather
+    /// than updating the previous ones.
+    pub fn full_builds(&self) -> u64 {
+        self.full_builds
+    }
+
+    /// The snapshot of `inputs`, and how many connectors were newly folded into `other`.
+    pub fn build(&mut self, inputs: &SnapshotInputs<'_>) -> (Snapshot, u64) {
+        let totals = inputs.totals;
+        // One pass over the connections (20,000 in the benchmark): those whose latest run
+        // failed, per raw connector slug, and those on a failure streak; the overdue ones
+        // per raw connector slug. A few hundred connectors are labelled below.
+        let mut counted = Counted::default();
+        for state in inputs.connections.by_id.values() {
+            *counted.failing_of.entry(&state.connector_slug).or_default() +=
+                u64::from(state.last_status == Status::Error);
+            if state.consecutive_failures > 0 {
+                counted.streaks.push(state);
             }
         }
-    }
-    for ((connector, trigger, status), count) in &totals.runs {
-        let key = (label(connector), trigger.clone(), status_label(*status));
-        runs.push((key, *count));
-    }
-    snap.runs = bulk(runs, |sum, n| *sum += n);
-    for ((connector, trigger, status), histogram) in &totals.durations {
-        let key = (label(connector), trigger.clone(), status_label(*status));
-        durations.push((key, histogram.clone()));
-    }
-    snap.durations = bulk(durations, |sum, h| sum.add(&h));
-    // Every reason is exported for each (connector, trigger) seen, so the first failure of
-    // a kind shows as an increase: zero-filled when written (`Snapshot::failure_series`),
-    // not stored.
-    let reasons: Vec<(Label, Label)> = totals
-        .rules
-        .reasons()
-        .iter()
-        .map(|(reason, owner)| (labels.label(reason), labels.label(owner.as_str())))
-        .collect();
-    let platform = labels.label(Owner::Platform.as_str());
-    let mut failures = Vec::with_capacity(totals.failures.len());
-    for ((connector, trigger, reason), count) in &totals.failures {
-        let owner = reasons
-            .iter()
-            .find(|(r, _)| r == reason)
-            .map_or(&platform, |(_, owner)| owner);
-        let key = (
-            label(connector),
-            trigger.clone(),
-            reason.clone(),
-            owner.clone(),
-        );
-        failures.push((key, *count));
-    }
-    let mut pairs: Vec<(Label, Label)> = totals
-        .runs
-        .keys()
-        .map(|(c, t, _)| (label(c), t.clone()))
-        .collect();
-    pairs.sort_unstable();
-    pairs.dedup();
-    snap.failure_pairs = pairs;
-    snap.failure_reasons = reasons;
-    snap.failure_reasons.sort_unstable();
-    snap.failures = bulk(failures, |sum, n| *sum += n);
-    let delays = totals
-        .delays
-        .iter()
-        .map(|((connector, trigger), histogram)| {
-            ((label(connector), trigger.clone()), histogram.clone())
-        })
-        .collect();
-    snap.dispatch_delays = bulk(delays, |sum, h| sum.add(&h));
-    for (connector, records) in &totals.records {
-        *snap.records_synced.entry(label(connector)).or_default() += records;
-    }
-    for (connector, at) in &totals.last_success {
-        let slot = snap.last_success.entry(label(connector)).or_insert(0.0);
-        *slot = slot.max(ts(*at));
-    }
-    for (connector, at) in &totals.last_failure {
-        let slot = snap.last_failure.entry(label(connector)).or_insert(0.0);
-        *slot = slot.max(ts(*at));
-    }
-
-    for group in inputs.active {
-        let connector = label(&group.connector_slug);
-        for status in [Status::Scheduled, Status::InProgress] {
-            let key = (connector.clone(), status_label(status));
-            snap.active.entry(key.clone()).or_insert(0);
-            snap.stuck.entry(key).or_insert(0);
+        for o in &inputs.learned.overdue {
+            *counted.overdue_of.entry(&o.connector).or_default() += 1;
         }
-        let key = (connector, status_label(group.status));
-        *snap.active.entry(key.clone()).or_default() += group.count;
-        *snap.stuck.entry(key.clone()).or_default() += group.stuck;
-        let oldest = ts(group.oldest);
-        let slot = snap.oldest_active.entry(key).or_insert(oldest);
-        *slot = slot.min(oldest);
+        // Every connector of the totals is labelled after each build, so when the runs
+        // added since touched only labelled ones, the others need no look.
+        let changes = inputs.changes.filter(|changes| {
+            self.families.is_some()
+                && changes
+                    .pairs
+                    .iter()
+                    .all(|(c, _)| self.label_of.contains_key(c))
+        });
+        let of_totals = totals.runs.keys().map(|(c, _, _)| &**c);
+        let unlabelled: HashSet<&str> = of_totals
+            .take(if changes.is_some() { 0 } else { usize::MAX })
+            .chain(inputs.active.iter().map(|a| a.connector_slug.as_str()))
+            .chain(counted.failing_of.keys().copied())
+            .chain(counted.overdue_of.keys().copied())
+            .chain(inputs.learned.overrunning.iter().map(|(c, _)| c.as_str()))
+            .filter(|c| !self.label_of.contains_key(*c))
+            .collect();
+        let mut unlabelled: Vec<&str> = unlabelled.into_iter().collect();
+        unlabelled.sort_unstable();
+        let mut overflowed = 0;
+        for connector in unlabelled {
+            let (label, new) = self.capper.label(connector);
+            overflowed += u64::from(new);
+            let label = if label == OVERFLOW_LABEL {
+                self.other.clone()
+            } else {
+                interned(totals, connector)
+            };
+            self.label_of.insert(interned(totals, connector), label);
+        }
+        let updated = match (self.families.as_mut(), changes) {
+            (Some(families), Some(changes)) => families.update(totals, changes, &self.label_of),
+            _ => false,
+        };
+        if !updated {
+            self.full_builds += 1;
+            self.families = Some(TotalsFamilies::full(totals, &self.label_of));
+        }
+        let mut snap = Snapshot {
+            leader: true,
+            ..Snapshot::default()
+        };
+        if let Some(families) = &self.families {
+            families.fill(&mut snap);
+        }
+        self.connection_families(inputs, counted, &mut snap);
+        (snap, overflowed)
     }
 
-    for (connector, count) in failing_of {
-        *snap
-            .failing_connections
-            .entry(label(connector))
-            .or_default() += count;
-    }
-    let mut failing: Vec<&ConnectionState> = inputs
-        .connections
-        .by_id
-        .values()
-        .filter(|state| state.consecutive_failures > 0)
-        .collect();
-    failing.sort_by(|a, b| {
-        b.consecutive_failures
-            .cmp(&a.consecutive_failures)
-            .then(a.workspace_connector_id.cmp(&b.workspace_connector_id))
-    });
-    snap.failing_list = failing.iter().map(|s| (*s).clone()).collect();
-    for state in failing.into_iter().take(inputs.top_failing) {
-        snap.consecutive_failures.insert(
-            (
-                label(&state.connector_slug),
-                Label::from(state.workspace_connector_id.to_string()),
-            ),
-            state.consecutive_failures,
-        );
-    }
-    // Zero-filled once per connector label (not per connection: this runs every scan).
-    for connector in label_of.values() {
-        snap.overdue_connections
-            .entry(connector.clone())
-            .or_insert(0);
-        snap.overrunning.entry(connector.clone()).or_insert(0);
-    }
-    for (connector, count) in &inputs.learned.overrunning {
-        *snap.overrunning.entry(label(connector)).or_default() += count;
-    }
-    let mut overdue: Vec<_> = inputs.learned.overdue.iter().collect();
-    for o in &overdue {
-        *snap
-            .overdue_connections
-            .entry(label(&o.connector))
-            .or_default() += 1;
-    }
-    let most_overdue_first = |a: &&Overdue, b: &&Overdue| {
-        b.past_due_seconds
-            .total_cmp(&a.past_due_seconds)
-            .then(a.workspace_connector_id.cmp(&b.workspace_connector_id))
-    };
-    // Only the K most overdue are exported: select them, then sort those.
-    if overdue.len() > inputs.top_failing && inputs.top_failing > 0 {
-        overdue.select_nth_unstable_by(inputs.top_failing - 1, most_overdue_first);
-        overdue.truncate(inputs.top_failing);
-    }
-    overdue.sort_by(most_overdue_first);
-    for o in overdue.into_iter().take(inputs.top_failing) {
-        snap.overdue_seconds.insert(
-            (
-                label(&o.connector),
-                Label::from(o.workspace_connector_id.to_string()),
-            ),
-            o.past_due_seconds,
-        );
-    }
-    (snap, overflowed)
-}
+    /// The families that come from the live runs, the connections and the learned
+    /// signals, built every scan.
+    fn connection_families(
+        &self,
+        inputs: &SnapshotInputs<'_>,
+        counted: Counted<'_>,
+        snap: &mut Snapshot,
+    ) {
+        // Every connector is labelled by now; the fallback only keeps this total.
+        let label = |c: &str| {
+            self.label_of
+                .get(c)
+                .cloned()
+                .unwrap_or_else(|| Label::from(c))
+        };
+        for group in inputs.active {
+            let connector = label(&group.connector_slug);
+            for status in [Status::Scheduled, Status::InProgress] {
+                let key = (connector.clone(), status_label(status));
+                snap.active.entry(key.clone()).or_insert(0);
+                snap.stuck.entry(key).or_insert(0);
+            }
+            let key = (connector, status_label(group.status));
+            *snap.active.entry(key.clone()).or_default() += group.count;
+            *snap.stuck.entry(key.clone()).or_default() += group.stuck;
+            let oldest = ts(group.oldest);
+            let slot = snap.oldest_active.entry(key).or_insert(oldest);
+            *slot = slot.min(oldest);
+        }
 
-/// A map built from unsorted entries, those with equal keys merged: sorted once, then built
-/// in bulk (`BTreeMap` builds a sorted sequence in linear time), instead of a tree descent
-/// per entry.
-fn bulk<K: Ord, V>(mut entries: Vec<(K, V)>, merge: impl Fn(&mut V, V)) -> BTreeMap<K, V> {
-    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    let mut merged: Vec<(K, V)> = Vec::with_capacity(entries.len());
-    for (key, value) in entries {
-        match merged.last_mut() {
-            Some((last, sum)) if *last == key => merge(sum, value),
-            _ => merged.push((key, value)),
+        // Zero-filled per connector label of this scan (not per connection: this runs
+        // every scan), sorted and built in bulk.
+        let mut connectors: Vec<Label> = (self.families.iter())
+            .flat_map(TotalsFamilies::labels)
+            .cloned()
+            .chain(counted.failing_of.keys().map(|c| label(c)))
+            .chain(counted.overdue_of.keys().map(|c| label(c)))
+            .chain(inputs.active.iter().map(|a| label(&a.connector_slug)))
+            .chain(inputs.learned.overrunning.iter().map(|(c, _)| label(c)))
+            .collect();
+        connectors.sort_unstable();
+        connectors.dedup();
+        snap.overdue_connections = connectors.iter().map(|c| (c.clone(), 0)).collect();
+        snap.overrunning = connectors.into_iter().map(|c| (c, 0)).collect();
+        for (connector, count) in counted.overdue_of {
+            *snap
+                .overdue_connections
+                .entry(label(connector))
+                .or_default() += count;
+        }
+        for (connector, count) in counted.failing_of {
+            *snap
+                .failing_connections
+                .entry(label(connector))
+                .or_default() += count;
+        }
+        let mut failing = counted.streaks;
+        failing.sort_by(|a, b| {
+            b.consecutive_failures
+                .cmp(&a.consecutive_failures)
+                .then(a.workspace_connector_id.cmp(&b.workspace_connector_id))
+        });
+        snap.failing_list = failing.iter().map(|s| (*s).clone()).collect();
+        for state in failing.into_iter().take(inputs.top_failing) {
+            snap.consecutive_failures.insert(
+                (
+                    label(&state.connector_slug),
+                    Label::from(state.workspace_connector_id.to_string()),
+                ),
+                state.consecutive_failures,
+            );
+        }
+        for (connector, count) in &inputs.learned.overrunning {
+            *snap.overrunning.entry(label(connector)).or_default() += count;
+        }
+        let mut overdue: Vec<_> = inputs.learned.overdue.iter().collect();
+        let most_overdue_first = |a: &&Overdue, b: &&Overdue| {
+            b.past_due_seconds
+                .total_cmp(&a.past_due_seconds)
+                .then(a.workspace_connector_id.cmp(&b.workspace_connector_id))
+        };
+        // Only the K most overdue are exported: select them, then sort those.
+        if overdue.len() > inputs.top_failing && inputs.top_failing > 0 {
+            overdue.select_nth_unstable_by(inputs.top_failing - 1, most_overdue_first);
+            overdue.truncate(inputs.top_failing);
+        }
+        overdue.sort_by(most_overdue_first);
+        for o in overdue.into_iter().take(inputs.top_failing) {
+            snap.overdue_seconds.insert(
+                (
+                    label(&o.connector),
+                    Label::from(o.workspace_connector_id.to_string()),
+                ),
+                o.past_due_seconds,
+            );
         }
     }
-    merged.into_iter().collect()
 }
-
-/// The status label values, shared by every snapshot.
-static STATUS: std::sync::LazyLock<[Label; 4]> = std::sync::LazyLock::new(|| {
-    [
-        Status::Success,
-        Status::Error,
-        Status::Scheduled,
-        Status::InProgress,
-    ]
-    .map(|s| Label::from(s.as_str()))
-});
 
 #[cfg(test)]
 mod tests {
@@ -278,17 +250,14 @@ mod tests {
         totals.add_run(&run("b", Status::Error, None, 101));
         totals.add_run(&run("c", Status::Error, Some(0.5), 102));
         let connections = Connections::default();
-        let mut capper = LabelCapper::new(2);
-        let (snap, overflowed) = build_snapshot(
-            &SnapshotInputs {
-                totals: &totals,
-                connections: &connections,
-                active: &[],
-                learned: &LearnedSignals::default(),
-                top_failing: 5,
-            },
-            &mut capper,
-        );
+        let (snap, overflowed) = SnapshotBuilder::new(2).build(&SnapshotInputs {
+            totals: &totals,
+            changes: None,
+            connections: &connections,
+            active: &[],
+            learned: &LearnedSignals::default(),
+            top_failing: 5,
+        });
         assert_eq!(overflowed, 1);
         let key = |c: &str, s: &str| (Label::from(c), Label::from("manual"), Label::from(s));
         assert_eq!(snap.runs[&key("a", "success")], 1);
@@ -312,16 +281,14 @@ mod tests {
             failed.error = Some("401 Unauthorized".into());
             totals.add_run(&failed);
         }
-        let (snap, overflowed) = build_snapshot(
-            &SnapshotInputs {
-                totals: &totals,
-                connections: &Connections::default(),
-                active: &[],
-                learned: &LearnedSignals::default(),
-                top_failing: 5,
-            },
-            &mut LabelCapper::new(1),
-        );
+        let (snap, overflowed) = SnapshotBuilder::new(1).build(&SnapshotInputs {
+            totals: &totals,
+            changes: None,
+            connections: &Connections::default(),
+            active: &[],
+            learned: &LearnedSignals::default(),
+            top_failing: 5,
+        });
         assert_eq!(overflowed, 2);
         let key = |c: &str, s: &str| (Label::from(c), Label::from("manual"), Label::from(s));
         assert_eq!(snap.runs[&key("other", "error")], 3);

@@ -25,6 +25,11 @@ type FailureKey = (Label, Label, Label);
 pub struct Interner(HashSet<Label>);
 
 impl Interner {
+    /// The shared form of `value`, if it is held.
+    pub fn get(&self, value: &str) -> Option<&Label> {
+        self.0.get(value)
+    }
+
     pub fn label(&mut self, value: &str) -> Label {
         if let Some(label) = self.0.get(value) {
             return label.clone();
@@ -37,6 +42,33 @@ impl Interner {
 
 /// A cache, not content: totals with equal counts are equal whatever they interned.
 impl PartialEq for Interner {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+/// What the runs added to the totals since [`Totals::take_changes`] last took them
+/// touched: their (connector, trigger) pairs, and the failure keys they counted.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub pairs: HashSet<(Label, Label)>,
+    pub failures: HashSet<FailureKey>,
+}
+
+/// The changes not yet taken. Recorded once somebody takes them, and only while every
+/// change is a run added: `None` after an aggregate or a merge, and in a copy, so the next
+/// snapshot built from these totals is built in full.
+#[derive(Debug, Default)]
+struct Journal(Option<Changes>);
+
+impl Clone for Journal {
+    fn clone(&self) -> Self {
+        Self(None)
+    }
+}
+
+/// A record of changes, not content.
+impl PartialEq for Journal {
     fn eq(&self, _: &Self) -> bool {
         true
     }
@@ -56,6 +88,7 @@ pub struct Totals {
     pub failures: HashMap<FailureKey, u64>,
     pub(crate) rules: Arc<FailureRules>,
     labels: Interner,
+    journal: Journal,
 }
 
 impl Totals {
@@ -81,6 +114,7 @@ impl Totals {
             failures: HashMap::default(),
             rules,
             labels: Interner::default(),
+            journal: Journal::default(),
         }
     }
 
@@ -106,19 +140,29 @@ impl Totals {
         }
     }
 
+    /// Count failed runs under the reason their error gives; returns their key.
     fn note_failures(
         &mut self,
         connector: &Label,
         trigger: &Label,
         error: Option<&str>,
         runs: u64,
-    ) {
+    ) -> FailureKey {
         let reason = self.rules.classify(error);
-        let reason = self.labels.label(reason);
-        *self
-            .failures
-            .entry((connector.clone(), trigger.clone(), reason))
-            .or_default() += runs;
+        let key = (
+            connector.clone(),
+            trigger.clone(),
+            self.labels.label(reason),
+        );
+        *self.failures.entry(key.clone()).or_default() += runs;
+        key
+    }
+
+    /// What runs added since the last call touched; `None` when something else changed the
+    /// totals since (or on the first call, or in a copy): whoever keeps anything derived
+    /// from them then derives it again. Changes are recorded from the first call on.
+    pub fn take_changes(&mut self) -> Option<Changes> {
+        self.journal.0.replace(Changes::default())
     }
 
     fn note_completion(&mut self, connector: &Label, status: Status, at: DateTime<Utc>) {
@@ -143,6 +187,7 @@ impl Totals {
 
     /// Add one aggregate row computed in SQL.
     pub fn add_aggregate(&mut self, row: &TerminalAggregate) {
+        self.journal.0 = None;
         let (connector, trigger) = self.labels_of(&row.connector_slug, row.trigger_type.as_deref());
         let key = (connector.clone(), trigger.clone(), row.status);
         *self.runs.entry(key.clone()).or_default() += row.runs;
@@ -180,8 +225,11 @@ impl Totals {
         let (connector, trigger) = self.labels_of(&run.connector_slug, run.trigger_type.as_deref());
         let key = (connector.clone(), trigger.clone(), run.status);
         *self.runs.entry(key.clone()).or_default() += 1;
-        if run.status == Status::Error {
-            self.note_failures(&connector, &trigger, run.error.as_deref(), 1);
+        let failure = (run.status == Status::Error)
+            .then(|| self.note_failures(&connector, &trigger, run.error.as_deref(), 1));
+        if let Some(changes) = &mut self.journal.0 {
+            changes.pairs.insert((connector.clone(), trigger.clone()));
+            changes.failures.extend(failure);
         }
         let durations = self
             .durations
@@ -318,6 +366,7 @@ impl Totals {
 
     /// Merge a fresh re-baseline into the running totals without ever lowering a value.
     pub fn max_with(&mut self, fresh: &Totals) {
+        self.journal.0 = None;
         for (key, value) in &fresh.runs {
             let mine = self.runs.entry(key.clone()).or_default();
             *mine = (*mine).max(*value);
