@@ -173,6 +173,34 @@ async fn counters_equal_sql_after_a_mixed_workload(app: &TestApp) {
         assert_snapshot_matches_sql(db, &scanner.metrics().snapshot(), &config.duration_buckets)
             .await;
     }
+    // Runs of a (connector, trigger) pair already exported: the scan updates the previous
+    // snapshot (no full build), and what it exports still equals SQL.
+    let snapshot = scanner.metrics().snapshot();
+    let (connector, trigger, _) = snapshot
+        .runs
+        .keys()
+        .find(|(_, t, _)| &**t != "none")
+        .expect("the workload exported runs with a trigger")
+        .clone();
+    let full_builds = scanner.full_snapshot_builds();
+    let now = db.store.db_now().await.unwrap();
+    for (i, status) in ["success", "error", "success"].into_iter().enumerate() {
+        let mut row = Row::new(&connector, status, now - chrono::Duration::seconds(60));
+        row.trigger = Some(&trigger);
+        row.started = Some(now - chrono::Duration::seconds(50 - i as i64));
+        row.completed = Some(now);
+        row.records = Some(7);
+        insert(db, &row).await;
+    }
+    let report = scanner.scan_once().await.unwrap();
+    assert_eq!(report.new_terminal_runs, 3);
+    assert!(!report.baselined, "no repair sweep merged");
+    assert_eq!(
+        scanner.full_snapshot_builds(),
+        full_builds,
+        "runs of known pairs update the previous snapshot"
+    );
+    assert_snapshot_matches_sql(db, &scanner.metrics().snapshot(), &config.duration_buckets).await;
     // A restart: a new scanner over the same store exports the same values.
     let before = scanner.metrics().render_domain();
     let mut restarted = self::scanner(db, config.clone(), Arc::new(SystemClock));

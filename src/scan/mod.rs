@@ -132,6 +132,13 @@ impl Scanner {
         self.snapshots.rebuild_next();
     }
 
+    /// How many snapshots were built in full rather than by updating the previous one:
+    /// the first, those after a repair sweep, and those that met a new connector or
+    /// (connector, trigger) pair.
+    pub fn full_snapshot_builds(&self) -> u64 {
+        self.snapshots.full_builds()
+    }
+
     /// One scan, with its self metrics recorded. On error the last snapshot stays
     /// published (scrapes keep the last known values) and `syncwatch_up` drops to 0.
     pub async fn scan_once(&mut self) -> Result<ScanReport, ScanError> {
