@@ -114,13 +114,12 @@ impl TotalsFamilies {
             .rules
             .reasons()
             .iter()
-            .map(|(reason, owner)| (interned(totals, reason), interned(totals, owner.as_str())))
+            .map(|(reason, owner)| (interned(totals, reason), owner_label(*owner)))
             .collect();
         failure_reasons.sort_unstable();
-        let platform = Label::from(Owner::Platform.as_str());
         let mut failures = Vec::with_capacity(totals.failures.len());
         for ((connector, trigger, reason), count) in &totals.failures {
-            let owner = owner_of(&failure_reasons, reason, &platform);
+            let owner = owner_label(totals.rules.owner(reason));
             let key = (label(connector), trigger.clone(), reason.clone(), owner);
             failures.push((key, connector.clone(), *count));
         }
@@ -205,7 +204,6 @@ impl TotalsFamilies {
             }
             connectors.insert(label);
         }
-        let platform = Label::from(Owner::Platform.as_str());
         for (connector, trigger, reason) in &changes.failures {
             let label = label_of[connector].clone();
             let mut counted = None;
@@ -218,7 +216,7 @@ impl TotalsFamilies {
                 }
             }
             if let Some(n) = counted {
-                let owner = owner_of(&self.failure_reasons, reason, &platform);
+                let owner = owner_label(totals.rules.owner(reason));
                 self.failures
                     .insert((label, trigger.clone(), reason.clone(), owner), n);
             }
@@ -280,13 +278,17 @@ pub(super) fn interned(totals: &Totals, value: &str) -> Label {
         .unwrap_or_else(|| Label::from(value))
 }
 
-/// The owner of `reason` (`platform` for a reason the rules do not know).
-fn owner_of(reasons: &[(Label, Label)], reason: &Label, platform: &Label) -> Label {
-    reasons
-        .iter()
-        .find(|(r, _)| r == reason)
-        .map_or(platform, |(_, owner)| owner)
-        .clone()
+/// The label value of `owner`, shared by every snapshot.
+fn owner_label(owner: Owner) -> Label {
+    static OWNERS: std::sync::LazyLock<[Label; 3]> = std::sync::LazyLock::new(|| {
+        [Owner::Customer, Owner::Provider, Owner::Platform].map(|o| Label::from(o.as_str()))
+    });
+    let i = match owner {
+        Owner::Customer => 0,
+        Owner::Provider => 1,
+        Owner::Platform => 2,
+    };
+    OWNERS[i].clone()
 }
 
 /// A map built from unsorted entries, those with equal keys merged in the order of their

@@ -38,7 +38,7 @@ pub use reasons::{FailureRules, Owner, RulesError, BUILTIN_RULES, NO_ERROR_REASO
 pub use totals::{saved_with_connections, Changes, Totals, NO_TRIGGER};
 
 use build::{Anchor, Build, Chunks, Step, Walk};
-use steady::{Steady, PRUNE_BATCH};
+use steady::Steady;
 
 use crate::clock::Clock;
 use crate::metrics::{Metrics, Snapshot};
@@ -399,90 +399,6 @@ impl Scanner {
             }
         }
         self.phase = Some(Phase::Steady(steady));
-        Ok(())
-    }
-
-    async fn steady(
-        &mut self,
-        settled: DateTime<Utc>,
-        started: Instant,
-        report: &mut ScanReport,
-    ) -> Result<(), ScanError> {
-        let Some(Phase::Steady(state)) = self.phase.as_mut() else {
-            return Ok(());
-        };
-        let runs = self.store.terminal_after(state.low, None).await?;
-        for run in state.add_runs(runs) {
-            report.new_terminal_runs += 1;
-            if let Some(observer) = &self.observer {
-                observer.run_finished(&run);
-            }
-        }
-        state.advance(settled);
-
-        // Upkeep: bounded steps, each of which may fail without failing the scan.
-        if state.sweep.is_none() {
-            state.sweep = state.due_sweep(
-                self.config.rebaseline_interval,
-                self.config.full_repair_interval,
-                chrono_duration(self.config.repair_horizon),
-            );
-        }
-        if let Some(sweep) = state.sweep.as_mut() {
-            match sweep.step(&self.store, &mut state.chunks).await {
-                Ok(false) => {}
-                Ok(true) => {
-                    if let Some(sweep) = state.sweep.take() {
-                        state.merge_sweep(&sweep.fresh);
-                        if sweep.full {
-                            state.full_swept_at = Some(Instant::now());
-                        }
-                    }
-                    state.swept_at = Instant::now();
-                    report.baselined = true;
-                    self.metrics
-                        .last_repair_success
-                        .set(self.clock.now().timestamp_millis() as f64 / 1000.0);
-                }
-                Err(e) => {
-                    self.metrics.maintenance_failed("repair", &e);
-                    // A chunk the statement timeout cut: the next one is smaller.
-                    let _ = state.chunks.shrink_rows(e);
-                }
-            }
-        }
-        if !state.learn_queue.is_empty() {
-            if let Err(e) = state.learn_step(&self.store).await {
-                self.metrics.maintenance_failed("learn", &e);
-            }
-        }
-        report.learning = !state.learn_queue.is_empty();
-        if self.config.checkpoint && state.saved_at.elapsed() >= self.config.checkpoint_interval {
-            if let Err(e) = state.save(&self.store).await {
-                self.metrics.maintenance_failed("checkpoint", &e);
-            }
-        }
-        if let (Some(retention), Some(saved)) = (self.config.retention, state.saved_upto) {
-            // Never past the saved checkpoint: what is deleted must already be counted in
-            // the saved totals and connection states.
-            let before = (self.clock.now() - chrono_duration(retention)).min(saved);
-            let deadline = started + self.budget();
-            loop {
-                match self.store.prune(before, PRUNE_BATCH).await {
-                    Ok(deleted) => {
-                        report.pruned += deleted;
-                        self.metrics.pruned_runs.inc_by(deleted);
-                        if deleted < PRUNE_BATCH || Instant::now() >= deadline {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        self.metrics.maintenance_failed("retention", &e);
-                        break;
-                    }
-                }
-            }
-        }
         Ok(())
     }
 
