@@ -1,3 +1,5 @@
+//! The `syncwatch` binary: parse the command line and run it (everything else is in the library).
+
 use clap::Parser;
 
 use syncwatch::cli::Cli;

@@ -8,6 +8,11 @@ use sqlx::{Connection, PgConnection};
 use syncwatch::store::DatabaseUrl;
 use syncwatch::store::{self, PoolOptions, Store};
 
+#[path = "../../tests/suite/common/process.rs"]
+mod process;
+
+pub use process::{admin_url, free_port, ChildGuard as Child};
+
 const SEED: &str = include_str!("../sql/seed.sql");
 const SEED_ACTIVE: &str = include_str!("../sql/seed_active.sql");
 pub const CONNECTORS: i64 = 500;
@@ -34,10 +39,6 @@ pub fn median_ms(samples: &[Duration]) -> f64 {
     ms(sorted[sorted.len() / 2])
 }
 
-pub fn admin_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
 
 fn url_of(name: &str) -> String {
     let mut url = url::Url::parse(&admin_url()).expect("TEST_DATABASE_URL is a URL");
@@ -275,23 +276,7 @@ pub fn rss_kib(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
-/// A child process killed on drop.
-pub struct Child(pub std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// `syncwatch serve` (the release binary) on `url`; returns once `/metrics` shows a
 /// successful scan, with the time that took.

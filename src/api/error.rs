@@ -1,3 +1,6 @@
+//! The API's one error type: its HTTP status, its `{"error":{"code","message"}}` body, and
+//! how store errors map onto it (5xx details are logged, never sent).
+
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::clock::SystemClock;
 use crate::metrics::Metrics;
-use crate::scan::{FailureRules, ScanConfig, Scanner};
+use crate::scan::{prune_cutoff, prune_in_batches, FailureRules, ScanConfig, Scanner};
 use crate::startup::{shutdown_signal, Application, ServeSettings, StoreSettings, NO_STATE_STORE};
 use crate::store::{check_table, Lease, Store};
 
@@ -95,7 +95,7 @@ pub async fn prune(settings: &StoreSettings, older_than: Duration) -> anyhow::Re
         );
     }
     let wanted = store.db_now().await? - chrono::Duration::from_std(older_than)?;
-    let before = wanted.min(settled);
+    let before = prune_cutoff(wanted, settled);
     if before < wanted {
         println!(
             "prune: the scanner checkpoint is settled up to {settled}; deleting only what \
@@ -103,20 +103,11 @@ pub async fn prune(settings: &StoreSettings, older_than: Duration) -> anyhow::Re
         );
     }
     let mut deleted = 0;
-    loop {
-        let n = store.prune(before, PRUNE_BATCH).await?;
-        deleted += n;
-        if n < PRUNE_BATCH {
-            break;
-        }
-    }
+    prune_in_batches(&store, before, None, |n| deleted += n).await?;
     println!("prune: deleted {deleted} terminal runs completed before {before}");
     Ok(ExitCode::SUCCESS)
 }
 
-/// Terminal runs one `prune` statement deletes: small, so no statement holds its locks
-/// for long.
-const PRUNE_BATCH: u64 = 5_000;
 
 /// Prints one line per check; exits non-zero when any fails.
 pub async fn check(settings: &StoreSettings) -> anyhow::Result<ExitCode> {

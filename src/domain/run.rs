@@ -1,3 +1,6 @@
+//! A sync run as the API shows it ([`SyncLog`]), as a create asks for it ([`NewSyncLog`]), and a
+//! connection's latest outcome ([`ConnectorStatus`]).
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

@@ -1,3 +1,6 @@
+//! The run's statuses, triggers and the lifecycle's compare-and-set rules: which action is
+//! allowed from which status.
+
 use std::fmt;
 use std::str::FromStr;
 

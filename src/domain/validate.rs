@@ -1,3 +1,6 @@
+//! Input validation shared by the API and the store: connector slugs, `cloud_task_id`,
+//! metadata objects and error texts, each with the limit it enforces.
+
 use serde_json::{Map, Value};
 
 use super::TriggerType;

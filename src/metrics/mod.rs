@@ -33,9 +33,37 @@ pub const DEFAULT_DURATION_BUCKETS: &[f64] = &[
 pub const DEFAULT_DISPATCH_DELAY_BUCKETS: &[f64] =
     &[0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 3600.0];
 
-/// The upkeep tasks beside the scans, the `task` label of
-/// `syncwatch_maintenance_errors_total`.
-pub const MAINTENANCE_TASKS: &[&str] = &["repair", "checkpoint", "retention", "learn"];
+/// The scanner's upkeep steps beside its scans, the `task` label of
+/// `syncwatch_maintenance_errors_total` (each zero-filled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Maintenance {
+    /// A repair sweep (the totals re-aggregated from the table, merged by maximum).
+    Repair,
+    /// Saving the totals and connection states.
+    Checkpoint,
+    /// Deleting terminal runs older than `--retention`.
+    Retention,
+    /// Reading what a connection's learned signals start from.
+    Learn,
+}
+
+impl Maintenance {
+    const ALL: [Maintenance; 4] = [
+        Maintenance::Repair,
+        Maintenance::Checkpoint,
+        Maintenance::Retention,
+        Maintenance::Learn,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Maintenance::Repair => "repair",
+            Maintenance::Checkpoint => "checkpoint",
+            Maintenance::Retention => "retention",
+            Maintenance::Learn => "learn",
+        }
+    }
+}
 
 /// HTTP request duration buckets (seconds).
 const HTTP_BUCKETS: &[f64] = &[
@@ -184,8 +212,8 @@ impl Metrics {
             &["task"],
         )
         .expect("valid metric");
-        for task in MAINTENANCE_TASKS {
-            maintenance_errors.with_label_values(&[task]);
+        for task in Maintenance::ALL {
+            maintenance_errors.with_label_values(&[task.as_str()]);
         }
         let last_repair_success = Gauge::new(
             "syncwatch_last_repair_success_timestamp_seconds",
@@ -271,8 +299,9 @@ impl Metrics {
         }
     }
 
-    /// Log and count a failed upkeep step (`task` is one of [`MAINTENANCE_TASKS`]).
-    pub fn maintenance_failed(&self, task: &str, error: &dyn std::fmt::Display) {
+    /// Log and count a failed upkeep step.
+    pub fn maintenance_failed(&self, task: Maintenance, error: &dyn std::fmt::Display) {
+        let task = task.as_str();
         tracing::warn!(task, error = %error, "scanner upkeep failed; the scan goes on");
         self.maintenance_errors.with_label_values(&[task]).inc();
     }

@@ -18,6 +18,7 @@ mod learned;
 mod publish;
 mod reaper;
 mod reasons;
+mod retention;
 mod steady;
 mod totals;
 
@@ -28,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 pub use config::ScanConfig;
+pub use retention::{prune_cutoff, prune_in_batches};
 pub use connections::Connections;
 pub use error::ScanError;
 pub use learned::{
@@ -41,7 +43,7 @@ use build::{Anchor, Build, Chunks, Step, Walk};
 use steady::Steady;
 
 use crate::clock::Clock;
-use crate::metrics::{Metrics, Snapshot};
+use crate::metrics::{Maintenance, Metrics, Snapshot};
 use crate::store::{Leadership, Lease, Store, StuckCutoffs, TerminalRun};
 
 /// Live runs one scan reads one by one for the learned signals at most (oldest first).
@@ -351,7 +353,7 @@ impl Scanner {
                     match self.store.save_checkpoint(upto, &json, &states).await {
                         Ok(()) if build.follow_saved => build.dirty.clear(),
                         Ok(()) => {}
-                        Err(e) => self.metrics.maintenance_failed("checkpoint", &e),
+                        Err(e) => self.metrics.maintenance_failed(Maintenance::Checkpoint, &e),
                     }
                 }
             }
@@ -395,7 +397,7 @@ impl Scanner {
         report.learning = !steady.learn_queue.is_empty();
         if self.config.checkpoint {
             if let Err(e) = steady.save(&self.store).await {
-                self.metrics.maintenance_failed("checkpoint", &e);
+                self.metrics.maintenance_failed(Maintenance::Checkpoint, &e);
             }
         }
         self.phase = Some(Phase::Steady(steady));

@@ -10,9 +10,11 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::build::{Anchor, Chunks, Sweep};
+use super::retention;
 use super::{chrono_duration, Phase, ScanError, ScanReport, Scanner};
 use super::{Connections, Totals};
 use crate::store::{Store, StoreError, TerminalRun};
+use crate::metrics::Maintenance;
 
 /// A steady scan's reads and upkeep, on the scanner.
 impl Scanner {
@@ -61,7 +63,7 @@ impl Scanner {
                         .set(self.clock.now().timestamp_millis() as f64 / 1000.0);
                 }
                 Err(e) => {
-                    self.metrics.maintenance_failed("repair", &e);
+                    self.metrics.maintenance_failed(Maintenance::Repair, &e);
                     // A chunk the statement timeout cut: the next one is smaller.
                     let _ = state.chunks.shrink_rows(e);
                 }
@@ -69,42 +71,34 @@ impl Scanner {
         }
         if !state.learn_queue.is_empty() {
             if let Err(e) = state.learn_step(&self.store).await {
-                self.metrics.maintenance_failed("learn", &e);
+                self.metrics.maintenance_failed(Maintenance::Learn, &e);
             }
         }
         report.learning = !state.learn_queue.is_empty();
         if self.config.checkpoint && state.saved_at.elapsed() >= self.config.checkpoint_interval {
             if let Err(e) = state.save(&self.store).await {
-                self.metrics.maintenance_failed("checkpoint", &e);
+                self.metrics.maintenance_failed(Maintenance::Checkpoint, &e);
             }
         }
-        if let (Some(retention), Some(saved)) = (self.config.retention, state.saved_upto) {
+        if let (Some(keep), Some(saved)) = (self.config.retention, state.saved_upto) {
             // Never past the saved checkpoint: what is deleted must already be counted in
             // the saved totals and connection states.
-            let before = (self.clock.now() - chrono_duration(retention)).min(saved);
+            let before = retention::prune_cutoff(self.clock.now() - chrono_duration(keep), saved);
             let deadline = started + self.budget();
-            loop {
-                match self.store.prune(before, PRUNE_BATCH).await {
-                    Ok(deleted) => {
-                        report.pruned += deleted;
-                        self.metrics.pruned_runs.inc_by(deleted);
-                        if deleted < PRUNE_BATCH || Instant::now() >= deadline {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        self.metrics.maintenance_failed("retention", &e);
-                        break;
-                    }
-                }
+            let pruned = &self.metrics.pruned_runs;
+            let done = retention::prune_in_batches(&self.store, before, Some(deadline), |n| {
+                report.pruned += n;
+                pruned.inc_by(n);
+            })
+            .await;
+            if let Err(e) = done {
+                self.metrics.maintenance_failed(Maintenance::Retention, &e);
             }
         }
         Ok(())
     }
 }
 
-/// Terminal runs one retention statement deletes at most.
-pub(super) const PRUNE_BATCH: u64 = 5_000;
 
 /// The state of a scanner that has caught up.
 pub(super) struct Steady {

@@ -1,3 +1,6 @@
+//! The keyset cursor of `GET /v1/sync-logs`: the last row's `created_at` and public id,
+//! opaque to clients.
+
 use std::fmt;
 use std::str::FromStr;
 

@@ -1,3 +1,6 @@
+//! The store's error type, and the one place database errors are classified (unavailable,
+//! timed out, rejected by a constraint, or a bug).
+
 use uuid::Uuid;
 
 use crate::domain::TransitionError;
@@ -41,10 +44,25 @@ pub enum StoreError {
     #[error("syncwatch observes this table read-only (--observe-only): runs are recorded by the service that owns it")]
     ObserveOnly,
 
+    /// The database URL does not parse as one the backend accepts (a typo in
+    /// `DATABASE_URL`, an unknown option); nothing was opened.
+    #[error("invalid database URL {url}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+
     /// A row that does not decode (written by another service with values outside the
     /// contract).
     #[error("row does not match the schema: {0}")]
     Corrupt(String),
+}
+
+impl StoreError {
+    /// A URL the backend's driver refused (the password never shown).
+    pub(crate) fn invalid_url(url: &super::DatabaseUrl, reason: impl std::fmt::Display) -> Self {
+        StoreError::InvalidUrl {
+            url: url.to_string(),
+            reason: reason.to_string(),
+        }
+    }
 }
 
 impl From<sqlx::migrate::MigrateError> for StoreError {
@@ -72,7 +90,6 @@ impl From<sqlx::Error> for StoreError {
                 if code.starts_with("08")
                     || code.starts_with("57P")
                     || code == "53300"
-                    || code == "57014"
                     || code == "55P03"
                     || code == "5"
                     || code == "6"

@@ -36,7 +36,7 @@ const SCAN_POOL_CONNECTIONS: u32 = 2;
 impl PostgresEngine {
     pub fn connect(url: &DatabaseUrl, options: &PoolOptions) -> Result<Self> {
         let connect = PgConnectOptions::from_str(url.expose())
-            .map_err(|e| StoreError::Corrupt(format!("invalid database URL {url}: {e}")))?
+            .map_err(|e| StoreError::invalid_url(url, e))?
             .application_name("syncwatch")
             // `timestamp without time zone` columns of an observed table compare with
             // (and convert to) UTC instants, whatever the server's own time zone.
@@ -195,7 +195,7 @@ fn with_statement_timeout(
 async fn connect_once(url: &DatabaseUrl, timeout: Duration) -> Result<sqlx::PgConnection> {
     use sqlx::Connection;
     let options = PgConnectOptions::from_str(url.expose())
-        .map_err(|e| StoreError::Corrupt(format!("invalid database URL {url}: {e}")))?
+        .map_err(|e| StoreError::invalid_url(url, e))?
         .application_name("syncwatch");
     match tokio::time::timeout(timeout, sqlx::PgConnection::connect_with(&options)).await {
         Ok(conn) => Ok(conn?),
@@ -222,4 +222,24 @@ pub async fn create_schema(url: &DatabaseUrl, schema: &str, timeout: Duration) -
         .execute(&mut conn)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_the_driver_refuses_is_an_invalid_url_error_without_the_password() {
+        let url: DatabaseUrl = "postgres://app:s3cret@127.0.0.1:5432/db?sslmode=sideways"
+            .parse()
+            .unwrap();
+        let Err(err) = PostgresEngine::connect(&url, &PoolOptions::default()) else {
+            panic!("sslmode=sideways was accepted");
+        };
+        assert!(matches!(err, StoreError::InvalidUrl { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(text.starts_with("invalid database URL"), "{text}");
+        assert!(text.contains("sideways"), "names what is wrong: {text}");
+        assert!(!text.contains("s3cret"), "no password: {text}");
+    }
 }

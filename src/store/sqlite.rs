@@ -36,7 +36,7 @@ pub struct SqliteEngine {
 impl SqliteEngine {
     pub async fn connect(url: &DatabaseUrl, options: &PoolOptions) -> Result<Self> {
         let connect = SqliteConnectOptions::from_str(url.expose())
-            .map_err(|e| StoreError::Corrupt(format!("invalid database URL {url}: {e}")))?
+            .map_err(|e| StoreError::invalid_url(url, e))?
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
         let connect = if options.read_only {

@@ -1,3 +1,5 @@
+//! Store URLs: which backend a URL names, and a form of it that never shows a password.
+
 use std::fmt;
 use std::str::FromStr;
 

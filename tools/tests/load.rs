@@ -5,7 +5,8 @@
 //! Shares the service's test harness; it starts `syncwatch` from the workspace's target
 //! directory, so run it with `cargo test --workspace` (which builds that binary).
 
-#[path = "../../tests/common/mod.rs"]
+#[path = "../../tests/suite/common/mod.rs"]
+#[allow(dead_code, unused_macros)]
 mod common;
 
 use std::process::Command;
@@ -42,7 +43,6 @@ async fn load_through_the_binary(backend: Backend) {
     // It really ran: duplicate creates (200) and losing duplicate finishers (409) happened.
     assert!(stdout.contains("200×") && stdout.contains("201×") && stdout.contains("409×"));
     drop(server);
-    db.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,6 @@
 //! The lifecycle through the HTTP API, on both stores.
 
-mod common;
+use crate::common;
 
 use chrono::{DateTime, Utc};
 use common::{assert_run_shape, run_id, TestApp};

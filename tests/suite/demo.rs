@@ -1,7 +1,7 @@
 //! `syncwatch-tools demo` fills the store so that every domain metric has series, and on
 //! stop leaves only its deliberately stuck runs active.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -9,7 +9,7 @@
 //! becomes 0s and Alertmanager's group timings become short; the shipped files stay as
 //! they are.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use axum::routing::post;
 use axum::Json;
-use common::{free_port, in_ci, run_id, run_through_api, ChildGuard};
+use common::{free_port, in_ci, run_through_api, ChildGuard, Server};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -139,22 +139,15 @@ async fn a_failing_connector_pages_and_resolves_and_customer_failures_do_not_pag
     )
     .unwrap();
 
-    let _syncwatch = spawn(
-        env!("CARGO_BIN_EXE_syncwatch"),
-        &[
-            "serve".into(),
-            "--database-url".into(),
-            format!("sqlite://{}", dir.path().join("alerting.db").display()),
-            "--listen".into(),
-            format!("127.0.0.1:{api}"),
-            "--metrics-listen".into(),
-            format!("127.0.0.1:{metrics}"),
-            "--scan-interval".into(),
-            "1s".into(),
-            "--public-url".into(),
-            format!("http://127.0.0.1:{api}/"),
-        ],
-    );
+    let database_url = format!("sqlite://{}", dir.path().join("alerting.db").display());
+    let public_url = format!("http://127.0.0.1:{api}/");
+    let _syncwatch = Server::start_on(
+        &database_url,
+        api,
+        metrics,
+        &["--scan-interval", "1s", "--public-url", &public_url],
+    )
+    .await;
     let _alertmanager = spawn(
         ALERTMANAGER,
         &[
@@ -208,15 +201,14 @@ async fn a_failing_connector_pages_and_resolves_and_customer_failures_do_not_pag
     let customer_failure = || run("salesforce", "fail", "401 Unauthorized: token revoked");
     // A healthy connector alongside, which must not page.
     let healthy = Uuid::new_v4();
-    let row: Value = client
-        .post(format!("{base}/v1/sync-logs"))
-        .json(&json!({"workspace_connector_id": healthy, "connector_slug": "stripe", "status": "in_progress"}))
-        .send().await.unwrap().json().await.unwrap();
-    client
-        .post(format!("{base}/v1/sync-logs/{}/succeed", run_id(&row)))
-        .send()
-        .await
-        .unwrap();
+    run_through_api(
+        &client,
+        &base,
+        json!({"workspace_connector_id": healthy, "connector_slug": "stripe", "status": "in_progress"}),
+        "succeed",
+        "",
+    )
+    .await;
 
     // Repeated failure: keep failing until the page arrives (rates need a few scrapes).
     let deadline = Instant::now() + Duration::from_secs(90);

@@ -1,6 +1,6 @@
 //! Bad input gets a clear 4xx in the error shape and writes nothing, on both stores.
 
-mod common;
+use crate::common;
 
 use common::{run_id, Backend, TestApp};
 use reqwest::{Method, StatusCode};
@@ -457,7 +457,6 @@ async fn bodies_over_the_configured_limit_get_413_and_write_nothing() {
         "a body under the limit still works"
     );
     assert_eq!(app.db.count_rows().await, 1);
-    app.cleanup().await;
 }
 
 #[tokio::test]
@@ -516,5 +515,4 @@ async fn bearer_token_is_required_when_tokens_are_configured() {
     assert_eq!(status, StatusCode::CREATED, "{row}");
     let (status, _) = app.get("/v1/sync-logs").await;
     assert_eq!(status, StatusCode::OK);
-    app.cleanup().await;
 }

@@ -2,7 +2,7 @@
 //! database too slow to answer, a pool with no free connection, a client too slow to send
 //! its body. Each test runs the real binary (or the real app) on a real store.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -416,7 +416,6 @@ async fn kill_9_under_write_load(backend: Backend) {
         v.rows, v.active_rows
     );
     drop(server);
-    db.cleanup().await;
 }
 
 fn port_of(base: &str) -> u16 {
@@ -581,7 +580,6 @@ async fn slow_database_is_cut_off_by_statement_timeouts_and_never_blocks_a_scrap
     .await;
     assert_eq!(row["status"], "success");
     drop(server);
-    db.cleanup().await;
 }
 
 async fn get_json(client: &Client, url: &str) -> Value {
@@ -646,5 +644,4 @@ async fn a_stalled_request_body_times_out_with_503() {
         "answered after {took:?} with a 700ms timeout"
     );
     assert_eq!(app.db.count_rows().await, 0);
-    app.cleanup().await;
 }

@@ -5,7 +5,7 @@
 //! Bounded and deterministic (`tests/fuzz/schemathesis.toml`: fixed seed, 100 examples
 //! per operation), against the real binary on each store.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -76,7 +76,6 @@ async fn fuzz_the_api(backend: Backend) {
         String::from_utf8_lossy(&output.stderr)
     );
     drop(server);
-    db.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,5 +124,4 @@ async fn the_fuzz_run_fails_when_the_document_is_wrong() {
     );
     assert!(text.contains("404"), "{}", tail(&output));
     drop(server);
-    db.cleanup().await;
 }

@@ -4,7 +4,7 @@
 //! connections → connection → run, reads what a person would see, checks that no script
 //! ran, and saves a screenshot of each page under `target/ui-screenshots/`.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -183,5 +183,4 @@ async fn a_browser_follows_a_failing_connection_to_its_error() {
     assert!(browser.find_all("script").await.is_empty());
     browser.quit().await;
     drop(server);
-    db.cleanup().await;
 }

@@ -3,7 +3,7 @@
 //! middle of that build continues it, repair sweeps never fail a scan, and retention
 //! deletes old runs without changing any exported number (after a restart too).
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::sync::Arc;
@@ -176,7 +176,6 @@ async fn first_start_builds_in_chunks_and_a_restart_continues(backend: Backend) 
         exported as i64, failing,
         "failing connections from the walk"
     );
-    db.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -244,7 +243,6 @@ async fn repairs_never_fail_a_scan_postgres() {
         0.0
     );
     assert_snapshot_matches_sql(&db, &scanner.metrics().snapshot(), &config.duration_buckets).await;
-    db.cleanup().await;
 }
 
 /// Retention: the old history goes, every exported number stays, also after a restart
@@ -342,7 +340,6 @@ async fn retention_changes_no_exported_number(backend: Backend) {
     let mut restarted = self::scanner(&db, config, Arc::new(SystemClock));
     while restarted.scan_once().await.unwrap().building {}
     assert_eq!(strip(&restarted.metrics().render_domain()), strip(&before));
-    db.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -375,7 +372,6 @@ async fn prune_refuses_without_a_checkpoint() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no scanner checkpoint"), "{stderr}");
     assert_eq!(db.count_rows().await, 100, "nothing deleted");
-    db.cleanup().await;
 }
 
 /// A run that becomes visible later than the late-commit window after its completion is
@@ -432,7 +428,6 @@ async fn a_run_visible_later_than_the_window_is_counted_by_the_next_sweep(backen
         &ScanConfig::default().duration_buckets,
     )
     .await;
-    db.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,7 +2,7 @@
 //! table after a randomized workload written both through the API and straight into the
 //! table, restarts, late commits, stuck runs, the reaper, and the Postgres lease.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -558,14 +558,12 @@ mod golden {
     async fn sqlite() {
         let db = TestDb::new(Backend::Sqlite).await.unwrap();
         exposition_of_a_known_state_is_pinned(&db).await;
-        db.cleanup().await;
     }
 
     #[tokio::test]
     async fn postgres() {
         if let Some(db) = TestDb::new(Backend::Postgres).await {
             exposition_of_a_known_state_is_pinned(&db).await;
-            db.cleanup().await;
         }
     }
 }

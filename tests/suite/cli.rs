@@ -1,7 +1,7 @@
 //! The real binary: `migrate`, `check`, `serve` with graceful shutdown, refusing an open
 //! API on a public address, and never printing the database password.
 
-mod common;
+use crate::common;
 
 use common::free_port;
 

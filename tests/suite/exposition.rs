@@ -1,7 +1,7 @@
 //! The real exposition: `promtool check metrics` on it, and the Postgres scanner lease
 //! (one leader among replicas, failover without a drop).
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -172,7 +172,6 @@ async fn one_postgres_replica_leads_and_another_takes_over_without_a_drop() {
     assert!(m2.render_domain().contains(
         "connector_sync_runs_total{connector=\"hubspot\",trigger=\"manual\",status=\"error\"} 2"
     ));
-    app.cleanup().await;
 }
 
 /// `/metrics` of the real binary, as Prometheus asks for it (`Accept-Encoding: gzip`) and
@@ -189,25 +188,9 @@ async fn the_scrape_is_gzipped_when_the_scraper_accepts_it() {
     let server = common::Server::start(&url, &["--scan-interval", "200ms"]).await;
     let client = reqwest::Client::new();
     for slug in ["hubspot", "stripe"] {
-        let row: serde_json::Value = client
-            .post(format!("{}/v1/sync-logs", server.api))
-            .json(
-                &serde_json::json!({"workspace_connector_id": uuid::Uuid::new_v4(),
-                                      "connector_slug": slug, "status": "in_progress"}),
-            )
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let id = common::run_id(&row);
-        client
-            .post(format!("{}/v1/sync-logs/{id}/fail", server.api))
-            .json(&serde_json::json!({"error": "HTTP 429"}))
-            .send()
-            .await
-            .unwrap();
+        let create = serde_json::json!({"workspace_connector_id": uuid::Uuid::new_v4(),
+                                         "connector_slug": slug, "status": "in_progress"});
+        common::run_through_api(&client, &server.api, create, "fail", "HTTP 429").await;
     }
     common::wait_until("both runs exported", Duration::from_secs(20), async || {
         common::family_sum(&server.scrape().await, "connector_sync_failures_total") == 2.0

@@ -1,7 +1,7 @@
 //! Concurrency is tested, not assumed: racing finishers, racing duplicate creates, and
 //! pagination while rows are being inserted, on both stores.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 

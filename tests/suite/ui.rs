@@ -3,7 +3,7 @@
 //! authentication, and `--ui false`. The router runs in process on a real store, after a
 //! real scan published the snapshot the fleet views read.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -347,7 +347,6 @@ async fn pages_show_the_table_escaped(backend: Backend) {
     let css = get(&ui, "/ui/style.css").await;
     assert_eq!(css.status, StatusCode::OK);
     assert_eq!(css.headers[header::CONTENT_TYPE], "text/css; charset=utf-8");
-    f.db.cleanup().await;
 }
 
 #[tokio::test]
@@ -404,7 +403,6 @@ async fn with_tokens_the_page_asks_for_basic_credentials() {
             assert_eq!(page.status, StatusCode::OK, "{path} {credentials}");
         }
     }
-    f.db.cleanup().await;
 }
 
 #[tokio::test]
@@ -426,7 +424,6 @@ async fn the_page_can_be_turned_off() {
     }
     let on = router(&f, ApiSettings::default());
     assert_eq!(get(&on, "/ui").await.status, StatusCode::OK);
-    f.db.cleanup().await;
 }
 
 #[tokio::test]
@@ -448,7 +445,6 @@ async fn links_carry_the_public_url_path() {
         links(&page.body, "/ui/").is_empty(),
         "every link has the prefix"
     );
-    f.db.cleanup().await;
 }
 
 #[tokio::test]
@@ -474,5 +470,4 @@ async fn a_replica_without_the_lease_says_so() {
     assert!(failing.body.contains("does not hold the scanner lease"));
     let led = get(&router(&f, ApiSettings::default()), "/ui").await;
     assert!(!led.body.contains("does not hold the scanner lease"));
-    f.db.cleanup().await;
 }

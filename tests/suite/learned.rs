@@ -3,7 +3,7 @@
 //! definitions from every row of the table: after a first build, after new runs, and after
 //! a restart that rebuilds the learned state from each connection's latest runs only.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -321,7 +321,6 @@ async fn learned_signals_follow_the_table(backend: Backend) {
         want,
         "after a restart"
     );
-    db.cleanup().await;
 }
 
 #[tokio::test]

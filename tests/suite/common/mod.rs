@@ -1,9 +1,11 @@
 //! Test harness: the real app on port 0 over a real store, a fresh Postgres database or a
 //! SQLite file in a temp dir per test.
-#![allow(dead_code)]
 
+pub mod process;
 pub mod scan;
 pub mod webdriver;
+
+pub use process::{admin_url, free_port, ChildGuard};
 
 use std::sync::OnceLock;
 
@@ -18,7 +20,6 @@ use syncwatch::store::{self, PoolOptions, Store};
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
-pub const DEFAULT_TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -26,19 +27,7 @@ pub enum Backend {
     Sqlite,
 }
 
-/// The Postgres server tests create their databases on.
-pub fn admin_url() -> String {
-    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_TEST_DATABASE_URL.into())
-}
 
-/// A loopback port that was free a moment ago, for processes that bind it themselves.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
@@ -76,6 +65,8 @@ pub struct TestDb {
     pub url: DatabaseUrl,
     pub store: Store,
     pg_name: Option<String>,
+    /// Server-wide roles a test made for this database, dropped after it.
+    pg_roles: Vec<String>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -117,6 +108,7 @@ impl TestDb {
                     url,
                     store,
                     pg_name: Some(name),
+                    pg_roles: Vec::new(),
                     _dir: None,
                 }
             }
@@ -134,6 +126,7 @@ impl TestDb {
                     url,
                     store,
                     pg_name: None,
+                    pg_roles: Vec::new(),
                     _dir: Some(dir),
                 }
             }
@@ -184,16 +177,45 @@ impl TestDb {
         }
     }
 
-    pub async fn cleanup(self) {
-        if let Some(name) = &self.pg_name {
-            drop(self.store);
-            if let Ok(mut admin) = PgConnection::connect(&admin_url()).await {
+    /// Drop the server-wide `role` (made by the test for this database) when the database
+    /// is dropped.
+    pub fn drops_role(&mut self, role: &str) {
+        self.pg_roles.push(role.to_owned());
+    }
+}
+
+/// A test's PostgreSQL database (and the roles it made) is dropped however the test ends,
+/// a panic included. `Drop` cannot await, so a thread of its own with a runtime of its own
+/// does the round trip.
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(name) = self.pg_name.take() else {
+            return;
+        };
+        let roles = std::mem::take(&mut self.pg_roles);
+        let dropped = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                let Ok(mut admin) = PgConnection::connect(&admin_url()).await else {
+                    return;
+                };
                 let _ = sqlx::query(&format!("drop database if exists {name} with (force)"))
                     .execute(&mut admin)
                     .await;
+                for role in roles {
+                    let _ = sqlx::query(&format!("drop role if exists {role}"))
+                        .execute(&mut admin)
+                        .await;
+                }
                 let _ = admin.close().await;
-            }
-        }
+            });
+        });
+        let _ = dropped.join();
     }
 }
 
@@ -329,16 +351,20 @@ impl TestApp {
         last
     }
 
-    pub async fn cleanup(mut self) {
+}
+
+/// Stops the server task; the database goes with `db`.
+impl Drop for TestApp {
+    fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(server) = self.server.take() {
-            let _ = server.await;
+            server.abort();
         }
-        self.db.cleanup().await;
     }
 }
+
 
 pub fn run_id(row: &Value) -> String {
     row["workspace_connector_sync_log_id"]
@@ -380,7 +406,7 @@ pub fn assert_run_shape(row: &Value) {
 
 /// Runs the named `async fn(&TestApp)` once on Postgres and once on SQLite, each on a
 /// fresh store: `mod name { postgres, sqlite }`.
-#[macro_export]
+
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {
         $(
@@ -389,7 +415,6 @@ macro_rules! on_both_stores {
                 async fn postgres() {
                     if let Some(app) = $crate::common::TestApp::spawn($crate::common::Backend::Postgres).await {
                         super::$name(&app).await;
-                        app.cleanup().await;
                     }
                 }
 
@@ -399,23 +424,12 @@ macro_rules! on_both_stores {
                         .await
                         .expect("SQLite is always available");
                     super::$name(&app).await;
-                    app.cleanup().await;
                 }
             }
         )*
     };
 }
 
-/// Kills a child process (the binary, Prometheus, Alertmanager) when a test ends,
-/// however it ends.
-pub struct ChildGuard(pub std::process::Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// `Some(path)` of a tool from Debian's packages under /usr/bin; when it is missing the
 /// test fails in CI and skips (saying why) elsewhere.
@@ -431,8 +445,8 @@ pub fn require_tool(name: &str) -> Option<std::path::PathBuf> {
     None
 }
 
-/// One run through a running server's API: create with `create`, start, then `succeed`
-/// or `fail` (with `error`). Returns the finished row.
+/// One run through a running server's API: create with `create`, start (unless it was
+/// created `in_progress`), then `succeed` or `fail` (with `error`). Returns the finished row.
 pub async fn run_through_api(
     client: &Client,
     base: &str,
@@ -450,11 +464,14 @@ pub async fn run_through_api(
         .await
         .unwrap();
     let id = run_id(&row);
-    client
-        .post(format!("{base}/v1/sync-logs/{id}/start"))
-        .send()
-        .await
-        .unwrap();
+    if row["status"] == "scheduled" {
+        let started = client
+            .post(format!("{base}/v1/sync-logs/{id}/start"))
+            .send()
+            .await
+            .unwrap();
+        assert!(started.status().is_success(), "start answered {}", started.status());
+    }
     let body = if outcome == "fail" {
         json!({ "error": error })
     } else {
@@ -502,7 +519,6 @@ pub struct Server {
     pub child: ChildGuard,
     pub api: String,
     pub metrics: String,
-    pub database_url: String,
 }
 
 impl Server {
@@ -520,12 +536,24 @@ impl Server {
         metrics_port: u16,
         extra: &[&str],
     ) -> Self {
+        Self::start_with_env(database_url, api_port, metrics_port, extra, &[]).await
+    }
+
+    /// The same with environment variables set for the process (`OTEL_*`, say).
+    pub async fn start_with_env(
+        database_url: &str,
+        api_port: u16,
+        metrics_port: u16,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let api = format!("127.0.0.1:{api_port}");
         let metrics = format!("127.0.0.1:{metrics_port}");
         let child = std::process::Command::new(service_bin())
             .args(["serve", "--database-url", database_url, "--listen", &api])
             .args(["--metrics-listen", &metrics])
             .args(extra)
+            .envs(env.iter().copied())
             .env_remove("SYNCWATCH_API_TOKENS")
             .env_remove("DATABASE_URL")
             .stdout(std::process::Stdio::null())
@@ -536,7 +564,6 @@ impl Server {
             child: ChildGuard(child),
             api: format!("http://{api}"),
             metrics: format!("http://{metrics}"),
-            database_url: database_url.to_owned(),
         };
         let client = Client::new();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -560,6 +587,26 @@ impl Server {
 
     pub fn pid(&self) -> u32 {
         self.child.0.id()
+    }
+
+    /// `SIGTERM`, then wait (at most `grace`) for the process to exit; its exit status.
+    pub async fn terminate(&mut self, grace: std::time::Duration) -> std::process::ExitStatus {
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {}", self.pid());
+        let deadline = std::time::Instant::now() + grace;
+        loop {
+            if let Some(status) = self.child.0.try_wait().expect("wait for syncwatch") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "syncwatch did not stop within {grace:?} of SIGTERM"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 
     /// `SIGKILL`, no chance to clean up.

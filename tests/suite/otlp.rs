@@ -3,16 +3,15 @@
 //! The metric points must equal what `/metrics` says, every finished run must arrive as a
 //! span with its attributes, API requests as server spans, and SIGTERM must flush.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::routing::post;
-use common::{free_port, run_id, run_through_api, Backend, ChildGuard, TestDb};
+use common::{free_port, run_id, run_through_api, Backend, Server, TestDb};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
@@ -242,32 +241,20 @@ async fn exports_metrics_and_spans(protocol: &str, backend: Backend) {
         _ => start_http_receiver(received.clone()).await,
     };
     let (api, metrics_port) = (free_port(), free_port());
-    let mut child = ChildGuard(
-        Command::new(env!("CARGO_BIN_EXE_syncwatch"))
-            .args([
-                "serve",
-                "--database-url",
-                db.url.expose(),
-                "--listen",
-                &format!("127.0.0.1:{api}"),
-                "--metrics-listen",
-                &format!("127.0.0.1:{metrics_port}"),
-                "--scan-interval",
-                "1s",
-            ])
-            .env(
-                "OTEL_EXPORTER_OTLP_ENDPOINT",
-                format!("http://127.0.0.1:{port}"),
-            )
-            .env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
-            .env("OTEL_EXPORTER_OTLP_HEADERS", "x-test-token=abc")
-            .env("OTEL_METRIC_EXPORT_INTERVAL", "300")
-            .env_remove("SYNCWATCH_API_TOKENS")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let mut server = Server::start_with_env(
+        db.url.expose(),
+        api,
+        metrics_port,
+        &["--scan-interval", "1s"],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-test-token=abc"),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "300"),
+        ],
+    )
+    .await;
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{api}");
     let scrape = || {
@@ -441,19 +428,7 @@ async fn exports_metrics_and_spans(protocol: &str, backend: Backend) {
         .send()
         .await
         .unwrap();
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "syncwatch did not stop");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = server.terminate(Duration::from_secs(15)).await;
     assert!(status.success());
     let flushed = received
         .spans
@@ -462,7 +437,6 @@ async fn exports_metrics_and_spans(protocol: &str, backend: Backend) {
         .iter()
         .any(|s| s.name == "GET /v1/connector-status");
     assert!(flushed, "the last request's span was flushed on shutdown");
-    db.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

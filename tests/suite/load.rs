@@ -2,7 +2,7 @@
 //! must notice a lost or rolled-back write. The load through the real binaries on both
 //! stores is `tools/tests/load.rs`.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -58,5 +58,4 @@ async fn the_load_check_notices_lost_and_altered_writes() {
         "{problems}"
     );
     assert!(problems.contains("creates were acknowledged"), "{problems}");
-    db.cleanup().await;
 }

@@ -2,12 +2,12 @@
 //! into the table, a real Prometheus scraping `/metrics`, and one PromQL query per
 //! contract metric compared with SQL over the table, before and after a restart.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, in_ci, run_through_api, wait_until, Backend, ChildGuard, TestDb};
+use common::{free_port, in_ci, run_through_api, wait_until, Backend, ChildGuard, Server, TestDb};
 use reqwest::Client;
 use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection};
@@ -15,26 +15,9 @@ use uuid::Uuid;
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
 
-fn start_syncwatch(db: &TestDb, api: u16, metrics: u16) -> ChildGuard {
-    ChildGuard(
-        Command::new(env!("CARGO_BIN_EXE_syncwatch"))
-            .args([
-                "serve",
-                "--database-url",
-                db.url.expose(),
-                "--listen",
-                &format!("127.0.0.1:{api}"),
-                "--metrics-listen",
-                &format!("127.0.0.1:{metrics}"),
-                "--scan-interval",
-                "1s",
-            ])
-            .env_remove("SYNCWATCH_API_TOKENS")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start syncwatch"),
-    )
+/// `syncwatch serve` on `db`, scanning every second, on the given ports.
+async fn start_syncwatch(db: &TestDb, api: u16, metrics: u16) -> Server {
+    Server::start_on(db.url.expose(), api, metrics, &["--scan-interval", "1s"]).await
 }
 
 async fn ready(client: &Client, url: String) -> bool {
@@ -132,7 +115,7 @@ async fn prometheus_answers_match_sql_before_and_after_a_restart() {
     };
     let client = Client::new();
     let (api, metrics, prom) = (free_port(), free_port(), free_port());
-    let mut syncwatch = start_syncwatch(&db, api, metrics);
+    let mut syncwatch = start_syncwatch(&db, api, metrics).await;
     let base = format!("http://127.0.0.1:{api}");
     wait_until("syncwatch ready", Duration::from_secs(30), || {
         ready(&client, format!("{base}/readyz"))
@@ -220,7 +203,7 @@ async fn prometheus_answers_match_sql_before_and_after_a_restart() {
          values (gen_random_uuid(), 'zendesk', 'error', 'manual', now(), now(), 'down')",
     )
     .await;
-    syncwatch = start_syncwatch(&db, api, metrics);
+    syncwatch = start_syncwatch(&db, api, metrics).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let total = query(&client, prom, "sum(connector_sync_runs_total)").await;
@@ -241,5 +224,4 @@ async fn prometheus_answers_match_sql_before_and_after_a_restart() {
     let resets = query(&client, prom, "sum(resets(connector_sync_runs_total[5m]))").await;
     assert_eq!(resets, Some(0.0), "a restart reset a counter");
     drop(syncwatch);
-    db.cleanup().await;
 }

@@ -5,7 +5,7 @@
 //! lifecycle by plain SQL, and the real binary watching it with a role that may only
 //! `SELECT`. Every domain metric is compared with the same aggregate computed in SQL.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -61,8 +61,9 @@ struct Observed {
 
 impl Observed {
     async fn new() -> Option<Self> {
-        let db = TestDb::unmigrated(Backend::Postgres).await?;
+        let mut db = TestDb::unmigrated(Backend::Postgres).await?;
         let reader = format!("syncwatch_reader_{}", Uuid::new_v4().simple());
+        db.drops_role(&reader);
         let name = db.url.expose().rsplit('/').next().unwrap().to_owned();
         let mut conn = admin(&db).await;
         sqlx::raw_sql(FIXTURE).execute(&mut conn).await.unwrap();
@@ -82,16 +83,6 @@ impl Observed {
             reader,
             reader_url: url.to_string(),
         })
-    }
-
-    async fn cleanup(self) {
-        let reader = self.reader.clone();
-        self.db.cleanup().await;
-        if let Ok(mut conn) = PgConnection::connect(&common::admin_url()).await {
-            let _ = sqlx::query(&format!("drop role if exists {reader}"))
-                .execute(&mut conn)
-                .await;
-        }
     }
 }
 
@@ -586,7 +577,6 @@ async fn a_select_only_role_observes_the_orchestrators_table_with_lookup_labels(
         before,
         "the observed table's definition, indexes and rows are unchanged"
     );
-    observed.cleanup().await;
 }
 
 #[tokio::test]
@@ -630,7 +620,6 @@ async fn metadata_labels_a_state_schema_and_failover() {
             .unwrap();
     assert_eq!(saved, 1, "the state lives in the syncwatch schema");
     assert_eq!(table_fingerprint(&observed.db).await, before);
-    observed.cleanup().await;
 }
 
 /// The statements `check` printed for the table's owner.
@@ -711,7 +700,6 @@ async fn check_lists_the_missing_indexes_until_they_exist() {
         out.contains("lookup table workspace_connector: FAILED: this role may not SELECT it"),
         "{out}"
     );
-    observed.cleanup().await;
 }
 
 /// The same mapping on SQLite: another service's table with its own names, the connector

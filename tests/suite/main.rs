@@ -1,0 +1,33 @@
+//! syncwatch's integration suite: one test binary, one module per area, each against real
+//! stores (a fresh PostgreSQL database or a SQLite file per test) and, where the area
+//! needs them, the real binary, Prometheus, Alertmanager, promtool and Chromium.
+//!
+//! One binary instead of one per file: the crate and the harness are compiled and linked
+//! once. Run one area with `scripts/test --test suite -- <module>::`.
+
+#[macro_use]
+mod common;
+
+mod api_concurrency;
+mod api_lifecycle;
+mod api_validation;
+mod bounded_scan;
+mod cli;
+mod demo;
+mod e2e_alerting;
+mod e2e_prometheus;
+mod exposition;
+mod faults;
+mod fuzz;
+mod hostile;
+mod learned;
+mod load;
+mod metrics;
+mod observe;
+mod openapi;
+#[cfg(feature = "otlp")]
+mod otlp;
+mod properties;
+mod rules_and_dashboards;
+mod ui;
+mod ui_browser;
