@@ -6,7 +6,7 @@
 //!
 //! Both are scraped as Prometheus scrapes them, with `Accept-Encoding: gzip`. Prints, for
 //! each: scrape latency (median, max), PostgreSQL CPU time per scrape (all
-//! server processes, from /proc), and for syncwatch the startup baseline, the PostgreSQL
+//! server processes, from /proc), and for syncwatch the startup build, the PostgreSQL
 //! CPU per steady scan and the resident memory; then compares every series both export
 //! (values must agree) and the ratio of scrape latencies. Needs
 //! /usr/bin/prometheus-postgres-exporter (`apt-get install prometheus-postgres-exporter`).

@@ -13,7 +13,7 @@ use std::time::Instant;
 use chrono::{DateTime, Duration, Utc};
 use syncwatch::domain::Status;
 use syncwatch::scan::{LearnedRules, LearnedState};
-use syncwatch::store::{ActiveRun, TerminalRun};
+use syncwatch::store::{LiveRun, TerminalRun};
 use uuid::Uuid;
 
 use support::{arg, median_ms, rss_kib};
@@ -63,8 +63,8 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let after = rss_mib();
-    let live: Vec<ActiveRun> = (0..active)
-        .map(|i| ActiveRun {
+    let live: Vec<LiveRun> = (0..active)
+        .map(|i| LiveRun {
             workspace_connector_id: ids[i * 7 % ids.len()],
             connector_slug: connectors[i * 7 % ids.len() % connectors.len()].clone(),
             status: Status::InProgress,

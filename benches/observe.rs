@@ -23,7 +23,7 @@ use sqlx::{Connection, PgConnection};
 use syncwatch::clock::SystemClock;
 use syncwatch::metrics::Metrics;
 use syncwatch::scan::{ScanConfig, Scanner};
-use syncwatch::store::{self, Ident, Lease, ObservedStore, PoolOptions, Store, TableMap};
+use syncwatch::store::{self, Ident, Lease, PoolOptions, Store, TableMap};
 
 use support::{arg, median_ms, BenchDb};
 
@@ -61,10 +61,7 @@ async fn main() -> anyhow::Result<()> {
         read_only: true,
         ..PoolOptions::default()
     };
-    let observed: Store = Arc::new(ObservedStore::new(
-        store::connect(&url, &options, &map).await?,
-        None,
-    ));
+    let observed = Store::observed(store::connect(&url, &options, &map).await?, None);
     let scanner = |store: &Store| {
         Scanner::new(
             store.clone(),
@@ -108,9 +105,10 @@ async fn main() -> anyhow::Result<()> {
     let config = ScanConfig::default();
     let mut recount = Vec::new();
     for _ in 0..recounts {
-        let now = observed.db_now().await?;
+        let now = observed.scan().db_now().await?;
         let started = Instant::now();
         observed
+            .scan()
             .terminal_aggregate(
                 None,
                 now,

@@ -17,7 +17,7 @@
 //!   ends, its aggregate, each chunk of connections): the longest single statement, and
 //!   the sum of the chunks of runs (a full pass: what an opt-in full repair sweep costs);
 //!   then the database time of a recent repair sweep over the last 48 h (one per
-//!   `--rebaseline-interval`, an hour by default);
+//!   `--repair-interval`, an hour by default);
 //! - **one aggregate**: the whole history in one statement, once, for contrast (what the
 //!   scanner no longer does);
 //! - **steady**: `--steady-scans` scans, each after 5 new runs finished, once the full
@@ -41,7 +41,8 @@ use syncwatch::clock::SystemClock;
 use syncwatch::metrics::Metrics;
 use syncwatch::scan::{ScanConfig, Scanner};
 use syncwatch::store::Lease;
-use syncwatch::store::{postgres_scanner_queries, StateSource, Store};
+use syncwatch::store::test_support::postgres_scanner_queries;
+use syncwatch::store::Store;
 
 use support::{arg, median_ms, ms, BenchDb, CONNECTIONS, CONNECTORS};
 
@@ -140,7 +141,7 @@ async fn main() -> anyhow::Result<()> {
         "(medians; first start = a new scanner without a checkpoint scanning until caught up, \
          2 runs; checkpoint = the same from a checkpoint 1 h old, 2 runs; longest st. = the \
          longest single statement of the build; sweep/h = the database time of one recent repair \
-         sweep over the last 48 h (run once per --rebaseline-interval); full pass = all the \
+         sweep over the last 48 h (run once per --repair-interval); full pass = all the \
          build's chunks of runs (a full repair sweep, off by default); 1 aggregate = the whole history in one \
          statement, what the scanner no longer runs; steady = {steady_scans} scans, each after \
          5 runs finished, updating the previous snapshot; full p50 = {steady_scans} scans \
@@ -173,6 +174,7 @@ async fn chunk_pass(
     loop {
         let t = Instant::now();
         let end = store
+            .scan()
             .terminal_boundary(done, settled, config.chunk_rows)
             .await?
             .filter(|end| *end < settled);
@@ -180,6 +182,7 @@ async fn chunk_pass(
         let upto = end.unwrap_or(settled);
         let t = Instant::now();
         store
+            .scan()
             .terminal_aggregate(
                 done,
                 upto,
@@ -272,14 +275,14 @@ async fn measure(db: &BenchDb, rows: u64, steady_scans: usize) -> anyhow::Result
     }
 
     // The build's statements one by one.
-    let settled = store.db_now().await? - chrono::Duration::minutes(5);
+    let settled = store.scan().db_now().await? - chrono::Duration::minutes(5);
     // The longest of each kind: where a chunk ends, its aggregate, a chunk of connections.
     let mut longest = [Duration::ZERO; 3];
     let full = chunk_pass(&store, &config, None, settled).await?;
     longest[0] = full.longest_boundary;
     longest[1] = full.longest_aggregate;
     // A repair sweep reads the chunks after its anchor, at most two --repair-horizons
-    // (2 × 24 h) back, once per --rebaseline-interval (1 h): its database time per hour.
+    // (2 × 24 h) back, once per --repair-interval (1 h): its database time per hour.
     let recent = chunk_pass(
         &store,
         &config,
@@ -293,7 +296,8 @@ async fn measure(db: &BenchDb, rows: u64, steady_scans: usize) -> anyhow::Result
     loop {
         let t = Instant::now();
         let chunk = store
-            .connection_states(StateSource::Table, after, config.chunk_connections)
+            .scan()
+            .connection_states(after, config.chunk_connections)
             .await?;
         longest[2] = longest[2].max(t.elapsed());
         match chunk.last() {
@@ -305,6 +309,7 @@ async fn measure(db: &BenchDb, rows: u64, steady_scans: usize) -> anyhow::Result
     }
     let t = Instant::now();
     store
+        .scan()
         .terminal_aggregate(
             None,
             settled,
@@ -319,7 +324,7 @@ async fn measure(db: &BenchDb, rows: u64, steady_scans: usize) -> anyhow::Result
     let mut steady_scanner = scanner(true);
     until_caught_up(&mut steady_scanner).await?;
     let mut sweep_scans = 0;
-    while !steady_scanner.scan_once().await?.baselined {
+    while !steady_scanner.scan_once().await?.repair_merged {
         sweep_scans += 1;
     }
     eprintln!("{rows} rows: the full sweep after a start took {sweep_scans} more scans");

@@ -81,6 +81,7 @@ async fn main() -> anyhow::Result<()> {
     let busiest = snap.failing_list[snap.failing_list.len() / 2].workspace_connector_id;
     for _ in 0..20 {
         let page = store
+            .runs()
             .list(&ListFilter {
                 workspace_connector_id: Some(busiest),
                 cursor: before,
@@ -94,6 +95,7 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let run = store
+        .runs()
         .list(&ListFilter {
             workspace_connector_id: Some(connection),
             limit: 1,

@@ -70,7 +70,7 @@ impl BenchDb {
                 .fetch_one(&mut admin)
                 .await?;
         if exists && db.marker().await? == Some((rows as i64, active as i64)) {
-            db.store().await?.migrate().await?;
+            db.store().await?.catalogue().migrate().await?;
             let mut conn = PgConnection::connect(&db.url).await?;
             sqlx::query("analyze workspace_connector_sync_log")
                 .execute(&mut conn)
@@ -85,7 +85,7 @@ impl BenchDb {
             .execute(&mut admin)
             .await?;
         admin.close().await?;
-        db.store().await?.migrate().await?;
+        db.store().await?.catalogue().migrate().await?;
         db.seed(rows, active).await?;
         Ok(db)
     }
@@ -330,6 +330,7 @@ pub async fn fresh_db(name: &str) -> anyhow::Result<String> {
         &store::TableMap::default(),
     )
     .await?
+    .catalogue()
     .migrate()
     .await?;
     Ok(url)

@@ -16,12 +16,12 @@ pub async fn healthz() -> impl IntoResponse {
 
 /// Ready to serve: the store answers and its schema is the one this binary expects.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let (ready, detail) = match state.store.ping().await {
+    let (ready, detail) = match state.store.catalogue().ping().await {
         Err(e) => {
             tracing::warn!(error = %e, "readiness: store unreachable");
             (false, json!({ "store": "unreachable" }))
         }
-        Ok(()) => match state.store.schema_status().await {
+        Ok(()) => match state.store.catalogue().schema_status().await {
             Ok(schema) if schema.is_current() => (
                 true,
                 json!({ "store": "ok", "schema_version": schema.expected }),

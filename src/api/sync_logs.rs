@@ -161,7 +161,7 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateBody>,
 ) -> Result<(StatusCode, Json<SyncLog>)> {
     let new = body.validate()?;
-    match state.store.create(&new).await? {
+    match state.store.runs().create(&new).await? {
         Created::New(row) => Ok((StatusCode::CREATED, Json(row))),
         Created::Existing(row) => Ok((StatusCode::OK, Json(row))),
     }
@@ -206,12 +206,13 @@ pub async fn fail(
 }
 
 async fn apply(state: &AppState, id: Uuid, change: Change) -> Result<Json<SyncLog>> {
-    Ok(Json(state.store.apply(id, &change).await?))
+    Ok(Json(state.store.runs().apply(id, &change).await?))
 }
 
 pub async fn get(State(state): State<AppState>, RunId(id): RunId) -> Result<Json<SyncLog>> {
     state
         .store
+        .runs()
         .get(id)
         .await?
         .map(Json)
@@ -223,7 +224,7 @@ pub async fn list(
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<SyncLogPage>> {
     let filter = params.into_filter()?;
-    let page = state.store.list(&filter).await?;
+    let page = state.store.runs().list(&filter).await?;
     Ok(Json(SyncLogPage {
         items: page.items,
         next_cursor: page.next_cursor.map(|c| c.to_string()),
@@ -231,7 +232,7 @@ pub async fn list(
 }
 
 pub async fn delete(State(state): State<AppState>, RunId(id): RunId) -> Result<StatusCode> {
-    if state.store.soft_delete(id).await? {
+    if state.store.runs().soft_delete(id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound)
@@ -246,7 +247,7 @@ pub async fn connector_status(
         workspace_connector_id: parse_connection(params.workspace_connector_id.as_deref())?,
         connector_slug: parse_slug(params.connector_slug)?,
     };
-    let items = state.store.connector_status(&filter).await?;
+    let items = state.store.runs().connector_status(&filter).await?;
     Ok(Json(ConnectorStatusList { items }))
 }
 

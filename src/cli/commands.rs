@@ -27,7 +27,7 @@ pub async fn serve(store: &StoreSettings, serve: &ServeSettings) -> anyhow::Resu
 /// `syncwatch migrate`: apply pending migrations.
 pub async fn migrate(settings: &StoreSettings) -> anyhow::Result<ExitCode> {
     let store = settings.open_and_migrate(None).await?;
-    let schema = store.schema_status().await?;
+    let schema = store.catalogue().schema_status().await?;
     println!(
         "schema of {} is at version {}",
         settings.database_url,
@@ -44,7 +44,7 @@ pub async fn scan_once(settings: &StoreSettings, scan: &ScanConfig) -> anyhow::R
         ..scan.clone()
     };
     let store = settings.open(config.statement_timeout()).await?;
-    let schema = store.schema_status().await?;
+    let schema = store.catalogue().schema_status().await?;
     // An observed table is not syncwatch's schema, and `scan --once` saves no state.
     if !settings.observe_only && !schema.is_current() {
         anyhow::bail!(
@@ -79,10 +79,10 @@ pub async fn prune(settings: &StoreSettings, older_than: Duration) -> anyhow::Re
         );
     }
     let store = settings.open(None).await?;
-    let Some((settled, totals)) = store.load_checkpoint().await? else {
+    let Some((settled, totals)) = store.state().load_checkpoint().await? else {
         anyhow::bail!(
             "{} has no scanner checkpoint yet: run `syncwatch serve` on it until its first \
-             build has caught up (syncwatch_baseline_progress_ratio 1), so the history is \
+             build has caught up (syncwatch_build_progress_ratio 1), so the history is \
              counted before it is deleted",
             settings.database_url
         );
@@ -94,7 +94,7 @@ pub async fn prune(settings: &StoreSettings, older_than: Duration) -> anyhow::Re
             settings.database_url
         );
     }
-    let wanted = store.db_now().await? - chrono::Duration::from_std(older_than)?;
+    let wanted = store.scan().db_now().await? - chrono::Duration::from_std(older_than)?;
     let before = prune_cutoff(wanted, settled);
     if before < wanted {
         println!(
@@ -123,12 +123,12 @@ pub async fn check(settings: &StoreSettings) -> anyhow::Result<ExitCode> {
         // The catalogue first: it says what is wrong where a read would only fail.
         return check_observed(settings, &store).await;
     }
-    if let Err(e) = store.ping().await {
+    if let Err(e) = store.catalogue().ping().await {
         println!("store: FAILED: {e}");
         return Ok(ExitCode::FAILURE);
     }
     println!("store: ok");
-    match store.schema_status().await {
+    match store.catalogue().schema_status().await {
         Ok(schema) if schema.is_current() => {
             println!("schema: ok (version {})", schema.expected);
             Ok(ExitCode::SUCCESS)
@@ -166,21 +166,21 @@ pub async fn check(settings: &StoreSettings) -> anyhow::Result<ExitCode> {
 /// table lacks. Exits 0 when syncwatch can run on the table, even without those indexes.
 async fn check_observed(settings: &StoreSettings, store: &Store) -> anyhow::Result<ExitCode> {
     let map = settings.table_map()?;
-    let found = match store.describe_table().await {
+    let found = match store.catalogue().describe_table().await {
         Ok(found) => found,
         Err(e) => {
             println!("table {}: FAILED: {e}", map.table);
             return Ok(ExitCode::FAILURE);
         }
     };
-    let report = check_table(store.backend(), &map, &found);
+    let report = check_table(store.catalogue().backend(), &map, &found);
     for line in &report.lines {
         println!("{line}");
     }
     let mut can_run = report.can_run;
     if can_run {
         // The catalogue says yes; one real read through the mapping proves it.
-        if let Err(e) = store.ping().await {
+        if let Err(e) = store.catalogue().ping().await {
             println!("read through the mapping: FAILED: {e}");
             can_run = false;
         } else {
@@ -192,7 +192,7 @@ async fn check_observed(settings: &StoreSettings, store: &Store) -> anyhow::Resu
     }
     match settings.describe_state().await {
         Ok(None) => println!("state: {NO_STATE_STORE}"),
-        Ok(Some(home)) => match store.schema_status().await {
+        Ok(Some(home)) => match store.catalogue().schema_status().await {
             Ok(schema) if schema.is_current() => println!("state: ok ({home})"),
             Ok(schema) => println!(
                 "state: {home} is at version {:?}, expected {}: `syncwatch serve` (or \

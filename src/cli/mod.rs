@@ -84,8 +84,22 @@ pub struct ScanOnce {
     pub scan: ScanConfig,
 }
 
-/// Run the command `cli` names.
-pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+impl Cli {
+    /// Apply flags given in an old spelling, returning one line per such flag to log.
+    pub fn deprecations(&mut self) -> Vec<&'static str> {
+        match &mut self.command {
+            Command::Serve(serve) => serve.scan.deprecations(),
+            Command::Scan(args) => args.scan.deprecations(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Run the command `cli` names (after logging that a flag was given in an old spelling).
+pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
+    for line in cli.deprecations() {
+        tracing::warn!("{line}");
+    }
     match cli.command {
         Command::Serve(serve) => commands::serve(&cli.store, &serve).await,
         Command::Migrate => commands::migrate(&cli.store).await,
@@ -127,6 +141,26 @@ mod tests {
         assert_eq!(serve.scan.interval, ScanConfig::default().interval);
         assert!(serve.api.ui, "the status page is on by default");
         assert_eq!(serve.api.public_url, None);
+    }
+
+    #[test]
+    fn the_old_spelling_of_a_renamed_flag_still_works_and_is_reported() {
+        let (_, plain) = serve(&["--repair-interval", "2h"]);
+        assert_eq!(plain.scan.repair_interval, Duration::from_secs(7200));
+        let (mut cli, _) = serve(&["--rebaseline-interval", "3h"]);
+        let said = cli.deprecations();
+        let Command::Serve(serve) = &cli.command else {
+            panic!("serve expected")
+        };
+        assert_eq!(serve.scan.repair_interval, Duration::from_secs(3 * 3600));
+        assert_eq!(said.len(), 1);
+        assert!(said[0].contains("--repair-interval"), "{}", said[0]);
+        assert!(
+            Cli::try_parse_from(["syncwatch", "serve", "--rebaseline-interval", "3h", "--repair-interval", "2h"]).is_err(),
+            "both spellings at once are refused"
+        );
+        let help = Cli::try_parse_from(["syncwatch", "serve", "--help"]).unwrap_err().to_string();
+        assert!(help.contains("--repair-interval") && !help.contains("--rebaseline-interval"), "{help}");
     }
 
     #[test]

@@ -86,7 +86,7 @@ pub struct Metrics {
     pub label_overflow: IntCounter,
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
-    pub baseline_progress: Gauge,
+    pub build_progress: Gauge,
     pub maintenance_errors: IntCounterVec,
     pub last_repair_success: Gauge,
     pub pruned_runs: IntCounter,
@@ -197,8 +197,8 @@ impl Metrics {
         )
         .expect("valid metric");
 
-        let baseline_progress = Gauge::new(
-            "syncwatch_baseline_progress_ratio",
+        let build_progress = Gauge::new(
+            "syncwatch_build_progress_ratio",
             "How far the leader's build of its totals from the table has come, from 0 to 1 \
              (by completion time); domain counters are exported once it reaches 1.",
         )
@@ -263,7 +263,7 @@ impl Metrics {
             Box::new(build_info),
             Box::new(http_requests.clone()),
             Box::new(http_duration.clone()),
-            Box::new(baseline_progress.clone()),
+            Box::new(build_progress.clone()),
             Box::new(maintenance_errors.clone()),
             Box::new(last_repair_success.clone()),
             Box::new(pruned_runs.clone()),
@@ -289,7 +289,7 @@ impl Metrics {
             label_overflow,
             http_requests,
             http_duration,
-            baseline_progress,
+            build_progress,
             maintenance_errors,
             last_repair_success,
             pruned_runs,

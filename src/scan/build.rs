@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Connections, ScanConfig, ScanError, Totals};
-use crate::store::{ConnectionState, StateSource, Store, StoreError, TerminalRun};
+use crate::store::{ConnectionState, Store, StoreError, TerminalRun};
 
 /// The smallest chunk a statement timeout halves the chunk size down to.
 const MIN_CHUNK_ROWS: u64 = 1_000;
@@ -105,7 +105,7 @@ async fn next_boundary(
     settled: DateTime<Utc>,
     rows: u64,
 ) -> Result<(DateTime<Utc>, bool), StoreError> {
-    Ok(match store.terminal_boundary(after, settled, rows).await? {
+    Ok(match store.scan().terminal_boundary(after, settled, rows).await? {
         Some(end) if end < settled => (end, false),
         _ => (settled, true),
     })
@@ -120,6 +120,7 @@ async fn aggregate_into(
     end: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
     let rows = store
+        .scan()
         .terminal_aggregate(after, end, &totals.duration_bounds, &totals.delay_bounds)
         .await?;
     for row in &rows {
@@ -151,7 +152,7 @@ impl Build {
         deadline: Instant,
     ) -> Result<Step, ScanError> {
         if self.first.is_none() {
-            self.first = store.first_completed_at().await?;
+            self.first = store.scan().first_completed_at().await?;
         }
         loop {
             match self.walk {
@@ -168,16 +169,15 @@ impl Build {
                     }
                 }
                 Walk::Saved(after) | Walk::Table(after) => {
-                    let source = if matches!(self.walk, Walk::Table(_)) {
-                        StateSource::Table
+                    let walked = matches!(self.walk, Walk::Table(_));
+                    let limit = chunks.connections;
+                    let states = if walked {
+                        store.scan().connection_states(after, limit).await
                     } else {
-                        StateSource::Saved
+                        store.state().saved_connection_states(after, limit).await
                     };
-                    match store
-                        .connection_states(source, after, chunks.connections)
-                        .await
-                    {
-                        Ok(states) => self.add_states(states, chunks.connections, source),
+                    match states {
+                        Ok(states) => self.add_states(states, limit, walked),
                         Err(e) => chunks.shrink_connections(e)?,
                     }
                 }
@@ -204,7 +204,7 @@ impl Build {
         let counted = if self.follow_saved {
             // Always set: a checkpoint has a point it is settled up to.
             let after = self.done_upto.unwrap_or(end);
-            let runs = store.terminal_after(after, Some(end)).await?;
+            let runs = store.scan().terminal_after(after, Some(end)).await?;
             for run in &runs {
                 self.totals.add_run(run);
                 if self.connections.add_run_if_newer(run) {
@@ -226,9 +226,8 @@ impl Build {
         Ok(())
     }
 
-    /// One chunk of states, from the table (to be saved) or the saved ones.
-    fn add_states(&mut self, states: Vec<ConnectionState>, limit: usize, source: StateSource) {
-        let walked = source == StateSource::Table;
+    /// One chunk of states, `walked` from the table (to be saved) or the saved ones.
+    fn add_states(&mut self, states: Vec<ConnectionState>, limit: usize, walked: bool) {
         let last = states.last().map(|s| s.workspace_connector_id);
         let more = states.len() >= limit;
         for state in states {

@@ -25,8 +25,14 @@ pub struct ScanConfig {
 
     /// How often a repair sweep re-aggregates the recent history (from one to two
     /// `--repair-horizon`s back) and merges it by maximum (never lowering a value).
-    #[arg(long, env = "SYNCWATCH_REBASELINE_INTERVAL", value_parser = parse_duration, default_value = "1h")]
-    pub rebaseline_interval: Duration,
+    #[arg(long, env = "SYNCWATCH_REPAIR_INTERVAL", value_parser = parse_duration, default_value = "1h")]
+    pub repair_interval: Duration,
+
+    /// The old spelling of `--repair-interval` (and `SYNCWATCH_REBASELINE_INTERVAL`), still
+    /// accepted; [`ScanConfig::deprecations`] applies it and says so.
+    #[arg(long = "rebaseline-interval", env = "SYNCWATCH_REBASELINE_INTERVAL", value_parser = parse_duration,
+          hide = true, conflicts_with = "repair_interval")]
+    pub rebaseline_interval: Option<Duration>,
 
     /// How far back a repair sweep reaches at least: runs that become visible later than
     /// `--late-commit-window` but within this of their completion are counted by the next
@@ -137,7 +143,7 @@ pub struct ScanConfig {
     pub failure_rules: Option<Arc<FailureRules>>,
 
     /// Start from the saved totals (the store's checkpoint) when starting or gaining the
-    /// lease, and save them after each baseline. Off for `scan --once`, which only reads.
+    /// lease, and save them after each build. Off for `scan --once`, which only reads.
     #[arg(skip = true)]
     pub checkpoint: bool,
 }
@@ -188,6 +194,20 @@ impl ScanConfig {
         Ok(())
     }
 
+    /// Apply the flags given in an old spelling (a `--repair-interval` given as
+    /// `--rebaseline-interval`), and say which, for the caller to log once logging is up.
+    pub fn deprecations(&mut self) -> Vec<&'static str> {
+        let mut said = Vec::new();
+        if let Some(interval) = self.rebaseline_interval.take() {
+            self.repair_interval = interval;
+            said.push(
+                "--rebaseline-interval (SYNCWATCH_REBASELINE_INTERVAL) is deprecated: use \
+                 --repair-interval (SYNCWATCH_REPAIR_INTERVAL)",
+            );
+        }
+        said
+    }
+
     /// How the learned signals decide overdue and overrunning.
     pub fn learned_rules(&self) -> LearnedRules {
         let d = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
@@ -233,7 +253,7 @@ mod tests {
         let scan = ScanConfig::default();
         assert_eq!(scan.interval, Duration::from_secs(15));
         assert_eq!(scan.late_commit_window, Duration::from_secs(300));
-        assert_eq!(scan.rebaseline_interval, Duration::from_secs(3600));
+        assert_eq!(scan.repair_interval, Duration::from_secs(3600));
         assert_eq!(scan.timeout, Duration::from_secs(30));
         assert_eq!(scan.statement_timeout, Duration::from_secs(25));
         assert_eq!(

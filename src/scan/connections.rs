@@ -52,7 +52,7 @@ impl Connections {
         newer
     }
 
-    /// Apply a terminal run read after the baseline.
+    /// Apply a terminal run read after the build.
     pub fn add_run(&mut self, run: &TerminalRun) {
         self.learned.observe(run);
         let entry = self

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::domain::Status;
-use crate::store::{ActiveRun, RecentRun, TerminalRun};
+use crate::store::{LiveRun, RecentRun, TerminalRun};
 
 /// Scheduled runs whose creation times are kept: 20 gaps between them.
 pub const SCHEDULE_RUNS: usize = 21;
@@ -230,7 +230,7 @@ impl LearnedState {
     }
 
     /// The live runs now: scheduled ones count as creations of their connection.
-    pub fn observe_active(&mut self, active: &[ActiveRun]) {
+    pub fn observe_active(&mut self, active: &[LiveRun]) {
         for run in active {
             if run.trigger_type.as_deref() == Some(SCHEDULED_TRIGGER) {
                 self.entry(run.workspace_connector_id, &run.connector_slug)
@@ -244,7 +244,7 @@ impl LearnedState {
     pub fn signals(
         &mut self,
         now: DateTime<Utc>,
-        active: &[ActiveRun],
+        active: &[LiveRun],
         rules: &LearnedRules,
     ) -> LearnedSignals {
         let now_ms = now.timestamp_millis();

@@ -59,9 +59,10 @@ pub trait RunObserver: Send + Sync + 'static {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ScanReport {
     pub leader: bool,
-    /// The totals were built from the table in this scan: the first build caught up, or
-    /// a repair sweep finished and was merged.
-    pub baselined: bool,
+    /// The build caught up in this scan: the history is exported from now on.
+    pub caught_up: bool,
+    /// A repair sweep finished in this scan and was merged into the totals.
+    pub repair_merged: bool,
     /// That build continued from the checkpoint.
     pub from_checkpoint: bool,
     /// Still building: nothing of the history is exported yet.
@@ -192,7 +193,7 @@ impl Scanner {
             self.phase = None;
             self.metrics.publish(Snapshot::default());
             self.metrics.scanner_leader.set(0);
-            self.store.ping().await?;
+            self.store.catalogue().ping().await?;
             return Ok(ScanReport::default());
         }
         let mut report = ScanReport {
@@ -200,7 +201,7 @@ impl Scanner {
             ..ScanReport::default()
         };
         let started = Instant::now();
-        let db_now = self.store.db_now().await?;
+        let db_now = self.store.scan().db_now().await?;
         let settled = db_now - chrono_duration(self.config.late_commit_window);
         if self.phase.is_none() {
             self.phase = Some(self.start().await?);
@@ -222,8 +223,8 @@ impl Scanner {
         }
         // Two statements on two pooled connections, at once.
         let (active, live) = tokio::try_join!(
-            self.store.active_runs(&cutoffs),
-            self.store.active_run_list(ACTIVE_RUNS_READ)
+            self.store.live().active_groups(&cutoffs),
+            self.store.live().live_runs(ACTIVE_RUNS_READ)
         )?;
         let signals = match self.phase.as_mut() {
             Some(Phase::Steady(steady)) => {
@@ -277,6 +278,7 @@ impl Scanner {
         let rules = self.config.rules();
         let saved = if self.config.checkpoint {
             self.store
+                .state()
                 .load_checkpoint()
                 .await?
                 .and_then(|(upto, text)| {
@@ -335,7 +337,7 @@ impl Scanner {
         };
         report.from_checkpoint = build.from_checkpoint;
         let step = build.step(&self.store, chunks, settled, deadline).await?;
-        self.metrics.baseline_progress.set(build.progress(settled));
+        self.metrics.build_progress.set(build.progress(settled));
         let Step::CaughtUp { settled: upto } = step else {
             report.building = true;
             if self.config.checkpoint {
@@ -350,7 +352,7 @@ impl Scanner {
                     } else {
                         Vec::new()
                     };
-                    match self.store.save_checkpoint(upto, &json, &states).await {
+                    match self.store.state().save_checkpoint(upto, &json, &states).await {
                         Ok(()) if build.follow_saved => build.dirty.clear(),
                         Ok(()) => {}
                         Err(e) => self.metrics.maintenance_failed(Maintenance::Checkpoint, &e),
@@ -359,7 +361,7 @@ impl Scanner {
             }
             return Ok(());
         };
-        let recent = self.store.terminal_after(upto, None).await?;
+        let recent = self.store.scan().terminal_after(upto, None).await?;
         let Some(Phase::Building(mut build, chunks)) = self.phase.take() else {
             return Ok(());
         };
@@ -370,8 +372,8 @@ impl Scanner {
         };
         let seen = build.add_recent(&recent);
         tracing::info!(settled_upto = %upto, "scanner build caught up; exporting");
-        self.metrics.baseline_progress.set(1.0);
-        report.baselined = true;
+        self.metrics.build_progress.set(1.0);
+        report.caught_up = true;
         let mut steady = Box::new(Steady {
             totals: build.totals,
             settled: settled_totals,

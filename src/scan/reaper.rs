@@ -22,7 +22,7 @@ impl Scanner {
             idle_before: cutoff,
             started_before: now - chrono_duration(self.config.max_run_duration.max(after)),
         };
-        let ids = self.store.stuck_runs(&cutoffs).await?;
+        let ids = self.store.live().stuck_runs(&cutoffs).await?;
         let mut reaped = 0;
         for id in ids {
             let change = Change {
@@ -33,7 +33,7 @@ impl Scanner {
                 )),
                 ..Change::new(Action::Fail)
             };
-            match self.store.apply(id, &change).await {
+            match self.store.runs().apply(id, &change).await {
                 Ok(_) => reaped += 1,
                 // Finished or deleted meanwhile: the orchestrator won the race.
                 Err(StoreError::InvalidTransition(_) | StoreError::NotFound) => {}

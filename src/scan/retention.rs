@@ -29,7 +29,7 @@ pub async fn prune_in_batches(
     mut deleted: impl FnMut(u64),
 ) -> Result<(), StoreError> {
     loop {
-        let n = store.prune(before, PRUNE_BATCH).await?;
+        let n = store.retention().prune(before, PRUNE_BATCH).await?;
         deleted(n);
         if n < PRUNE_BATCH || deadline.is_some_and(|d| Instant::now() >= d) {
             return Ok(());

@@ -29,7 +29,7 @@ impl Scanner {
         let Some(Phase::Steady(state)) = self.phase.as_mut() else {
             return Ok(());
         };
-        let runs = self.store.terminal_after(state.low, None).await?;
+        let runs = self.store.scan().terminal_after(state.low, None).await?;
         for run in state.add_runs(runs) {
             report.new_terminal_runs += 1;
             if let Some(observer) = &self.observer {
@@ -41,7 +41,7 @@ impl Scanner {
         // Upkeep: bounded steps, each of which may fail without failing the scan.
         if state.sweep.is_none() {
             state.sweep = state.due_sweep(
-                self.config.rebaseline_interval,
+                self.config.repair_interval,
                 self.config.full_repair_interval,
                 chrono_duration(self.config.repair_horizon),
             );
@@ -57,7 +57,7 @@ impl Scanner {
                         }
                     }
                     state.swept_at = Instant::now();
-                    report.baselined = true;
+                    report.repair_merged = true;
                     self.metrics
                         .last_repair_success
                         .set(self.clock.now().timestamp_millis() as f64 / 1000.0);
@@ -157,7 +157,7 @@ impl Steady {
     pub async fn learn_step(&mut self, store: &Store) -> Result<(), StoreError> {
         let n = self.learn_queue.len().min(self.chunks.connections);
         let ids = self.learn_queue.split_off(self.learn_queue.len() - n);
-        match store.recent_runs(&ids).await {
+        match store.live().recent_runs(&ids).await {
             Ok(recent) => {
                 for run in &recent {
                     self.connections.learned.restore(run);
@@ -236,7 +236,7 @@ impl Steady {
         let states = self.connections.states_of(&self.dirty);
         let json = self.settled.to_json(true);
         let upto = self.low;
-        store.save_checkpoint(upto, &json, &states).await?;
+        store.state().save_checkpoint(upto, &json, &states).await?;
         self.dirty.clear();
         self.saved_upto = Some(upto);
         self.saved_at = Instant::now();

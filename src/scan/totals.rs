@@ -364,7 +364,7 @@ impl Totals {
         Some((totals, saved.connections_saved))
     }
 
-    /// Merge a fresh re-baseline into the running totals without ever lowering a value.
+    /// Merge a repair sweep's fresh aggregate into the running totals without ever lowering a value.
     pub fn max_with(&mut self, fresh: &Totals) {
         self.journal.0 = None;
         for (key, value) in &fresh.runs {

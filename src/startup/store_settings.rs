@@ -2,7 +2,6 @@
 //! `--observe-only` which table another service owns, how its columns map, and where
 //! syncwatch's own state goes.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -10,7 +9,7 @@ use clap::Args;
 
 use crate::settings::parse_duration;
 use crate::store::{
-    self, ConnectorSource, DatabaseUrl, Ident, ObservedStore, PoolOptions, Store, TableMap,
+    self, ConnectorSource, DatabaseUrl, Ident, PoolOptions, Store, TableMap,
 };
 
 /// Which store to open and how its connection pools behave (flags of every command).
@@ -150,7 +149,7 @@ impl StoreSettings {
             }
             StateHome::Memory => None,
         };
-        Ok(Arc::new(ObservedStore::new(table, state)))
+        Ok(Store::observed(table, state))
     }
 
     /// Where an observed table's state lives: the named state store, else the `syncwatch`
@@ -189,6 +188,7 @@ impl StoreSettings {
         }
         let store = self.open(scan_statement_timeout).await?;
         store
+            .catalogue()
             .migrate()
             .await
             .with_context(|| format!("migrating {}", self.database_url))?;
@@ -196,7 +196,7 @@ impl StoreSettings {
             self.log_observed().await?;
             return Ok(store);
         }
-        let schema = store.schema_status().await?;
+        let schema = store.catalogue().schema_status().await?;
         tracing::info!(
             store = %self.database_url,
             version = schema.applied.unwrap_or(0),

@@ -290,7 +290,7 @@ async fn summaries(store: &Store, ids: Vec<Uuid>) -> Result<Vec<ConnectionSummar
         let (store, permits) = (store.clone(), permits.clone());
         reads.spawn(async move {
             let _permit = permits.acquire_owned().await;
-            (i, store.connection_summary(id).await)
+            (i, store.pages().connection_summary(id).await)
         });
     }
     while let Some(read) = reads.join_next().await {
@@ -304,12 +304,12 @@ async fn summaries(store: &Store, ids: Vec<Uuid>) -> Result<Vec<ConnectionSummar
 /// else to the live run with that `cloud_task_id`. `Err` says why nothing matched.
 async fn search(ui: &UiState, q: &str) -> Result<Result<String, String>, UiError> {
     if let Ok(id) = Uuid::parse_str(q) {
-        if ui.store.get(id).await?.is_some() {
+        if ui.store.runs().get(id).await?.is_some() {
             return Ok(Ok(format!("{}/ui/runs/{id}", ui.base)));
         }
         return Ok(Ok(format!("{}/ui/connections/{id}", ui.base)));
     }
-    Ok(match ui.store.find_live_by_cloud_task(q).await? {
+    Ok(match ui.store.runs().find_live_by_cloud_task(q).await? {
         Some(run) => Ok(format!(
             "{}/ui/runs/{}",
             ui.base, run.workspace_connector_sync_log_id

@@ -94,6 +94,7 @@ pub async fn connection(
     let now = Utc::now();
     let page = ui
         .store
+        .runs()
         .list(&ListFilter {
             workspace_connector_id: Some(id),
             cursor,
@@ -101,7 +102,7 @@ pub async fn connection(
             ..ListFilter::default()
         })
         .await?;
-    let summary = ui.store.connection_summary(id).await?;
+    let summary = ui.store.pages().connection_summary(id).await?;
     let snap = ui.metrics.snapshot();
     let state = snap
         .failing_list
@@ -169,7 +170,7 @@ struct RunPage<'a> {
 
 pub async fn run(State(ui): State<UiState>, Path(id): Path<String>) -> Result<Response, UiError> {
     let id = parse_id(&id, "run")?;
-    let Some(run) = ui.store.get(id).await? else {
+    let Some(run) = ui.store.runs().get(id).await? else {
         return Err(UiError::NotFound(format!(
             "No live run has id {id} (it may have been deleted)."
         )));

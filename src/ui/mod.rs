@@ -140,8 +140,8 @@ impl UiState {
                 return Ok(outcomes.clone());
             }
         }
-        let since = self.store.db_now().await? - chrono::Duration::hours(24);
-        let outcomes = Arc::new(self.store.outcomes_since(since).await?);
+        let since = self.store.scan().db_now().await? - chrono::Duration::hours(24);
+        let outcomes = Arc::new(self.store.pages().outcomes_since(since).await?);
         *cached = Some((Instant::now(), outcomes.clone()));
         Ok(outcomes)
     }

@@ -88,8 +88,9 @@ async fn first_start_builds_in_chunks_and_a_restart_continues(backend: Backend) 
     let store = match backend {
         Backend::Postgres => {
             let store = with_scan_timeout(&db, Duration::from_millis(60)).await;
-            let now = store.db_now().await.unwrap();
+            let now = store.scan().db_now().await.unwrap();
             let whole = store
+                .scan()
                 .terminal_aggregate(
                     None,
                     now,
@@ -114,7 +115,7 @@ async fn first_start_builds_in_chunks_and_a_restart_continues(backend: Backend) 
             Metrics::new(),
         )
     };
-    let progress = |s: &Scanner| s.metrics().baseline_progress.get();
+    let progress = |s: &Scanner| s.metrics().build_progress.get();
 
     let mut first = new_scanner();
     let report = first
@@ -139,7 +140,7 @@ async fn first_start_builds_in_chunks_and_a_restart_continues(backend: Backend) 
     let reached = progress(&first);
     assert!(reached > 0.0 && reached < 1.0, "progress {reached}");
     assert!(
-        store.load_checkpoint().await.unwrap().is_some(),
+        store.state().load_checkpoint().await.unwrap().is_some(),
         "progress is saved"
     );
     drop(first);
@@ -199,7 +200,7 @@ async fn repairs_never_fail_a_scan_postgres() {
     seed(&db, 120_000).await;
     let store = with_scan_timeout(&db, Duration::from_millis(60)).await;
     let config = ScanConfig {
-        rebaseline_interval: Duration::ZERO,
+        repair_interval: Duration::ZERO,
         ..chunked(300)
     };
     let mut scanner = Scanner::new(
@@ -215,7 +216,7 @@ async fn repairs_never_fail_a_scan_postgres() {
     let mut counted = total(&scanner);
     let mut scans = 0;
     while started.elapsed() < Duration::from_secs(20) {
-        let now = db.store.db_now().await.unwrap();
+        let now = db.store.scan().db_now().await.unwrap();
         let mut row = Row::new("c1", "success", now - chrono::Duration::seconds(20));
         row.started = Some(now - chrono::Duration::seconds(10));
         row.completed = Some(now);
@@ -252,7 +253,7 @@ async fn retention_changes_no_exported_number(backend: Backend) {
         return;
     };
     seed(&db, 20_000).await; // from about 2.2 days ago to 1 day ago
-    let now = db.store.db_now().await.unwrap();
+    let now = db.store.scan().db_now().await.unwrap();
     let mut active = Row::new("c3", "in_progress", now - chrono::Duration::days(3));
     active.started = Some(now - chrono::Duration::days(3));
     insert(&db, &active).await;
@@ -382,9 +383,9 @@ async fn a_run_visible_later_than_the_window_is_counted_by_the_next_sweep(backen
         return;
     };
     seed(&db, 1_000).await;
-    let config = |rebaseline_interval| ScanConfig {
+    let config = |repair_interval| ScanConfig {
         late_commit_window: Duration::from_secs(1),
-        rebaseline_interval,
+        repair_interval,
         ..chunked(500)
     };
     let mut without = scanner(
@@ -393,7 +394,7 @@ async fn a_run_visible_later_than_the_window_is_counted_by_the_next_sweep(backen
         Arc::new(SystemClock),
     );
     let mut with = scanner(&db, config(Duration::ZERO), Arc::new(SystemClock));
-    let built = db.store.db_now().await.unwrap();
+    let built = db.store.scan().db_now().await.unwrap();
     for s in [&mut without, &mut with] {
         while s.scan_once().await.unwrap().building {}
     }

@@ -49,7 +49,7 @@ async fn the_demo_fleet_populates_every_domain_metric(app: &TestApp) {
     );
 
     // An hour later every stuck run shows; every domain family has series.
-    let clock = Arc::new(ManualClock::new(db.store.db_now().await.unwrap()));
+    let clock = Arc::new(ManualClock::new(db.store.scan().db_now().await.unwrap()));
     clock.advance(chrono::Duration::hours(1));
     let metrics = Metrics::new();
     let mut scanner = Scanner::new(

@@ -16,7 +16,6 @@ use serde_json::json;
 use syncwatch::clock::{Clock, ManualClock, SystemClock};
 use syncwatch::metrics::Snapshot;
 use syncwatch::scan::ScanConfig;
-use syncwatch::store::StateSource;
 use uuid::Uuid;
 
 /// A fixed store state; the exposition of its domain metrics is pinned in
@@ -151,7 +150,7 @@ async fn counters_equal_sql_after_a_mixed_workload(app: &TestApp) {
                 }
                 // Straight into the table, completed now by the database clock.
                 _ => {
-                    let now = db.store.db_now().await.unwrap();
+                    let now = db.store.scan().db_now().await.unwrap();
                     let secs = rng.random_range(0..900i64);
                     let status = if rng.random_range(0..3u64) == 0 {
                         "error"
@@ -169,7 +168,10 @@ async fn counters_equal_sql_after_a_mixed_workload(app: &TestApp) {
             }
         }
         let report = scanner.scan_once().await.unwrap();
-        assert!(!report.baselined, "round {round} is incremental");
+        assert!(
+            !report.caught_up && !report.repair_merged,
+            "round {round} is incremental"
+        );
         assert_snapshot_matches_sql(db, &scanner.metrics().snapshot(), &config.duration_buckets)
             .await;
     }
@@ -183,7 +185,7 @@ async fn counters_equal_sql_after_a_mixed_workload(app: &TestApp) {
         .expect("the workload exported runs with a trigger")
         .clone();
     let full_builds = scanner.full_snapshot_builds();
-    let now = db.store.db_now().await.unwrap();
+    let now = db.store.scan().db_now().await.unwrap();
     for (i, status) in ["success", "error", "success"].into_iter().enumerate() {
         let mut row = Row::new(&connector, status, now - chrono::Duration::seconds(60));
         row.trigger = Some(&trigger);
@@ -194,7 +196,7 @@ async fn counters_equal_sql_after_a_mixed_workload(app: &TestApp) {
     }
     let report = scanner.scan_once().await.unwrap();
     assert_eq!(report.new_terminal_runs, 3);
-    assert!(!report.baselined, "no repair sweep merged");
+    assert!(!report.repair_merged, "no repair sweep merged");
     assert_eq!(
         scanner.full_snapshot_builds(),
         full_builds,
@@ -204,7 +206,7 @@ async fn counters_equal_sql_after_a_mixed_workload(app: &TestApp) {
     // A restart: a new scanner over the same store exports the same values.
     let before = scanner.metrics().render_domain();
     let mut restarted = self::scanner(db, config.clone(), Arc::new(SystemClock));
-    assert!(restarted.scan_once().await.unwrap().baselined);
+    assert!(restarted.scan_once().await.unwrap().caught_up);
     let after = restarted.metrics().render_domain();
     let strip = |text: &str| {
         text.lines()
@@ -229,14 +231,14 @@ async fn a_late_commit_inside_the_window_is_counted_exactly_once(app: &TestApp) 
     assert_eq!(count(&scanner.metrics().snapshot()), 1);
 
     // A run whose transaction commits after the scanner passed its completed_at.
-    let now = db.store.db_now().await.unwrap();
+    let now = db.store.scan().db_now().await.unwrap();
     let mut late = Row::new("hubspot", "success", now - chrono::Duration::seconds(200));
     late.started = Some(now - chrono::Duration::seconds(190));
     late.completed = Some(now - chrono::Duration::seconds(120));
     insert(db, &late).await;
     for _ in 0..3 {
         let report = scanner.scan_once().await.unwrap();
-        assert!(!report.baselined);
+        assert!(!report.caught_up && !report.repair_merged);
         assert_eq!(
             count(&scanner.metrics().snapshot()),
             2,
@@ -253,28 +255,28 @@ async fn a_late_commit_inside_the_window_is_counted_exactly_once(app: &TestApp) 
     insert(db, &very_late).await;
     scanner.scan_once().await.unwrap();
     assert_eq!(count(&scanner.metrics().snapshot()), 2);
-    let mut rebaselining = self::scanner(
+    let mut sweeping = self::scanner(
         db,
         ScanConfig {
-            rebaseline_interval: Duration::ZERO,
+            repair_interval: Duration::ZERO,
             ..ScanConfig::default()
         },
         Arc::new(SystemClock),
     );
-    rebaselining.scan_once().await.unwrap();
-    assert!(rebaselining.scan_once().await.unwrap().baselined);
-    assert_eq!(count(&rebaselining.metrics().snapshot()), 3);
+    sweeping.scan_once().await.unwrap();
+    assert!(sweeping.scan_once().await.unwrap().repair_merged);
+    assert_eq!(count(&sweeping.metrics().snapshot()), 3);
 
     // A hard delete behind our back never lowers a counter on a sweep.
     db.execute("delete from workspace_connector_sync_log where status = 'error'")
         .await;
-    rebaselining.scan_once().await.unwrap();
-    assert_eq!(count(&rebaselining.metrics().snapshot()), 3);
+    sweeping.scan_once().await.unwrap();
+    assert_eq!(count(&sweeping.metrics().snapshot()), 3);
 }
 
 async fn stuck_runs_heartbeats_and_the_reaper_follow_the_clock(app: &TestApp) {
     let db = &app.db;
-    let start = db.store.db_now().await.unwrap();
+    let start = db.store.scan().db_now().await.unwrap();
     let clock = Arc::new(ManualClock::new(start));
     let config = ScanConfig {
         reap_stuck_after: Some(Duration::from_secs(3600)),
@@ -375,7 +377,10 @@ async fn a_failed_scan_keeps_the_last_values_and_recovers(app: &TestApp) {
         .await;
     app.run_in_status("hubspot", "error").await;
     let report = scanner.scan_once().await.unwrap();
-    assert!(!report.baselined, "recovery continues incrementally");
+    assert!(
+        !report.caught_up && !report.repair_merged,
+        "recovery continues incrementally"
+    );
     assert_eq!(report.new_terminal_runs, 1);
     assert_eq!(scanner.metrics().up.get(), 1);
     assert_eq!(scanner.metrics().snapshot().runs.values().sum::<u64>(), 2);
@@ -438,7 +443,8 @@ async fn connection_states_equal_a_full_history_recomputation(app: &TestApp) {
         let chunk = app
             .db
             .store
-            .connection_states(StateSource::Table, after, 3)
+            .scan()
+            .connection_states(after, 3)
             .await
             .unwrap();
         assert!(chunk.len() <= 3);
@@ -449,7 +455,8 @@ async fn connection_states_equal_a_full_history_recomputation(app: &TestApp) {
     let whole = app
         .db
         .store
-        .connection_states(StateSource::Table, None, usize::MAX)
+        .scan()
+        .connection_states(None, usize::MAX)
         .await
         .unwrap();
     assert_eq!(walked, whole);
@@ -470,10 +477,10 @@ async fn connection_states_equal_a_full_history_recomputation(app: &TestApp) {
     assert_eq!(got, expected);
 }
 
-/// A scanner that starts after another has baselined continues from the saved totals
+/// A scanner that starts after another has built continues from the saved totals
 /// (the checkpoint) and aggregates only what completed after them: same values as a full
-/// baseline; and it really used the checkpoint (a row hard-deleted from the old history
-/// is still counted from it, where a full baseline no longer sees it). A checkpoint made
+/// build; and it really used the checkpoint (a row hard-deleted from the old history
+/// is still counted from it, where a full build no longer sees it). A checkpoint made
 /// with other buckets is not used.
 async fn a_new_scanner_continues_from_the_checkpoint(app: &TestApp) {
     let db = &app.db;
@@ -496,7 +503,7 @@ async fn a_new_scanner_continues_from_the_checkpoint(app: &TestApp) {
     let mut first = scanner(db, ScanConfig::default(), Arc::new(SystemClock));
     let report = first.scan_once().await.unwrap();
     assert!(
-        report.baselined && !report.from_checkpoint,
+        report.caught_up && !report.from_checkpoint,
         "nothing saved yet"
     );
 
@@ -514,7 +521,7 @@ async fn a_new_scanner_continues_from_the_checkpoint(app: &TestApp) {
     assert_eq!(
         second.metrics().render_domain(),
         reference.metrics().render_domain(),
-        "checkpoint + the runs after it == a full baseline"
+        "checkpoint + the runs after it == a full build"
     );
     assert_eq!(second.metrics().snapshot().runs.values().sum::<u64>(), 6);
 
@@ -539,7 +546,7 @@ async fn a_new_scanner_continues_from_the_checkpoint(app: &TestApp) {
         Arc::new(SystemClock),
     );
     let report = other_buckets.scan_once().await.unwrap();
-    assert!(report.baselined && !report.from_checkpoint);
+    assert!(report.caught_up && !report.from_checkpoint);
 }
 
 on_both_stores!(

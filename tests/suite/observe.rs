@@ -461,7 +461,7 @@ async fn scrape_when_built(server: &Server) -> String {
         async || {
             text = server.scrape().await;
             common::sample(&text, "syncwatch_scanner_leader") == Some(1.0)
-                && common::sample(&text, "syncwatch_baseline_progress_ratio") == Some(1.0)
+                && common::sample(&text, "syncwatch_build_progress_ratio") == Some(1.0)
                 && text.contains("connector_sync_runs_total{")
         },
     )

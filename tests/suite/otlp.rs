@@ -270,7 +270,7 @@ async fn exports_metrics_and_spans(protocol: &str, backend: Backend) {
                 .ok()
         }
     };
-    // Wait for the first (baseline) scan: spans are emitted for runs seen finishing after it.
+    // Wait for the first (build) scan: spans are emitted for runs seen finishing after it.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(text) = scrape().await {

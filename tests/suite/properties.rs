@@ -142,7 +142,7 @@ proptest! {
     }
 
     /// Counting runs one by one (the incremental scan) gives the same totals as the
-    /// aggregate the baseline computes in SQL; merging a re-baseline never lowers a value
+    /// aggregate the build computes in SQL; merging a repair sweep never lowers a value
     /// and is idempotent.
     #[test]
     fn incremental_totals_equal_the_aggregate_and_the_merge_never_lowers(
@@ -183,7 +183,7 @@ proptest! {
             prop_assert_eq!((&h.cumulative, h.count), (&other.cumulative, other.count));
         }
 
-        // An earlier state merged with a later re-baseline: nothing lower than either.
+        // An earlier state merged with a later repair sweep: nothing lower than either.
         let mut earlier = Totals::new(&durations, &delays);
         for run in &runs[..split.min(runs.len())] {
             earlier.add_run(run);
@@ -343,7 +343,7 @@ fn varied_run() -> impl Strategy<Value = TerminalRun> {
         })
 }
 
-/// What the baseline's SQL computes, per (connector, trigger, status, and for failures
+/// What the build's SQL computes, per (connector, trigger, status, and for failures
 /// the error text).
 fn aggregate(runs: &[TerminalRun], durations: &[f64], delays: &[f64]) -> Vec<TerminalAggregate> {
     type Group = (String, Option<String>, Status, Option<String>);

@@ -390,7 +390,7 @@ async fn panels_and_rules_name_only_real_metrics_and_use_every_contract_metric()
     demo::run(db.store.clone(), &config, std::future::pending())
         .await
         .unwrap();
-    let clock = Arc::new(ManualClock::new(db.store.db_now().await.unwrap()));
+    let clock = Arc::new(ManualClock::new(db.store.scan().db_now().await.unwrap()));
     let metrics = Metrics::new();
     let mut scanner = Scanner::new(
         db.store.clone(),

@@ -209,7 +209,7 @@ impl Fleet {
                     metadata: Some(object(json!({"pages_fetched": run.pages}))),
                     ..Change::new(Action::Heartbeat)
                 };
-                self.store.apply(run.id, &change).await?;
+                self.store.runs().apply(run.id, &change).await?;
                 return Ok(());
             }
         }
@@ -238,7 +238,7 @@ impl Fleet {
                 json!({"connector_slug": connection.slug, "demo": true}),
             )),
         };
-        let row = match self.store.create(&new).await? {
+        let row = match self.store.runs().create(&new).await? {
             Created::New(row) | Created::Existing(row) => row,
         };
         self.report.created += 1;
@@ -247,12 +247,12 @@ impl Fleet {
             // Left as it is: never dispatched, or started and abandoned. Either shows up as
             // stuck once the thresholds pass; the connection moves on to new runs.
             if chance(&mut self.rng, 0.5) {
-                self.store.apply(id, &Change::new(Action::Start)).await?;
+                self.store.runs().apply(id, &Change::new(Action::Start)).await?;
             }
             self.report.stuck += 1;
             return Ok(());
         }
-        self.store.apply(id, &Change::new(Action::Start)).await?;
+        self.store.runs().apply(id, &Change::new(Action::Start)).await?;
         let length = 1 + below(&mut self.rng, u64::from(config.max_run_ticks.max(1)));
         let length = if chance(&mut self.rng, config.slow_rate) {
             length * 10
@@ -320,7 +320,7 @@ async fn finish(
         error,
         ..Change::new(action)
     };
-    store.apply(run.id, &change).await?;
+    store.runs().apply(run.id, &change).await?;
     if run.fails {
         report.failed += 1;
     } else {

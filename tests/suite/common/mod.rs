@@ -74,7 +74,7 @@ impl TestDb {
     /// `None` (with the reason printed) when Postgres is missing outside CI.
     pub async fn new(backend: Backend) -> Option<Self> {
         let db = Self::unmigrated(backend).await?;
-        db.store.migrate().await.expect("migrations apply");
+        db.store.catalogue().migrate().await.expect("migrations apply");
         Some(db)
     }
 
@@ -406,7 +406,6 @@ pub fn assert_run_shape(row: &Value) {
 
 /// Runs the named `async fn(&TestApp)` once on Postgres and once on SQLite, each on a
 /// fresh store: `mod name { postgres, sqlite }`.
-
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {
         $(
@@ -678,6 +677,7 @@ pub async fn record_run(
     use syncwatch::domain::{Action, NewSyncLog, Status, TriggerType};
     use syncwatch::store::{Change, Created};
     let created = store
+        .runs()
         .create(&NewSyncLog {
             workspace_connector_id: connection,
             connector_slug: connector.to_owned(),
@@ -693,6 +693,7 @@ pub async fn record_run(
     };
     let id = run.workspace_connector_sync_log_id;
     store
+        .runs()
         .apply(id, &Change::new(Action::Start))
         .await
         .expect("start");
@@ -701,7 +702,7 @@ pub async fn record_run(
         metadata,
         error: error.map(str::to_owned),
     };
-    store.apply(id, &change).await.expect("finish");
+    store.runs().apply(id, &change).await.expect("finish");
     // Newest first is by creation time, then by id: runs created within the same
     // millisecond (SQLite keeps milliseconds) would list in the order of their random ids.
     tokio::time::sleep(std::time::Duration::from_millis(2)).await;

@@ -89,7 +89,7 @@ impl Target {
         let started = Instant::now();
         let answer = match self {
             Target::Api(client) => client.create(new).await.ok().map(|r| Answer::reply(&r)),
-            Target::Direct(store) => Some(match store.create(new).await {
+            Target::Direct(store) => Some(match store.runs().create(new).await {
                 Ok(Created::New(run)) => Answer::of(201, &run),
                 Ok(Created::Existing(run)) => Answer::of(200, &run),
                 Err(e) => Answer::store_error(&e),
@@ -120,7 +120,7 @@ impl Target {
                     error: error.map(str::to_owned),
                     ..Change::new(action)
                 };
-                Some(match store.apply(id, &change).await {
+                Some(match store.runs().apply(id, &change).await {
                     Ok(run) => Answer::of(200, &run),
                     Err(e) => Answer::store_error(&e),
                 })

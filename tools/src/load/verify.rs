@@ -43,7 +43,7 @@ pub async fn verify(
             ..ListFilter::default()
         };
         loop {
-            let page = store.list(&filter).await?;
+            let page = store.runs().list(&filter).await?;
             for run in page.items {
                 found.insert(
                     run.workspace_connector_sync_log_id,

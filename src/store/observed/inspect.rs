@@ -4,9 +4,9 @@
 //! reads are per database (`describe_sql`); comparing them with what syncwatch needs is
 //! pure ([`check_table`]).
 
-use super::dialect::Columns;
+use crate::store::engine::Columns;
 use super::table::{ConnectorSource, Ident, TableMap, READ_COLUMNS};
-use super::{Backend, Result};
+use crate::store::{Backend, Result};
 
 /// A table as the database's catalogue describes it.
 #[derive(Debug, Clone, Default, PartialEq)]

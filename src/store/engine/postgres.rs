@@ -12,8 +12,8 @@ use sqlx::query::Query;
 use sqlx::{Column, Row};
 use uuid::Uuid;
 
-use super::dialect::{bind_all, Columns, Dialect, Engine, Param, PoolKind, POSTGRES};
-use super::{Backend, DatabaseUrl, PoolOptions, Result, StoreError};
+use super::{bind_all, Columns, Dialect, Engine, Param, PoolKind, POSTGRES};
+use crate::store::{Backend, DatabaseUrl, PoolOptions, Result, StoreError};
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 

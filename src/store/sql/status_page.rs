@@ -1,41 +1,17 @@
-//! What the status page (`/ui`) reads beyond the API's own reads: each connector's outcomes
-//! over a recent window, and one connection's failure summary. Every statement is bounded
-//! by an index: the window by `completed_at`, a connection by its
-//! `(connection, completed_at, id)` entries. Written once for both stores and for observed
-//! tables (through [`TableMap::source`]).
+//! What the status page reads beyond the lifecycle API: terminal outcomes per connector
+//! since a point in time, and one connection's summary (last success, the first failure
+//! after it, its latest failed run); bounded by an index whatever the history, with
+//! [`PageReads`] over them.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::dialect::{Columns, Dialect};
-use super::table::TableMap;
-use super::Result;
+use super::SqlStore;
 use crate::domain::Status;
-
-/// One connector's terminal runs completed in a window.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConnectorOutcomes {
-    pub connector_slug: String,
-    pub succeeded: u64,
-    pub failed: u64,
-}
-
-/// One connection's current failure streak, as the table records it.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ConnectionSummary {
-    pub last_success_at: Option<DateTime<Utc>>,
-    /// Completion of the first failed run after the last success.
-    pub failing_since: Option<DateTime<Utc>>,
-    /// The most recently completed failed run.
-    pub latest_error: Option<LatestError>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct LatestError {
-    pub run_id: Uuid,
-    pub completed_at: DateTime<Utc>,
-    pub error: Option<String>,
-}
+use crate::store::engine::{Columns, Dialect, Engine, PoolKind};
+use crate::store::observed::TableMap;
+use crate::store::{ConnectionSummary, ConnectorOutcomes, LatestError, PageReads, Result};
 
 /// Terminal runs completed after `$1`, counted per connector and status. Soft-deleted runs
 /// count, as they do in the exported totals.
@@ -126,4 +102,30 @@ pub fn decode_connection_summary(row: &impl Columns) -> Result<ConnectionSummary
         failing_since: row.timestamp(1)?,
         latest_error,
     })
+}
+
+#[async_trait]
+impl<E: Engine> PageReads for SqlStore<E> {
+    #[tracing::instrument(skip_all)]
+    async fn outcomes_since(&self, since: DateTime<Utc>) -> Result<Vec<ConnectorOutcomes>> {
+        let sql = outcomes_since_sql(E::DIALECT, &self.table);
+        let rows = self
+            .engine
+            .fetch_all(PoolKind::Api, &sql, vec![since.into()])
+            .await?;
+        fold_outcomes(&rows)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn connection_summary(&self, id: Uuid) -> Result<ConnectionSummary> {
+        let sql = connection_summary_sql(E::DIALECT, &self.table);
+        let rows = self
+            .engine
+            .fetch_all(PoolKind::Api, &sql, vec![id.into()])
+            .await?;
+        rows.first()
+            .map(decode_connection_summary)
+            .transpose()
+            .map(Option::unwrap_or_default)
+    }
 }

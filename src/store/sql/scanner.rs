@@ -1,90 +1,20 @@
-//! What the scanner reads from a store: aggregates of terminal runs (computed in SQL),
-//! terminal runs completed after a point in time, per-connection state, and the active
-//! runs. Each query is written once for both stores; the few expressions that differ come
-//! from the [`Dialect`].
+//! What the scanner reads about finished runs: aggregates of terminal runs (computed in
+//! SQL), terminal runs completed after a point in time, chunk boundaries, per-connection
+//! states walked from the table, and the database clock; their decoders, and
+//! [`ScanSource`] over them. Each query is written once for both stores; the few
+//! expressions that differ come from the [`Dialect`].
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::dialect::{Columns, Dialect, Param, POSTGRES};
-use super::table::TableMap;
-use super::Result;
-use crate::domain::Status;
-
-/// Terminal runs of one (connector, trigger, status), histogram buckets counted in SQL.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TerminalAggregate {
-    pub connector_slug: String,
-    pub trigger_type: Option<String>,
-    pub status: Status,
-    pub runs: u64,
-    /// Runs with a duration (they started); `duration_buckets[i]` counts those with
-    /// `duration <= bounds[i]`.
-    pub duration_count: u64,
-    pub duration_sum_seconds: f64,
-    pub duration_buckets: Vec<u64>,
-    pub delay_count: u64,
-    pub delay_sum_seconds: f64,
-    pub delay_buckets: Vec<u64>,
-    pub records_synced: f64,
-    pub last_completed_at: Option<DateTime<Utc>>,
-    /// The failed runs' `error` (its first [`ERROR_PREFIX_CHARS`] characters): failed runs
-    /// are grouped by it, so each group's failure reason can be told.
-    pub error: Option<String>,
-}
-
-/// Characters of `error` the aggregates group failed runs by.
-pub const ERROR_PREFIX_CHARS: usize = 1024;
-
-/// One terminal run, for the incremental scan.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TerminalRun {
-    pub id: Uuid,
-    pub workspace_connector_id: Uuid,
-    pub connector_slug: String,
-    pub trigger_type: Option<String>,
-    pub status: Status,
-    pub duration_seconds: Option<f64>,
-    pub dispatch_delay_seconds: Option<f64>,
-    pub records_synced: Option<f64>,
-    pub completed_at: DateTime<Utc>,
-    pub created_at: DateTime<Utc>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub error: Option<String>,
-    /// Soft-deleted (it stays counted; it teaches the learned schedules nothing).
-    pub deleted: bool,
-}
-
-/// The latest terminal run of one connection and the failures since its last success.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConnectionState {
-    pub workspace_connector_id: Uuid,
-    pub connector_slug: String,
-    pub last_status: Status,
-    pub last_completed_at: DateTime<Utc>,
-    pub consecutive_failures: u64,
-}
-
-/// Active runs of one (connector, status).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ActiveGroup {
-    pub connector_slug: String,
-    pub status: Status,
-    pub count: u64,
-    pub stuck: u64,
-    pub oldest: DateTime<Utc>,
-}
-
-/// When an active run counts as stuck, as absolute cut-offs computed from the clock.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct StuckCutoffs {
-    /// `scheduled` and created before this.
-    pub scheduled_before: DateTime<Utc>,
-    /// `in_progress` and not updated (no heartbeat) since this.
-    pub idle_before: DateTime<Utc>,
-    /// `in_progress` and started before this (ran longer than the maximum).
-    pub started_before: DateTime<Utc>,
-}
+use super::SqlStore;
+use crate::store::engine::{Columns, Dialect, Engine, Param, POSTGRES};
+use crate::store::observed::TableMap;
+use crate::store::{
+    ConnectionState, Result, ScanSource, StoreError, TerminalAggregate, TerminalRun,
+    ERROR_PREFIX_CHARS,
+};
 
 /// Format a bucket bound for SQL. Bounds come from validated configuration, never from
 /// a request.
@@ -252,108 +182,6 @@ pub fn first_completed_sql(d: &Dialect, t: &TableMap) -> String {
     )
 }
 
-/// Hard-deletes at most `$2` terminal runs completed before `$1`, oldest first (an index
-/// range; active runs have no `completed_at` and are never touched).
-pub fn prune_sql(t: &TableMap) -> String {
-    format!(
-        "delete from {target} where id in ( \
-         select id from {target} \
-         where completed_at is not null and completed_at < $1 \
-         order by completed_at limit $2)",
-        target = t.target()
-    )
-}
-
-/// The saved per-connection states, at most `$1` in id order (with `after`, after `$2`);
-/// the columns of [`decode_connection_state`].
-pub fn saved_connection_states_sql(d: &Dialect, after: bool) -> String {
-    format!(
-        "select workspace_connector_id, connector_slug, last_status, last_completed_at, \
-           consecutive_failures from syncwatch_connection_state{after} \
-         order by workspace_connector_id limit $1",
-        after = if after {
-            format!(" where workspace_connector_id > {}", d.typed(2, "uuid"))
-        } else {
-            String::new()
-        },
-    )
-}
-
-/// Upsert of `rows` saved connection states, five parameters each.
-pub fn save_connection_states_sql(rows: usize) -> String {
-    let values: Vec<String> = (0..rows)
-        .map(|r| {
-            let p = |i: usize| format!("${}", r * 5 + i);
-            format!("({}, {}, {}, {}, {})", p(1), p(2), p(3), p(4), p(5))
-        })
-        .collect();
-    format!(
-        "insert into syncwatch_connection_state (workspace_connector_id, connector_slug, \
-           last_status, last_completed_at, consecutive_failures) values {} \
-         on conflict (workspace_connector_id) do update set \
-           connector_slug = excluded.connector_slug, last_status = excluded.last_status, \
-           last_completed_at = excluded.last_completed_at, \
-           consecutive_failures = excluded.consecutive_failures",
-        values.join(", ")
-    )
-}
-
-impl ConnectionState {
-    /// The parameters of one row of [`save_connection_states_sql`].
-    pub fn params(&self) -> [Param; 5] {
-        [
-            self.workspace_connector_id.into(),
-            self.connector_slug.as_str().into(),
-            self.last_status.as_str().into(),
-            self.last_completed_at.into(),
-            Param::Int(self.consecutive_failures.min(i64::MAX as u64) as i64),
-        ]
-    }
-}
-
-/// Active runs grouped by connector and status, with stuck counts. Parameters: 1 the
-/// scheduled cut-off, 2 the idle cut-off, 3 the started cut-off ([`StuckCutoffs::params`]).
-pub fn active_sql(d: &Dialect, t: &TableMap) -> String {
-    format!(
-        "select connector_slug, status, count(*) as runs, \
-       coalesce(sum(case \
-         when status = 'scheduled' and created_at < $1 then 1 \
-         when status = 'in_progress' and (updated_at < $2 \
-              or coalesce(started_at, created_at) < $3) then 1 \
-         else 0 end), 0) as stuck, \
-       min(case when status = 'in_progress' then coalesce(started_at, created_at) \
-                else created_at end) as oldest \
-     from {} \
-     where status in ('scheduled', 'in_progress') and deleted_at is null \
-     group by connector_slug, status",
-        t.source(d, "s")
-    )
-}
-
-/// Ids of active runs stuck by the same rules (parameters as in [`active_sql`]).
-pub fn stuck_ids_sql(d: &Dialect, t: &TableMap) -> String {
-    format!(
-        "select workspace_connector_sync_log_id from {} \
-     where status in ('scheduled', 'in_progress') and deleted_at is null and ( \
-       (status = 'scheduled' and created_at < $1) or \
-       (status = 'in_progress' and (updated_at < $2 \
-          or coalesce(started_at, created_at) < $3))) \
-     order by created_at limit 1000",
-        t.source(d, "s")
-    )
-}
-
-impl StuckCutoffs {
-    /// The cut-offs as the parameters of [`active_sql`] and [`stuck_ids_sql`].
-    pub fn params(&self) -> Vec<Param> {
-        vec![
-            self.scheduled_before.into(),
-            self.idle_before.into(),
-            self.started_before.into(),
-        ]
-    }
-}
-
 /// A row of [`aggregate_sql`].
 pub fn decode_aggregate(
     row: &impl Columns,
@@ -410,17 +238,6 @@ pub fn decode_connection_state(row: &impl Columns) -> Result<ConnectionState> {
     })
 }
 
-/// A row of [`active_sql`].
-pub fn decode_active(row: &impl Columns) -> Result<ActiveGroup> {
-    Ok(ActiveGroup {
-        connector_slug: row.connector(0)?,
-        status: row.status(1)?,
-        count: row.count(2)?,
-        stuck: row.count(3)?,
-        oldest: row.timestamp_req(4)?,
-    })
-}
-
 /// The scanner's Postgres queries with their parameters written in as SQL (the late-commit
 /// window and the default stuck cut-offs), for `EXPLAIN` in the benchmarks and docs.
 pub fn postgres_scanner_queries(
@@ -432,7 +249,7 @@ pub fn postgres_scanner_queries(
     let window = "(now() - interval '5 minutes')";
     vec![
         (
-            "baseline: terminal aggregate",
+            "build: terminal aggregate",
             aggregate_sql(d, t, duration_bounds, delay_bounds, false).replace("$1", window),
         ),
         (
@@ -459,10 +276,103 @@ pub fn postgres_scanner_queries(
         ),
         (
             "every scan: active runs",
-            active_sql(d, t)
+            super::live::active_groups_sql(d, t)
                 .replace("$1", "(now() - interval '15 minutes')")
                 .replace("$2", "(now() - interval '30 minutes')")
                 .replace("$3", "(now() - interval '6 hours')"),
         ),
     ]
+}
+
+#[async_trait]
+impl<E: Engine> ScanSource for SqlStore<E> {
+    async fn db_now(&self) -> Result<DateTime<Utc>> {
+        let sql = format!("select {}", E::DIALECT.now);
+        let rows = self.scan_rows(&sql, vec![]).await?;
+        match rows.first() {
+            Some(row) => row.timestamp_req(0),
+            None => Err(StoreError::Corrupt(
+                "the clock query returned no row".into(),
+            )),
+        }
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn terminal_aggregate(
+        &self,
+        after: Option<DateTime<Utc>>,
+        upto: DateTime<Utc>,
+        duration_bounds: &[f64],
+        delay_bounds: &[f64],
+    ) -> Result<Vec<TerminalAggregate>> {
+        let d = E::DIALECT;
+        let sql = aggregate_sql(
+            d,
+            &self.table,
+            duration_bounds,
+            delay_bounds,
+            after.is_some(),
+        );
+        let mut params = vec![Param::from(upto)];
+        params.extend(after.map(Param::from));
+        let rows = self.scan_rows(&sql, params).await?;
+        rows.iter()
+            .map(|row| decode_aggregate(row, duration_bounds, delay_bounds))
+            .collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn terminal_after(
+        &self,
+        after: DateTime<Utc>,
+        upto: Option<DateTime<Utc>>,
+    ) -> Result<Vec<TerminalRun>> {
+        let sql = terminal_after_sql(E::DIALECT, &self.table, upto.is_some());
+        let params = [Some(after), upto].into_iter().flatten().map(Param::from);
+        self.scan_decoded(&sql, params.collect(), decode_terminal_run)
+            .await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn connection_states(
+        &self,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<ConnectionState>> {
+        let sql = connection_states_sql(E::DIALECT, &self.table, after.is_some());
+        let mut params = vec![Param::Int(limit.min(i64::MAX as usize) as i64)];
+        params.extend(after.map(Param::from));
+        self.scan_decoded(&sql, params, decode_connection_state)
+            .await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn terminal_boundary(
+        &self,
+        after: Option<DateTime<Utc>>,
+        upto: DateTime<Utc>,
+        rows: u64,
+    ) -> Result<Option<DateTime<Utc>>> {
+        let sql = terminal_boundary_sql(E::DIALECT, &self.table, after.is_some());
+        let offset = Param::Int(rows.saturating_sub(1).min(i64::MAX as u64) as i64);
+        let mut params = vec![upto.into(), offset];
+        params.extend(after.map(Param::from));
+        let rows = self.scan_rows(&sql, params).await?;
+        rows.first().map(|row| row.timestamp_req(0)).transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn first_completed_at(&self) -> Result<Option<DateTime<Utc>>> {
+        let rows = self
+            .scan_rows(
+                &first_completed_sql(E::DIALECT, &self.table),
+                vec![],
+            )
+            .await?;
+        Ok(rows
+            .first()
+            .map(|row| row.timestamp(0))
+            .transpose()?
+            .flatten())
+    }
 }

@@ -1,10 +1,16 @@
-//! The lifecycle statements, each written once for both stores against a [`Dialect`],
-//! and the decoders of their rows.
+//! The lifecycle API's statements (create, transitions, reads, soft delete, the
+//! per-connection status), each written once for both stores against a [`Dialect`], their
+//! parameters and decoders, and [`RunStore`] over them.
 
-use super::dialect::{Columns, Dialect};
-use super::table::TableMap;
-use super::{Result, StoreError};
-use crate::domain::{Action, ConnectorStatus, SyncLog};
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::{json_text, SqlStore};
+use crate::domain::{Action, ConnectorStatus, NewSyncLog, Status, SyncLog, TriggerType};
+use crate::store::engine::{Columns, Dialect, Engine, Param, PoolKind};
+use crate::store::observed::TableMap;
+use crate::store::runs::{cas_failure, paginate};
+use crate::store::{Change, ListFilter, Page, Result, RunStore, StatusFilter, StoreError};
 
 /// The columns every statement returning a run selects, in the order [`decode_run`] reads.
 pub const RUN_COLUMNS: &str = "workspace_connector_sync_log_id, workspace_connector_id, \
@@ -183,25 +189,6 @@ order by 7 desc, latest.workspace_connector_id",
     )
 }
 
-/// The highest applied migration, and 1 when one of them failed (same text on both).
-pub const MIGRATIONS_STATE: &str = "select max(case when success then version end), \
-     max(case when success then 0 else 1 end) from _sqlx_migrations";
-
-/// The scanner's saved totals.
-pub const LOAD_CHECKPOINT: &str =
-    "select settled_upto, totals from syncwatch_scanner_checkpoint where name = 'totals'";
-
-/// Replace the scanner's saved totals. Parameters: 1 settled up to, 2 totals (JSON text).
-pub fn save_checkpoint(d: &Dialect) -> String {
-    format!(
-        "insert into syncwatch_scanner_checkpoint (name, settled_upto, totals) \
-         values ('totals', $1, $2) \
-         on conflict (name) do update set settled_upto = excluded.settled_upto, \
-           totals = excluded.totals, updated_at = {now}",
-        now = d.now
-    )
-}
-
 /// A row selected with [`RUN_COLUMNS`].
 pub fn decode_run(row: &impl Columns) -> Result<SyncLog> {
     Ok(SyncLog {
@@ -236,4 +223,134 @@ pub fn decode_connector_status(row: &impl Columns) -> Result<ConnectorStatus> {
         consecutive_failures: row.int_req(6)?,
         last_error: row.text(7)?,
     })
+}
+
+impl<E: Engine> SqlStore<E> {
+    #[tracing::instrument(skip_all)]
+    async fn current_status(&self, id: Uuid) -> Result<Option<Status>> {
+        let row = self
+            .engine
+            .fetch_optional(
+                PoolKind::Api,
+                &live_status(E::DIALECT, &self.table),
+                vec![id.into()],
+            )
+            .await?;
+        row.map(|r| r.status(0)).transpose()
+    }
+}
+
+#[async_trait]
+impl<E: Engine> RunStore for SqlStore<E> {
+    #[tracing::instrument(skip_all)]
+    async fn insert(&self, new: &NewSyncLog) -> Result<Option<SyncLog>> {
+        self.writable()?;
+        let sql = insert(E::DIALECT, &self.table);
+        let params = vec![
+            Uuid::new_v4().into(),
+            new.workspace_connector_id.into(),
+            new.connector_slug.as_str().into(),
+            new.status.as_str().into(),
+            Param::Text(new.trigger_type.map(|t| TriggerType::as_str(t).to_owned())),
+            new.cloud_task_id.clone().into(),
+            json_text(&new.metadata),
+            (new.status == Status::InProgress).into(),
+        ];
+        self.one_run(&sql, params).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn find_live_by_cloud_task(&self, cloud_task_id: &str) -> Result<Option<SyncLog>> {
+        self.one_run(
+            &live_by_cloud_task(E::DIALECT, &self.table),
+            vec![cloud_task_id.into()],
+        )
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(action = %change.action))]
+    async fn apply(&self, id: Uuid, change: &Change) -> Result<SyncLog> {
+        self.writable()?;
+        let sql = transition(E::DIALECT, &self.table, change.action);
+        let params = vec![
+            id.into(),
+            change.action.target().as_str().into(),
+            change.error.clone().into(),
+            json_text(&change.metadata),
+        ];
+        match self.one_run(&sql, params).await? {
+            Some(row) => Ok(row),
+            None => Err(cas_failure(change, self.current_status(id).await?)),
+        }
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get(&self, id: Uuid) -> Result<Option<SyncLog>> {
+        self.one_run(
+            &live_by_id(E::DIALECT, &self.table),
+            vec![id.into()],
+        )
+        .await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list(&self, filter: &ListFilter) -> Result<Page> {
+        let mut conditions = Vec::new();
+        let mut params: Vec<Param> = Vec::new();
+        let mut condition = |column: &str, value: Param| {
+            params.push(value);
+            conditions.push(format!("{column} = ${}", params.len()));
+        };
+        if let Some(id) = filter.workspace_connector_id {
+            condition("workspace_connector_id", id.into());
+        }
+        if let Some(slug) = &filter.connector_slug {
+            condition("connector_slug", slug.as_str().into());
+        }
+        if let Some(status) = filter.status {
+            // Compared as text: an observed table's status may be an enum type.
+            condition("cast(status as text)", status.as_str().into());
+        }
+        let cursor_from = filter.cursor.map(|cursor| {
+            params.push(cursor.created_at.into());
+            params.push(cursor.id.into());
+            params.len() - 1
+        });
+        params.push(Param::Int(i64::from(filter.limit) + 1));
+        let sql = list(
+            E::DIALECT,
+            &self.table,
+            &conditions,
+            cursor_from,
+            params.len(),
+        );
+        let rows = self.engine.fetch_all(PoolKind::Api, &sql, params).await?;
+        let mut items = rows.iter().map(decode_run).collect::<Result<Vec<_>>>()?;
+        let next_cursor = paginate(&mut items, filter.limit);
+        Ok(Page { items, next_cursor })
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn soft_delete(&self, id: Uuid) -> Result<bool> {
+        self.writable()?;
+        let sql = soft_delete(E::DIALECT, &self.table);
+        let done = self
+            .engine
+            .execute(PoolKind::Api, &sql, vec![id.into()])
+            .await?;
+        Ok(done == 1)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn connector_status(&self, filter: &StatusFilter) -> Result<Vec<ConnectorStatus>> {
+        let sql = connector_status(E::DIALECT, &self.table);
+        let params = vec![
+            Param::Uuid(filter.workspace_connector_id),
+            filter.connector_slug.clone().into(),
+        ];
+        let rows = self.engine.fetch_all(PoolKind::Api, &sql, params).await?;
+        rows.iter()
+            .map(decode_connector_status)
+            .collect()
+    }
 }

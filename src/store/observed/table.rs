@@ -13,7 +13,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::dialect::Dialect;
+use crate::store::engine::Dialect;
 
 pub const DEFAULT_TABLE: &str = "workspace_connector_sync_log";
 pub const DEFAULT_CONNECTION_COLUMN: &str = "workspace_connector_id";
@@ -253,7 +253,7 @@ impl TableMap {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::dialect::{POSTGRES, SQLITE};
+    use crate::store::engine::{POSTGRES, SQLITE};
 
     #[test]
     fn names_are_checked_and_quoted() {

@@ -20,8 +20,8 @@ use sqlx::sqlite::{
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::dialect::{bind_all, Columns, Dialect, Engine, Param, PoolKind, SQLITE};
-use super::{Backend, DatabaseUrl, PoolOptions, Result, StoreError};
+use super::{bind_all, Columns, Dialect, Engine, Param, PoolKind, SQLITE};
+use crate::store::{Backend, DatabaseUrl, PoolOptions, Result, StoreError};
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 

@@ -1,0 +1,164 @@
+//! The scanner's view of the sync log: [`ScanSource`] (finished runs, aggregated or one by
+//! one, and per-connection states walked from the table) and [`LiveReads`] (runs still live,
+//! and the recent runs its learned signals start from), with the values they give.
+//! Terminal-run queries include soft-deleted rows: a run that happened stays counted.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{ConnectionState, Result};
+use crate::domain::Status;
+
+/// Terminal runs of one (connector, trigger, status), histogram buckets counted in SQL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TerminalAggregate {
+    pub connector_slug: String,
+    pub trigger_type: Option<String>,
+    pub status: Status,
+    pub runs: u64,
+    /// Runs with a duration (they started); `duration_buckets[i]` counts those with
+    /// `duration <= bounds[i]`.
+    pub duration_count: u64,
+    pub duration_sum_seconds: f64,
+    pub duration_buckets: Vec<u64>,
+    pub delay_count: u64,
+    pub delay_sum_seconds: f64,
+    pub delay_buckets: Vec<u64>,
+    pub records_synced: f64,
+    pub last_completed_at: Option<DateTime<Utc>>,
+    /// The failed runs' `error` (its first [`ERROR_PREFIX_CHARS`] characters): failed runs
+    /// are grouped by it, so each group's failure reason can be told.
+    pub error: Option<String>,
+}
+
+/// Characters of `error` the aggregates group failed runs by.
+pub const ERROR_PREFIX_CHARS: usize = 1024;
+
+/// One terminal run, for the incremental scan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TerminalRun {
+    pub id: Uuid,
+    pub workspace_connector_id: Uuid,
+    pub connector_slug: String,
+    pub trigger_type: Option<String>,
+    pub status: Status,
+    pub duration_seconds: Option<f64>,
+    pub dispatch_delay_seconds: Option<f64>,
+    pub records_synced: Option<f64>,
+    pub completed_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub error: Option<String>,
+    /// Soft-deleted (it stays counted; it teaches the learned schedules nothing).
+    pub deleted: bool,
+}
+
+/// Active runs of one (connector, status).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActiveGroup {
+    pub connector_slug: String,
+    pub status: Status,
+    pub count: u64,
+    pub stuck: u64,
+    pub oldest: DateTime<Utc>,
+}
+
+/// When an active run counts as stuck, as absolute cut-offs computed from the clock.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StuckCutoffs {
+    /// `scheduled` and created before this.
+    pub scheduled_before: DateTime<Utc>,
+    /// `in_progress` and not updated (no heartbeat) since this.
+    pub idle_before: DateTime<Utc>,
+    /// `in_progress` and started before this (ran longer than the maximum).
+    pub started_before: DateTime<Utc>,
+}
+
+/// One live run (scheduled or in progress), for the learned signals.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveRun {
+    pub workspace_connector_id: Uuid,
+    pub connector_slug: String,
+    pub status: Status,
+    pub trigger_type: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+}
+
+/// One of a connection's latest runs: a scheduled run's creation (`duration_ms` null), or
+/// a successful run's duration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecentRun {
+    pub workspace_connector_id: Uuid,
+    pub connector_slug: String,
+    pub created_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub duration_ms: Option<i64>,
+}
+
+/// What the scanner reads about finished runs.
+#[async_trait]
+pub trait ScanSource: Send + Sync + 'static {
+    /// The database clock.
+    async fn db_now(&self) -> Result<DateTime<Utc>>;
+
+    /// Terminal runs completed at or before `upto` (and strictly after `after`, when
+    /// given), aggregated in SQL per (connector, trigger, status), with histogram buckets
+    /// for the given bounds (seconds).
+    async fn terminal_aggregate(
+        &self,
+        after: Option<DateTime<Utc>>,
+        upto: DateTime<Utc>,
+        duration_bounds: &[f64],
+        delay_bounds: &[f64],
+    ) -> Result<Vec<TerminalAggregate>>;
+
+    /// Terminal runs completed strictly after `after` (and at or before `upto`, when
+    /// given), oldest first.
+    async fn terminal_after(
+        &self,
+        after: DateTime<Utc>,
+        upto: Option<DateTime<Utc>>,
+    ) -> Result<Vec<TerminalRun>>;
+
+    /// Per-connection states (latest terminal run, failures since the last success) of at
+    /// most `limit` connections in id order after `after` (from the first when `None`),
+    /// computed from the table (the saved ones: [`StateStore`](super::StateStore)).
+    async fn connection_states(
+        &self,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<ConnectionState>>;
+
+    /// Where a chunk of `rows` terminal runs completed after `after` and at or before
+    /// `upto` ends (oldest first): the completion time of the last run of the chunk, or
+    /// `None` when fewer runs remain than a whole chunk.
+    async fn terminal_boundary(
+        &self,
+        after: Option<DateTime<Utc>>,
+        upto: DateTime<Utc>,
+        rows: u64,
+    ) -> Result<Option<DateTime<Utc>>>;
+
+    /// The oldest completion time in the table.
+    async fn first_completed_at(&self) -> Result<Option<DateTime<Utc>>>;
+}
+
+/// What the scanner reads about runs still live.
+#[async_trait]
+pub trait LiveReads: Send + Sync + 'static {
+    /// Live scheduled and in-progress runs per (connector, status).
+    async fn active_groups(&self, cutoffs: &StuckCutoffs) -> Result<Vec<ActiveGroup>>;
+
+    /// Ids of live runs that are stuck by `cutoffs` (at most 1000, oldest first).
+    async fn stuck_runs(&self, cutoffs: &StuckCutoffs) -> Result<Vec<Uuid>>;
+
+    /// Live runs in progress and live `cloud_task` runs, one by one (at most `limit`,
+    /// oldest first), for the learned schedules and durations.
+    async fn live_runs(&self, limit: usize) -> Result<Vec<LiveRun>>;
+
+    /// The latest scheduled and successful runs of each of `ids` (see
+    /// [`RecentRun`]), to rebuild what the scanner learned about them.
+    async fn recent_runs(&self, ids: &[Uuid]) -> Result<Vec<RecentRun>>;
+}

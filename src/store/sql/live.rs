@@ -1,0 +1,186 @@
+//! What the scanner reads about runs still live: active runs per connector and status
+//! with their stuck counts, the stuck runs' ids, the live runs one by one, and the recent
+//! runs of given connections that the learned signals start from; their decoders, and
+//! [`LiveReads`] over them.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::SqlStore;
+use crate::store::engine::{Columns, Dialect, Engine, Param};
+use crate::store::observed::TableMap;
+use crate::store::{ActiveGroup, LiveRun, LiveReads, RecentRun, Result, StuckCutoffs};
+
+/// Active runs grouped by connector and status, with stuck counts. Parameters: 1 the
+/// scheduled cut-off, 2 the idle cut-off, 3 the started cut-off ([`cutoff_params`]).
+pub fn active_groups_sql(d: &Dialect, t: &TableMap) -> String {
+    format!(
+        "select connector_slug, status, count(*) as runs, \
+       coalesce(sum(case \
+         when status = 'scheduled' and created_at < $1 then 1 \
+         when status = 'in_progress' and (updated_at < $2 \
+              or coalesce(started_at, created_at) < $3) then 1 \
+         else 0 end), 0) as stuck, \
+       min(case when status = 'in_progress' then coalesce(started_at, created_at) \
+                else created_at end) as oldest \
+     from {} \
+     where status in ('scheduled', 'in_progress') and deleted_at is null \
+     group by connector_slug, status",
+        t.source(d, "s")
+    )
+}
+
+/// Ids of active runs stuck by the same rules (parameters as in [`active_groups_sql`]).
+pub fn stuck_ids_sql(d: &Dialect, t: &TableMap) -> String {
+    format!(
+        "select workspace_connector_sync_log_id from {} \
+     where status in ('scheduled', 'in_progress') and deleted_at is null and ( \
+       (status = 'scheduled' and created_at < $1) or \
+       (status = 'in_progress' and (updated_at < $2 \
+          or coalesce(started_at, created_at) < $3))) \
+     order by created_at limit 1000",
+        t.source(d, "s")
+    )
+}
+
+/// A row of [`active_groups_sql`].
+pub fn decode_active(row: &impl Columns) -> Result<ActiveGroup> {
+    Ok(ActiveGroup {
+        connector_slug: row.connector(0)?,
+        status: row.status(1)?,
+        count: row.count(2)?,
+        stuck: row.count(3)?,
+        oldest: row.timestamp_req(4)?,
+    })
+}
+
+/// Live runs in progress, and live scheduled-trigger runs (the ones the learned state
+/// reads), oldest first; at most `$1`.
+pub fn live_runs_sql(d: &Dialect, t: &TableMap) -> String {
+    format!(
+        "select workspace_connector_id, connector_slug, status, trigger_type, created_at, \
+           started_at \
+         from {} \
+         where status in ('scheduled', 'in_progress') and deleted_at is null \
+           and (status = 'in_progress' or trigger_type = 'cloud_task') \
+         order by created_at limit $1",
+        t.source(d, "s")
+    )
+}
+
+/// For the `ids` connections (parameters `$1`…`$n`): their latest 21 live `cloud_task`
+/// runs by creation, and their latest 20 live successful runs with a duration by
+/// completion. Each connection's cut-off is one index probe (`offset` down its
+/// `(connection, created_at)` or `(connection, completed_at)` index entries), then a range
+/// read above it: its cost follows the number of connections, not their history.
+pub fn recent_runs_sql(d: &Dialect, t: &TableMap, ids: usize) -> String {
+    let values: Vec<String> = (1..=ids)
+        .map(|n| format!("({})", d.typed(n, "uuid")))
+        .collect();
+    let probe = |alias: &str| t.source(d, alias);
+    format!(
+        "with c(id) as (values {values}),
+floors as (
+    select c.id,
+        (select p.created_at from {p} where p.workspace_connector_id = c.id
+           and p.trigger_type = 'cloud_task' and p.deleted_at is null
+         order by p.created_at desc limit 1 offset 20) as created_floor,
+        (select q.completed_at from {q} where q.workspace_connector_id = c.id
+           and q.completed_at is not null and q.status = 'success' and q.deleted_at is null
+           and q.duration_ms is not null
+         order by q.completed_at desc limit 1 offset 19) as success_floor
+    from c
+)
+select l.workspace_connector_id, l.connector_slug, l.created_at, null, null
+from floors f join {l} on l.workspace_connector_id = f.id
+where l.trigger_type = 'cloud_task' and l.deleted_at is null
+  and (f.created_floor is null or l.created_at >= f.created_floor)
+union all
+select m.workspace_connector_id, m.connector_slug, m.created_at, m.completed_at, m.duration_ms
+from floors f join {m} on m.workspace_connector_id = f.id
+where m.completed_at is not null and m.status = 'success' and m.deleted_at is null
+  and m.duration_ms is not null
+  and (f.success_floor is null or m.completed_at >= f.success_floor)",
+        values = values.join(", "),
+        p = probe("p"),
+        q = probe("q"),
+        l = probe("l"),
+        m = probe("m"),
+    )
+}
+
+/// A row of [`live_runs_sql`].
+pub fn decode_live_run(row: &impl Columns) -> Result<LiveRun> {
+    Ok(LiveRun {
+        workspace_connector_id: row.uuid_req(0)?,
+        connector_slug: row.connector(1)?,
+        status: row.status(2)?,
+        trigger_type: row.text(3)?,
+        created_at: row.timestamp_req(4)?,
+        started_at: row.timestamp(5)?,
+    })
+}
+
+/// A row of [`recent_runs_sql`].
+pub fn decode_recent_run(row: &impl Columns) -> Result<RecentRun> {
+    Ok(RecentRun {
+        workspace_connector_id: row.uuid_req(0)?,
+        connector_slug: row.connector(1)?,
+        created_at: row.timestamp_req(2)?,
+        completed_at: row.timestamp(3)?,
+        duration_ms: row.int(4)?,
+    })
+}
+
+/// The cut-offs as the parameters of [`active_groups_sql`] and [`stuck_ids_sql`].
+fn cutoff_params(cutoffs: &StuckCutoffs) -> Vec<Param> {
+    vec![
+        cutoffs.scheduled_before.into(),
+        cutoffs.idle_before.into(),
+        cutoffs.started_before.into(),
+    ]
+}
+
+#[async_trait]
+impl<E: Engine> LiveReads for SqlStore<E> {
+    #[tracing::instrument(skip_all)]
+    async fn active_groups(&self, cutoffs: &StuckCutoffs) -> Result<Vec<ActiveGroup>> {
+        let rows = self
+            .scan_rows(
+                &active_groups_sql(E::DIALECT, &self.table),
+                cutoff_params(cutoffs),
+            )
+            .await?;
+        rows.iter().map(decode_active).collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn stuck_runs(&self, cutoffs: &StuckCutoffs) -> Result<Vec<Uuid>> {
+        let rows = self
+            .scan_rows(
+                &stuck_ids_sql(E::DIALECT, &self.table),
+                cutoff_params(cutoffs),
+            )
+            .await?;
+        rows.iter().map(|row| row.uuid_req(0)).collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn live_runs(&self, limit: usize) -> Result<Vec<LiveRun>> {
+        let sql = live_runs_sql(E::DIALECT, &self.table);
+        let params = vec![Param::Int(limit.min(i64::MAX as usize) as i64)];
+        self.scan_decoded(&sql, params, decode_live_run)
+            .await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn recent_runs(&self, ids: &[Uuid]) -> Result<Vec<RecentRun>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = recent_runs_sql(E::DIALECT, &self.table, ids.len());
+        let params = ids.iter().map(|id| Param::from(*id)).collect();
+        self.scan_decoded(&sql, params, decode_recent_run)
+            .await
+    }
+}

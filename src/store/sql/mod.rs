@@ -1,0 +1,86 @@
+//! [`SqlStore`]: the one implementation of the store's traits over either database's
+//! [`Engine`]. One file per consumer, each holding its statements, their parameters, their
+//! decoders and the trait it implements: `lifecycle.rs` ([`RunStore`](super::RunStore)),
+//! `retention.rs` ([`Retention`](super::Retention)), `scanner.rs`
+//! ([`ScanSource`](super::ScanSource)), `live.rs` ([`LiveReads`](super::LiveReads)),
+//! `state.rs` ([`StateStore`](super::StateStore)), `status_page.rs`
+//! ([`PageReads`](super::PageReads)) and `catalogue.rs` ([`Catalogue`](super::Catalogue)).
+
+mod catalogue;
+mod lifecycle;
+mod live;
+mod retention;
+mod scanner;
+mod state;
+mod status_page;
+
+use super::engine::{Engine, Param, PoolKind};
+use lifecycle::decode_run;
+use super::observed::TableMap;
+use super::{Result, StoreError};
+use crate::domain::SyncLog;
+
+pub use scanner::postgres_scanner_queries;
+
+/// A store over one database engine (PostgreSQL or SQLite), reading the sync log `table`
+/// maps. Opened read-only (an observed table), it refuses every write to the sync log
+/// itself, in [`SqlStore::writable`], before any statement is sent.
+#[derive(Debug, Clone)]
+pub struct SqlStore<E> {
+    engine: E,
+    table: TableMap,
+    read_only: bool,
+}
+
+impl<E: Engine> SqlStore<E> {
+    pub fn new(engine: E, table: TableMap, read_only: bool) -> Self {
+        Self {
+            engine,
+            table,
+            read_only,
+        }
+    }
+
+    /// The one place a write to the sync log is refused when syncwatch only observes it.
+    fn writable(&self) -> Result<()> {
+        if self.read_only {
+            Err(StoreError::ObserveOnly)
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn one_run(&self, sql: &str, params: Vec<Param>) -> Result<Option<SyncLog>> {
+        let row = self
+            .engine
+            .fetch_optional(PoolKind::Api, sql, params)
+            .await?;
+        row.as_ref().map(decode_run).transpose()
+    }
+
+    async fn scan_rows(&self, sql: &str, params: Vec<Param>) -> Result<Vec<E::Row>> {
+        self.engine.fetch_all(PoolKind::Scan, sql, params).await
+    }
+
+    /// A scanner read, every row decoded.
+    async fn scan_decoded<T>(
+        &self,
+        sql: &str,
+        params: Vec<Param>,
+        decode: impl Fn(&E::Row) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        self.scan_rows(sql, params)
+            .await?
+            .iter()
+            .map(decode)
+            .collect()
+    }
+}
+
+fn json_text(metadata: &Option<serde_json::Map<String, serde_json::Value>>) -> Param {
+    Param::Text(
+        metadata
+            .as_ref()
+            .map(|m| serde_json::Value::Object(m.clone()).to_string()),
+    )
+}

@@ -1,0 +1,126 @@
+//! syncwatch's own state in its own tables: the scanner's checkpoint (its totals and the
+//! point they are settled up to) and the saved per-connection states; the statements, their
+//! parameters, and [`StateStore`] over them.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::scanner::decode_connection_state;
+use super::SqlStore;
+use crate::store::engine::{Columns, Dialect, Engine, Param, PoolKind};
+use crate::store::{ConnectionState, Result, StateStore};
+
+/// The scanner's saved totals.
+pub const LOAD_CHECKPOINT: &str =
+    "select settled_upto, totals from syncwatch_scanner_checkpoint where name = 'totals'";
+
+/// Replace the scanner's saved totals. Parameters: 1 settled up to, 2 totals (JSON text).
+pub fn save_checkpoint(d: &Dialect) -> String {
+    format!(
+        "insert into syncwatch_scanner_checkpoint (name, settled_upto, totals) \
+         values ('totals', $1, $2) \
+         on conflict (name) do update set settled_upto = excluded.settled_upto, \
+           totals = excluded.totals, updated_at = {now}",
+        now = d.now
+    )
+}
+
+/// The saved per-connection states, at most `$1` in id order (with `after`, after `$2`);
+/// the columns of [`decode_connection_state`].
+pub fn saved_connection_states_sql(d: &Dialect, after: bool) -> String {
+    format!(
+        "select workspace_connector_id, connector_slug, last_status, last_completed_at, \
+           consecutive_failures from syncwatch_connection_state{after} \
+         order by workspace_connector_id limit $1",
+        after = if after {
+            format!(" where workspace_connector_id > {}", d.typed(2, "uuid"))
+        } else {
+            String::new()
+        },
+    )
+}
+
+/// Upsert of `rows` saved connection states, five parameters each.
+pub fn save_connection_states_sql(rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|r| {
+            let p = |i: usize| format!("${}", r * 5 + i);
+            format!("({}, {}, {}, {}, {})", p(1), p(2), p(3), p(4), p(5))
+        })
+        .collect();
+    format!(
+        "insert into syncwatch_connection_state (workspace_connector_id, connector_slug, \
+           last_status, last_completed_at, consecutive_failures) values {} \
+         on conflict (workspace_connector_id) do update set \
+           connector_slug = excluded.connector_slug, last_status = excluded.last_status, \
+           last_completed_at = excluded.last_completed_at, \
+           consecutive_failures = excluded.consecutive_failures",
+        values.join(", ")
+    )
+}
+
+/// The parameters of one row of [`save_connection_states_sql`].
+fn state_params(state: &ConnectionState) -> [Param; 5] {
+    [
+        state.workspace_connector_id.into(),
+        state.connector_slug.as_str().into(),
+        state.last_status.as_str().into(),
+        state.last_completed_at.into(),
+        Param::Int(state.consecutive_failures.min(i64::MAX as u64) as i64),
+    ]
+}
+
+/// Rows of one connection-state upsert: 1000 parameters, well inside both databases'
+/// limits.
+const CONNECTION_STATES_PER_STATEMENT: usize = 200;
+
+#[async_trait]
+impl<E: Engine> StateStore for SqlStore<E> {
+    #[tracing::instrument(skip_all)]
+    async fn load_checkpoint(&self) -> Result<Option<(DateTime<Utc>, String)>> {
+        let rows = self.scan_rows(LOAD_CHECKPOINT, vec![]).await?;
+        rows.first()
+            .map(|row| Ok((row.timestamp_req(0)?, row.text_req(1)?)))
+            .transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn save_checkpoint(
+        &self,
+        settled_upto: DateTime<Utc>,
+        totals: &str,
+        connections: &[ConnectionState],
+    ) -> Result<()> {
+        // The states first: a failure between the two leaves them ahead of the totals,
+        // which a start handles (it applies a run to a connection only when newer); the
+        // reverse would leave the checkpoint claiming states that were never saved.
+        for chunk in connections.chunks(CONNECTION_STATES_PER_STATEMENT) {
+            let sql = save_connection_states_sql(chunk.len());
+            let params = chunk.iter().flat_map(state_params).collect();
+            self.engine.execute(PoolKind::Scan, &sql, params).await?;
+        }
+        let sql = save_checkpoint(E::DIALECT);
+        self.engine
+            .execute(
+                PoolKind::Scan,
+                &sql,
+                vec![settled_upto.into(), totals.into()],
+            )
+            .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn saved_connection_states(
+        &self,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<ConnectionState>> {
+        let sql = saved_connection_states_sql(E::DIALECT, after.is_some());
+        let mut params = vec![Param::Int(limit.min(i64::MAX as usize) as i64)];
+        params.extend(after.map(Param::from));
+        self.scan_decoded(&sql, params, decode_connection_state)
+            .await
+    }
+}

@@ -1,0 +1,73 @@
+//! syncwatch's own state: [`StateStore`] keeps the scanner's checkpoint (its totals and the
+//! point they are settled up to) and the per-connection states it saved with it, in
+//! syncwatch's tables (beside an owned sync log, or in a state store beside an observed
+//! one), or nowhere ([`NoState`]: the scanner keeps them in memory).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::Result;
+use crate::domain::Status;
+
+/// The latest terminal run of one connection and the failures since its last success.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectionState {
+    pub workspace_connector_id: Uuid,
+    pub connector_slug: String,
+    pub last_status: Status,
+    pub last_completed_at: DateTime<Utc>,
+    pub consecutive_failures: u64,
+}
+
+/// Where the scanner's checkpoint is kept.
+#[async_trait]
+pub trait StateStore: Send + Sync + 'static {
+    /// The scanner's saved totals: the point they are settled up to, and their JSON.
+    async fn load_checkpoint(&self) -> Result<Option<(DateTime<Utc>, String)>>;
+
+    /// Upsert the given connection states, then replace the scanner's saved totals (in
+    /// that order, so saved totals never claim states that were not saved).
+    async fn save_checkpoint(
+        &self,
+        settled_upto: DateTime<Utc>,
+        totals: &str,
+        connections: &[ConnectionState],
+    ) -> Result<()>;
+
+    /// At most `limit` saved connection states in id order after `after` (from the first
+    /// when `None`).
+    async fn saved_connection_states(
+        &self,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<ConnectionState>>;
+}
+
+/// No state store (an observed table without one): nothing is saved, nothing is loaded;
+/// the scanner's state lives in its memory and is rebuilt from the table after a restart.
+pub struct NoState;
+
+#[async_trait]
+impl StateStore for NoState {
+    async fn load_checkpoint(&self) -> Result<Option<(DateTime<Utc>, String)>> {
+        Ok(None)
+    }
+
+    async fn save_checkpoint(
+        &self,
+        _settled_upto: DateTime<Utc>,
+        _totals: &str,
+        _connections: &[ConnectionState],
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    async fn saved_connection_states(
+        &self,
+        _after: Option<Uuid>,
+        _limit: usize,
+    ) -> Result<Vec<ConnectionState>> {
+        Ok(Vec::new())
+    }
+}
