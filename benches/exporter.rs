@@ -104,7 +104,7 @@ async fn main() -> anyhow::Result<()> {
         .timeout(Duration::from_secs(600))
         .build()?;
 
-    // syncwatch: start, wait for the first (baseline) scan, then steady scans every 2 s.
+    // syncwatch: start, wait for the first (build) scan, then steady scans every 2 s.
     let (server, _api, metrics_url, startup) = serve(&db.url, &["--scan-interval", "2s"]).await?;
     let pid = server.0.id();
     // After the first scan: the scans that read each connection's latest runs for the
@@ -212,7 +212,7 @@ async fn main() -> anyhow::Result<()> {
         med(&pe_times) / med(&sw_times)
     );
     println!(
-        "syncwatch: first scan (startup baseline) done {:.1} s after start; steady scan every 2 s costs \
+        "syncwatch: first scan (startup build) done {:.1} s after start; steady scan every 2 s costs \
          {pg_per_scan:.1} ms PostgreSQL CPU and {sw_per_scan:.1} ms syncwatch CPU; RSS {} MiB (peak {} MiB)",
         startup.as_secs_f64(),
         rss / 1024,

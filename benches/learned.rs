@@ -12,8 +12,8 @@ use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
 use syncwatch::domain::Status;
-use syncwatch::scan::{LearnedRules, LearnedState};
 use syncwatch::store::{LiveRun, TerminalRun};
+use syncwatch::test_support::{LearnedRules, LearnedState};
 use uuid::Uuid;
 
 use support::{arg, median_ms, rss_kib};
@@ -103,7 +103,7 @@ fn main() -> anyhow::Result<()> {
     println!(
         "\nprocess RSS {after:.1} MiB (before the state: {before:.1} MiB); size_of one connection's \
          windows: {} bytes",
-        std::mem::size_of::<syncwatch::scan::Learned>()
+        std::mem::size_of::<syncwatch::test_support::Learned>()
     );
     Ok(())
 }

@@ -18,11 +18,13 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use syncwatch::domain::Status;
-use syncwatch::metrics::{Exposition, Metrics};
-use syncwatch::scan::{
-    Changes, Connections, LearnedSignals, ScanConfig, SnapshotBuilder, SnapshotInputs, Totals,
-};
+use syncwatch::metrics::Metrics;
+use syncwatch::scan::ScanConfig;
 use syncwatch::store::{ActiveGroup, TerminalRun};
+use syncwatch::test_support::Exposition;
+use syncwatch::test_support::{
+    Changes, Connections, LearnedSignals, SnapshotBuilder, SnapshotInputs, Totals,
+};
 use uuid::Uuid;
 
 use support::{arg, ms};

@@ -41,8 +41,9 @@ use syncwatch::clock::SystemClock;
 use syncwatch::metrics::Metrics;
 use syncwatch::scan::{ScanConfig, Scanner};
 use syncwatch::store::Lease;
-use syncwatch::store::test_support::postgres_scanner_queries;
 use syncwatch::store::Store;
+use syncwatch::test_support::postgres_scanner_queries;
+use syncwatch::test_support::ScannerExt;
 
 use support::{arg, median_ms, ms, BenchDb, CONNECTIONS, CONNECTORS};
 

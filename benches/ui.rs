@@ -85,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
             .list(&ListFilter {
                 workspace_connector_id: Some(busiest),
                 cursor: before,
-                limit: syncwatch::ui::PAGE_SIZE as u32,
+                limit: syncwatch::test_support::PAGE_SIZE as u32,
                 ..ListFilter::default()
             })
             .await?;

@@ -17,4 +17,6 @@ pub mod settings;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+#[doc(hidden)]
+pub mod test_support;
 pub mod ui;

@@ -39,7 +39,6 @@ pub fn median_ms(samples: &[Duration]) -> f64 {
     ms(sorted[sorted.len() / 2])
 }
 
-
 fn url_of(name: &str) -> String {
     let mut url = url::Url::parse(&admin_url()).expect("TEST_DATABASE_URL is a URL");
     url.set_path(name);
@@ -275,8 +274,6 @@ pub fn rss_kib(pid: u32) -> (u64, u64) {
     };
     (field("VmRSS:"), field("VmHWM:"))
 }
-
-
 
 /// `syncwatch serve` (the release binary) on `url`; returns once `/metrics` shows a
 /// successful scan, with the time that took.

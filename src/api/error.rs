@@ -53,7 +53,7 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn status_code(&self) -> StatusCode {
+    fn status_code(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -68,7 +68,7 @@ impl ApiError {
         }
     }
 
-    pub fn code(&self) -> &'static str {
+    fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Validation(_) => "validation_failed",

@@ -12,15 +12,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::routing::{get, post};
+use axum::handler::Handler;
+use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 use tower_http::trace::TraceLayer;
 
 pub use crate::auth::ApiAuth;
-pub use error::ApiError;
+pub(crate) use error::ApiError;
 pub use middleware::{RequestObserver, ServedRequest};
-pub use openapi::OPENAPI_JSON;
-pub use sync_logs::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+pub(crate) use openapi::OPENAPI_JSON;
 
 use crate::domain::Action;
 use crate::metrics::Metrics;
@@ -28,7 +28,7 @@ use crate::store::Store;
 
 /// What every handler reads.
 #[derive(Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     pub store: Store,
 }
 
@@ -59,7 +59,7 @@ pub struct ApiSettings {
 
     /// The failure rules the pages classify error text with (the scanner's).
     #[arg(skip)]
-    pub failure_rules: Arc<crate::scan::FailureRules>,
+    pub failure_rules: Arc<crate::domain::FailureRules>,
 }
 
 impl Default for ApiSettings {
@@ -68,22 +68,62 @@ impl Default for ApiSettings {
     }
 }
 
-/// Every route the API serves, as `(method, path template)`. The OpenAPI document is
-/// tested against this list.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("post", "/v1/sync-logs"),
-    ("get", "/v1/sync-logs"),
-    ("get", "/v1/sync-logs/{id}"),
-    ("delete", "/v1/sync-logs/{id}"),
-    ("post", "/v1/sync-logs/{id}/start"),
-    ("post", "/v1/sync-logs/{id}/heartbeat"),
-    ("post", "/v1/sync-logs/{id}/succeed"),
-    ("post", "/v1/sync-logs/{id}/fail"),
-    ("get", "/v1/connector-status"),
-    ("get", "/healthz"),
-    ("get", "/readyz"),
-    ("get", "/openapi.json"),
-];
+/// One route of the API: its method, its path template and its handler. The router is
+/// built from [`routes`] and from nothing else, so that list is the router's own (the
+/// OpenAPI test compares the document with it).
+pub(crate) struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    /// Behind the bearer-token check (and refused when observing, for writes).
+    pub authenticated: bool,
+    handler: MethodRouter<AppState>,
+}
+
+impl Route {
+    fn new<H, T>(method: MethodFilter, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let name = [
+            (MethodFilter::GET, "get"),
+            (MethodFilter::POST, "post"),
+            (MethodFilter::DELETE, "delete"),
+        ]
+        .into_iter()
+        .find_map(|(filter, name)| (filter == method).then_some(name))
+        .expect("a method the API serves");
+        Self {
+            method: name,
+            path,
+            authenticated: path.starts_with("/v1/"),
+            handler: on(method, handler),
+        }
+    }
+}
+
+/// Every route the API serves (the status page's are `ui::router`'s).
+pub(crate) fn routes() -> Vec<Route> {
+    use MethodFilter as M;
+    vec![
+        Route::new(M::POST, "/v1/sync-logs", sync_logs::create),
+        Route::new(M::GET, "/v1/sync-logs", sync_logs::list),
+        Route::new(M::GET, "/v1/sync-logs/{id}", sync_logs::get),
+        Route::new(M::DELETE, "/v1/sync-logs/{id}", sync_logs::delete),
+        Route::new(M::POST, "/v1/sync-logs/{id}/start", sync_logs::start),
+        Route::new(M::POST, "/v1/sync-logs/{id}/heartbeat", |s, id, body| {
+            sync_logs::with_metadata(Action::Heartbeat, s, id, body)
+        }),
+        Route::new(M::POST, "/v1/sync-logs/{id}/succeed", |s, id, body| {
+            sync_logs::with_metadata(Action::Succeed, s, id, body)
+        }),
+        Route::new(M::POST, "/v1/sync-logs/{id}/fail", sync_logs::fail),
+        Route::new(M::GET, "/v1/connector-status", sync_logs::connector_status),
+        Route::new(M::GET, "/healthz", health::healthz),
+        Route::new(M::GET, "/readyz", health::readyz),
+        Route::new(M::GET, "/openapi.json", openapi::openapi),
+    ]
+}
 
 /// The API's routes and layers. Requests are counted into `metrics` and, when given,
 /// reported to `observer`.
@@ -105,26 +145,15 @@ pub fn router(
         crate::ui::router(state, settings.auth.clone())
     });
     let state = AppState { store };
-    let v1 = Router::new()
-        .route(
-            "/v1/sync-logs",
-            post(sync_logs::create).get(sync_logs::list),
-        )
-        .route(
-            "/v1/sync-logs/{id}",
-            get(sync_logs::get).delete(sync_logs::delete),
-        )
-        .route("/v1/sync-logs/{id}/start", post(sync_logs::start))
-        .route(
-            "/v1/sync-logs/{id}/heartbeat",
-            post(|s, id, body| sync_logs::with_metadata(Action::Heartbeat, s, id, body)),
-        )
-        .route(
-            "/v1/sync-logs/{id}/succeed",
-            post(|s, id, body| sync_logs::with_metadata(Action::Succeed, s, id, body)),
-        )
-        .route("/v1/sync-logs/{id}/fail", post(sync_logs::fail))
-        .route("/v1/connector-status", get(sync_logs::connector_status))
+    let (mut v1, mut open) = (Router::new(), Router::new());
+    for route in routes() {
+        if route.authenticated {
+            v1 = v1.route(route.path, route.handler);
+        } else {
+            open = open.route(route.path, route.handler);
+        }
+    }
+    let v1 = v1
         .route_layer(from_fn_with_state(observe_only, middleware::refuse_writes))
         .route_layer(from_fn_with_state(
             settings.auth.clone(),
@@ -133,9 +162,7 @@ pub fn router(
     Router::new()
         .merge(v1)
         .merge(ui.unwrap_or_default())
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/openapi.json", get(openapi::openapi))
+        .merge(open)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))

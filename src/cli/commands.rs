@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::SystemClock;
+use crate::domain::FailureRules;
 use crate::metrics::Metrics;
-use crate::scan::{prune_cutoff, prune_in_batches, FailureRules, ScanConfig, Scanner};
+use crate::scan::{prune_cutoff, prune_in_batches, ScanConfig, Scanner};
 use crate::startup::{shutdown_signal, Application, ServeSettings, StoreSettings, NO_STATE_STORE};
 use crate::store::{check_table, Lease, Store};
 
@@ -107,7 +108,6 @@ pub async fn prune(settings: &StoreSettings, older_than: Duration) -> anyhow::Re
     println!("prune: deleted {deleted} terminal runs completed before {before}");
     Ok(ExitCode::SUCCESS)
 }
-
 
 /// Prints one line per check; exits non-zero when any fails.
 pub async fn check(settings: &StoreSettings) -> anyhow::Result<ExitCode> {

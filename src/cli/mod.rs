@@ -156,11 +156,24 @@ mod tests {
         assert_eq!(said.len(), 1);
         assert!(said[0].contains("--repair-interval"), "{}", said[0]);
         assert!(
-            Cli::try_parse_from(["syncwatch", "serve", "--rebaseline-interval", "3h", "--repair-interval", "2h"]).is_err(),
+            Cli::try_parse_from([
+                "syncwatch",
+                "serve",
+                "--rebaseline-interval",
+                "3h",
+                "--repair-interval",
+                "2h"
+            ])
+            .is_err(),
             "both spellings at once are refused"
         );
-        let help = Cli::try_parse_from(["syncwatch", "serve", "--help"]).unwrap_err().to_string();
-        assert!(help.contains("--repair-interval") && !help.contains("--rebaseline-interval"), "{help}");
+        let help = Cli::try_parse_from(["syncwatch", "serve", "--help"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            help.contains("--repair-interval") && !help.contains("--rebaseline-interval"),
+            "{help}"
+        );
     }
 
     #[test]

@@ -1,10 +1,13 @@
 //! The sync run as a value: its statuses, triggers, the lifecycle state machine and the
-//! validation rules for what a client may write. Pure logic, no I/O.
+//! validation rules for what a client may write, and the failure rules that tell why a run
+//! failed and who can fix it. Pure logic: no I/O but reading a rules file.
 
+mod failure_rules;
 mod run;
 mod status;
 mod validate;
 
+pub use failure_rules::{FailureRules, Owner, RulesError};
 pub use run::{ConnectorStatus, NewSyncLog, SyncLog};
 pub use status::{Action, Status, TransitionError, TriggerType};
 pub use validate::{

@@ -80,7 +80,8 @@ impl Exposition {
 
     /// The same without the text: kept only while somebody scrapes without gzip (Prometheus
     /// always asks for gzip), it is most of the memory an exposition holds.
-    pub fn without_text(mut self) -> Self {
+    #[cfg(test)]
+    fn without_text(mut self) -> Self {
         self.text = Vec::new();
         self
     }

@@ -37,10 +37,6 @@ impl MetricsServer {
         })
     }
 
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-
     /// Serve until `stop` resolves.
     pub async fn run_until_stopped(
         self,

@@ -183,7 +183,8 @@ fn histograms<'a, const N: usize>(
 
 impl Snapshot {
     /// The text exposition of the domain families (empty when this replica does not lead).
-    pub fn write_text(&self, text: &mut Vec<u8>) {
+    #[cfg(test)]
+    pub(crate) fn write_text(&self, text: &mut Vec<u8>) {
         let mut append = |piece: &[u8]| text.extend_from_slice(piece);
         let mut sink = TextSink::new(&mut append);
         self.write_to(&mut sink);

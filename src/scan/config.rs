@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::learned::LearnedRules;
-use super::reasons::FailureRules;
+use super::LearnedRules;
+use crate::domain::FailureRules;
 
 use crate::settings::{parse_bucket, parse_duration};
 

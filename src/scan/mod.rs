@@ -9,38 +9,25 @@
 //! is counted exactly once; a repair sweep, the checkpoint and retention run beside it in
 //! bounded steps (`steady.rs`) and never fail a scan. `docs/metrics.md` has the details.
 
-mod build;
 mod config;
-mod connections;
 mod error;
-mod families;
-mod learned;
-mod publish;
-mod reaper;
-mod reasons;
-mod retention;
-mod steady;
-mod totals;
+pub(crate) mod phase;
+pub(crate) mod snapshot;
+pub(crate) mod state;
 
-use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 pub use config::ScanConfig;
-pub use retention::{prune_cutoff, prune_in_batches};
-pub use connections::Connections;
 pub use error::ScanError;
-pub use learned::{
-    Learned, LearnedRules, LearnedSignals, LearnedState, Overdue, MIN_RUNS, SCHEDULE_RUNS,
-};
-pub use publish::{SnapshotBuilder, SnapshotInputs};
-pub use reasons::{FailureRules, Owner, RulesError, BUILTIN_RULES, NO_ERROR_REASON, OTHER_REASON};
-pub use totals::{saved_with_connections, Changes, Totals, NO_TRIGGER};
+pub use phase::{prune_cutoff, prune_in_batches};
+pub(crate) use snapshot::{SnapshotBuilder, SnapshotInputs};
+pub use state::saved_with_connections;
+pub(crate) use state::{Connections, LearnedRules, LearnedSignals, Totals};
 
-use build::{Anchor, Build, Chunks, Step, Walk};
-use steady::Steady;
+use phase::{Build, Chunks, Steady, Step};
 
 use crate::clock::Clock;
 use crate::metrics::{Maintenance, Metrics, Snapshot};
@@ -87,9 +74,9 @@ pub struct Scanner {
     store: Store,
     config: ScanConfig,
     clock: Arc<dyn Clock>,
-    metrics: Metrics,
+    pub(crate) metrics: Metrics,
     lease: Lease,
-    snapshots: SnapshotBuilder,
+    pub(crate) snapshots: SnapshotBuilder,
     phase: Option<Phase>,
     observer: Option<Arc<dyn RunObserver>>,
 }
@@ -123,23 +110,6 @@ impl Scanner {
     pub fn with_observer(mut self, observer: Arc<dyn RunObserver>) -> Self {
         self.observer = Some(observer);
         self
-    }
-
-    pub fn metrics(&self) -> &Metrics {
-        &self.metrics
-    }
-
-    /// Build the next snapshot in full rather than update the previous one, as after a
-    /// repair sweep (for benchmarks comparing the two ways).
-    pub fn rebuild_next_snapshot(&mut self) {
-        self.snapshots.rebuild_next();
-    }
-
-    /// How many snapshots were built in full rather than by updating the previous one:
-    /// the first, those after a repair sweep, and those that met a new connector or
-    /// (connector, trigger) pair.
-    pub fn full_snapshot_builds(&self) -> u64 {
-        self.snapshots.full_builds()
     }
 
     /// One scan, with its self metrics recorded. On error the last snapshot stays
@@ -290,31 +260,9 @@ impl Scanner {
         let build = Box::new(match saved {
             Some((upto, (totals, connections_saved))) => {
                 tracing::info!(settled_upto = %upto, "scanner: continuing from the checkpoint");
-                Build {
-                    totals,
-                    connections: Connections::default(),
-                    done_upto: Some(upto),
-                    first: None,
-                    follow_saved: connections_saved,
-                    walk: if connections_saved {
-                        Walk::Saved(None)
-                    } else {
-                        Walk::Pending
-                    },
-                    dirty: HashSet::new(),
-                    from_checkpoint: true,
-                }
+                Build::from_checkpoint(totals, upto, connections_saved)
             }
-            None => Build {
-                totals: Totals::with_rules(durations, delays, rules),
-                connections: Connections::default(),
-                done_upto: None,
-                first: None,
-                follow_saved: false,
-                walk: Walk::Pending,
-                dirty: HashSet::new(),
-                from_checkpoint: false,
-            },
+            None => Build::fresh(Totals::with_rules(durations, delays, rules)),
         });
         Ok(Phase::Building(build, Chunks::new(&self.config)))
     }
@@ -352,7 +300,12 @@ impl Scanner {
                     } else {
                         Vec::new()
                     };
-                    match self.store.state().save_checkpoint(upto, &json, &states).await {
+                    match self
+                        .store
+                        .state()
+                        .save_checkpoint(upto, &json, &states)
+                        .await
+                    {
                         Ok(()) if build.follow_saved => build.dirty.clear(),
                         Ok(()) => {}
                         Err(e) => self.metrics.maintenance_failed(Maintenance::Checkpoint, &e),
@@ -362,40 +315,13 @@ impl Scanner {
             return Ok(());
         };
         let recent = self.store.scan().terminal_after(upto, None).await?;
-        let Some(Phase::Building(mut build, chunks)) = self.phase.take() else {
+        let Some(Phase::Building(build, chunks)) = self.phase.take() else {
             return Ok(());
         };
-        let settled_totals = build.totals.clone();
-        let anchor = Anchor {
-            at: upto,
-            totals: build.totals.clone(),
-        };
-        let seen = build.add_recent(&recent);
         tracing::info!(settled_upto = %upto, "scanner build caught up; exporting");
         self.metrics.build_progress.set(1.0);
         report.caught_up = true;
-        let mut steady = Box::new(Steady {
-            totals: build.totals,
-            settled: settled_totals,
-            connections: build.connections,
-            seen,
-            low: upto,
-            dirty: build.dirty,
-            saved_upto: None,
-            saved_at: Instant::now(),
-            sweep: None,
-            swept_at: Instant::now(),
-            // A build from nothing has just read everything: no full sweep is owed.
-            full_swept_at: (!build.from_checkpoint).then(Instant::now),
-            anchor,
-            next_anchor: None,
-            chunks,
-            learn_queue: Vec::new(),
-        });
-        // What each connection's history teaches is read after the catch-up, a chunk per
-        // scan, so a start (from a checkpoint or not) is not held up by it.
-        steady.learn_queue = steady.connections.by_id.keys().copied().collect();
-        steady.learn_queue.sort_unstable_by(|a, b| b.cmp(a));
+        let mut steady = Steady::caught_up(build, upto, &recent, chunks);
         report.learning = !steady.learn_queue.is_empty();
         if self.config.checkpoint {
             if let Err(e) = steady.save(&self.store).await {

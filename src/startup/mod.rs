@@ -23,7 +23,7 @@ mod store_settings;
 
 #[cfg(feature = "otlp")]
 use crate::telemetry::otlp::{OtlpConfig, Pipeline};
-pub use store_settings::{StoreSettings, NO_STATE_STORE, STATE_SCHEMA};
+pub use store_settings::{StoreSettings, NO_STATE_STORE};
 
 /// The flags of `serve`.
 #[derive(Debug, Clone, Args)]
@@ -98,7 +98,7 @@ impl ServeSettings {
 
 /// With no token configured, `/v1` is open; that is only allowed on loopback unless the
 /// operator says otherwise.
-pub fn check_listen_security(
+fn check_listen_security(
     listen: SocketAddr,
     tokens: &[String],
     insecure_no_auth: bool,
@@ -206,26 +206,18 @@ impl Application {
         })
     }
 
-    pub fn with_metrics_server(mut self, server: MetricsServer) -> Self {
+    fn with_metrics_server(mut self, server: MetricsServer) -> Self {
         self.metrics_server = Some(server);
         self
     }
 
-    pub fn with_scanner(mut self, scanner: Scanner) -> Self {
+    fn with_scanner(mut self, scanner: Scanner) -> Self {
         self.scanner = Some(scanner);
         self
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
-    }
-
-    pub fn port(&self) -> u16 {
-        self.local_addr.port()
-    }
-
-    pub fn metrics(&self) -> &Metrics {
-        &self.metrics
     }
 
     /// Serve until `shutdown` resolves, then finish in-flight requests, release the

@@ -8,9 +8,7 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::settings::parse_duration;
-use crate::store::{
-    self, ConnectorSource, DatabaseUrl, Ident, PoolOptions, Store, TableMap,
-};
+use crate::store::{self, ConnectorSource, DatabaseUrl, Ident, PoolOptions, Store, TableMap};
 
 /// Which store to open and how its connection pools behave (flags of every command).
 #[derive(Debug, Clone, Args)]

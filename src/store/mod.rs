@@ -23,7 +23,7 @@ mod observed;
 mod pages;
 mod runs;
 mod scanning;
-mod sql;
+pub(crate) mod sql;
 mod state;
 mod url;
 
@@ -45,7 +45,7 @@ pub use observed::{
 pub use pages::{ConnectionSummary, ConnectorOutcomes, LatestError, PageReads};
 pub use runs::{Change, Created, ListFilter, Page, Retention, RunStore, StatusFilter};
 pub use scanning::{
-    ActiveGroup, LiveRun, LiveReads, RecentRun, ScanSource, StuckCutoffs, TerminalAggregate,
+    ActiveGroup, LiveReads, LiveRun, RecentRun, ScanSource, StuckCutoffs, TerminalAggregate,
     TerminalRun, ERROR_PREFIX_CHARS,
 };
 pub use state::{ConnectionState, NoState, StateStore};
@@ -69,7 +69,10 @@ pub struct Store {
 }
 
 /// Everything one database gives: the sync log's parts and syncwatch's state beside it.
-trait Whole: RunStore + Retention + ScanSource + LiveReads + PageReads + StateStore + Catalogue {}
+trait Whole:
+    RunStore + Retention + ScanSource + LiveReads + PageReads + StateStore + Catalogue
+{
+}
 
 impl<T: RunStore + Retention + ScanSource + LiveReads + PageReads + StateStore + Catalogue> Whole
     for T
@@ -183,10 +186,4 @@ pub async fn connect(url: &DatabaseUrl, options: &PoolOptions, table: &TableMap)
             read_only,
         )),
     })
-}
-
-/// What the benchmarks and tests reach into (not part of the service's API).
-#[doc(hidden)]
-pub mod test_support {
-    pub use super::sql::postgres_scanner_queries;
 }

@@ -29,7 +29,7 @@ impl DatabaseUrl {
     }
 
     /// The URL with any password replaced, for logs and error messages.
-    pub fn redacted(&self) -> String {
+    fn redacted(&self) -> String {
         match url::Url::parse(&self.raw) {
             Ok(mut parsed) => {
                 if parsed.password().is_some() {

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::format::{ratio, When};
-use super::pages::{query_value, render, UiError};
+use super::render::{query_value, render, UiError};
 use super::{UiState, PAGE_SIZE};
 use crate::store::{ConnectionState, ConnectionSummary, Store};
 

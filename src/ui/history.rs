@@ -8,7 +8,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::format::{duration_ms, When};
-use super::pages::{query_value, render, UiError};
+use super::render::{query_value, render, UiError};
 use super::{UiState, PAGE_SIZE};
 use crate::domain::{Status, SyncLog};
 use crate::store::{Cursor, ListFilter};

@@ -15,7 +15,7 @@
 mod fleet;
 mod format;
 mod history;
-mod pages;
+mod render;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,30 +30,21 @@ use axum::Router;
 use base64::Engine as _;
 
 use crate::auth::ApiAuth;
+use crate::domain::FailureRules;
 use crate::metrics::Metrics;
-use crate::scan::FailureRules;
 use crate::store::{ConnectorOutcomes, Store};
 
-pub use format::{duration_ms, ratio, relative, utc, When};
-
-/// Every page the status page serves, as path templates.
-pub const ROUTES: &[&str] = &[
-    "/ui",
-    "/ui/failing",
-    "/ui/connections/{id}",
-    "/ui/runs/{id}",
-    "/ui/style.css",
-];
+use format::utc;
 
 /// How long the overview's 24-hour outcomes are reused before they are read again.
-pub const OUTCOMES_TTL: Duration = Duration::from_secs(15);
+const OUTCOMES_TTL: Duration = Duration::from_secs(15);
 
 /// Rows on a page of failing connections or of a connection's runs.
-pub const PAGE_SIZE: usize = 50;
+pub(crate) const PAGE_SIZE: usize = 50;
 
 /// The policy on every response: nothing but this origin's own stylesheet and links; no
 /// script at all, no framing, forms only to this origin.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'none'; \
+pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'none'; \
      object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
 /// The page's external base URL (`--public-url`): scheme, host, optional path prefix,
@@ -67,7 +58,7 @@ impl PublicUrl {
     }
 
     /// The path prefix links start with (`/syncwatch` for `https://host/syncwatch`).
-    pub fn path_prefix(&self) -> String {
+    fn path_prefix(&self) -> String {
         url::Url::parse(&self.0)
             .map(|u| u.path().trim_end_matches('/').to_owned())
             .unwrap_or_default()
@@ -175,7 +166,7 @@ async fn stylesheet() -> Response {
 }
 
 /// The password of an `Authorization: Basic …` header (any user name).
-pub fn basic_password(headers: &axum::http::HeaderMap) -> Option<Vec<u8>> {
+fn basic_password(headers: &axum::http::HeaderMap) -> Option<Vec<u8>> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -196,7 +187,7 @@ async fn require_basic(State(auth): State<ApiAuth>, request: Request, next: Next
     if admitted {
         return next.run(request).await;
     }
-    let mut response = pages::message_page(
+    let mut response = render::message_page(
         StatusCode::UNAUTHORIZED,
         "Sign in",
         "The status page needs credentials: any user name, and one of the API tokens as the password.",

@@ -15,6 +15,7 @@ use syncwatch::clock::SystemClock;
 use syncwatch::metrics::Metrics;
 use syncwatch::scan::{ScanConfig, Scanner};
 use syncwatch::store::{self, Lease, PoolOptions, StoreError};
+use syncwatch::test_support::{MetricsExt, ScannerExt};
 
 /// `runs` terminal runs, one every five seconds ending about a day ago, over 4
 /// connectors and 2000 connections; every fifth fails, every 97th has no trigger.

@@ -7,10 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::TestApp;
-use syncwatch::clock::{Clock, ManualClock};
-use syncwatch::metrics::{Metrics, DOMAIN_FAMILIES};
+use syncwatch::clock::Clock;
+use syncwatch::metrics::Metrics;
 use syncwatch::scan::{ScanConfig, Scanner};
 use syncwatch::store::Lease;
+use syncwatch::test_support::ManualClock;
+use syncwatch::test_support::MetricsExt;
+use syncwatch::test_support::DOMAIN_FAMILIES;
 use syncwatch_tools::demo::{self, DemoConfig};
 
 async fn the_demo_fleet_populates_every_domain_metric(app: &TestApp) {
@@ -61,7 +64,7 @@ async fn the_demo_fleet_populates_every_domain_metric(app: &TestApp) {
     );
     scanner.scan_once().await.unwrap();
     let text = metrics.render_domain();
-    for syncwatch::metrics::Family { name: family, .. } in DOMAIN_FAMILIES {
+    for syncwatch::test_support::Family { name: family, .. } in DOMAIN_FAMILIES {
         assert!(
             text.contains(&format!("\n{family}")),
             "{family} has no series:\n{text}"

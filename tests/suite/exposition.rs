@@ -15,6 +15,7 @@ use syncwatch::clock::SystemClock;
 use syncwatch::metrics::Metrics;
 use syncwatch::scan::{ScanConfig, Scanner};
 use syncwatch::store::Lease;
+use syncwatch::test_support::MetricsExt;
 
 /// Pipes an exposition into `promtool check metrics`: (exit success, what it printed).
 fn promtool_check_metrics(promtool: &std::path::Path, text: &str) -> (bool, String) {
@@ -83,7 +84,7 @@ async fn exposition_passes_promtool_check_metrics(app: &TestApp) {
         .with_label_values(&["/v1/sync-logs", "GET", "200"])
         .observe(0.01);
     let text = metrics.render();
-    for family in syncwatch::metrics::DOMAIN_FAMILIES {
+    for family in syncwatch::test_support::DOMAIN_FAMILIES {
         assert!(
             text.contains(&format!("# TYPE {} ", family.name)),
             "{} missing",

@@ -98,7 +98,7 @@ async fn the_fuzz_run_fails_when_the_document_is_wrong() {
     let db = TestDb::new(Backend::Sqlite).await.unwrap();
     let server = Server::start(db.url.expose(), &["--api-tokens", TOKEN]).await;
     let mut document: Value =
-        serde_json::from_str(syncwatch::api::OPENAPI_JSON).expect("the document is JSON");
+        serde_json::from_str(syncwatch::test_support::OPENAPI_JSON).expect("the document is JSON");
     let responses = document["paths"]["/v1/sync-logs/{id}"]["get"]["responses"]
         .as_object_mut()
         .expect("GET /v1/sync-logs/{id} has responses");

@@ -14,9 +14,10 @@ use common::{Backend, TestDb};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use sqlx::Connection;
-use syncwatch::clock::ManualClock;
 use syncwatch::metrics::Snapshot;
 use syncwatch::scan::ScanConfig;
+use syncwatch::test_support::ManualClock;
+use syncwatch::test_support::ScannerExt;
 use uuid::Uuid;
 
 /// One row as the recomputation reads it.

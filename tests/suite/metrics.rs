@@ -13,9 +13,11 @@ use common::{run_id, Backend, TestApp, TestDb};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::json;
-use syncwatch::clock::{Clock, ManualClock, SystemClock};
+use syncwatch::clock::{Clock, SystemClock};
 use syncwatch::metrics::Snapshot;
 use syncwatch::scan::ScanConfig;
+use syncwatch::test_support::ManualClock;
+use syncwatch::test_support::{MetricsExt, ScannerExt};
 use uuid::Uuid;
 
 /// A fixed store state; the exposition of its domain metrics is pinned in

@@ -28,7 +28,7 @@ use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use serde_json::json;
-use syncwatch::telemetry::otlp::span_attributes;
+use syncwatch::test_support::span_attributes;
 use uuid::Uuid;
 
 #[derive(Clone, Default)]

@@ -12,9 +12,12 @@ use syncwatch::domain::{
     validate_cloud_task, validate_connector_slug, validate_metadata, Action, Status, TriggerType,
     MAX_CLOUD_TASK_ID_CHARS, MAX_METADATA_BYTES,
 };
-use syncwatch::metrics::{HistogramData, LabelCapper, OVERFLOW_LABEL};
-use syncwatch::scan::{Connections, LearnedSignals, SnapshotBuilder, SnapshotInputs, Totals};
+use syncwatch::metrics::HistogramData;
 use syncwatch::store::{TerminalAggregate, TerminalRun};
+use syncwatch::test_support::{
+    Connections, LearnedSignals, SnapshotBuilder, SnapshotInputs, Totals,
+};
+use syncwatch::test_support::{LabelCapper, OVERFLOW_LABEL};
 use uuid::Uuid;
 
 const STATUSES: [Status; 4] = [

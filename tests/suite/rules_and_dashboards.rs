@@ -12,10 +12,12 @@ use std::time::Duration;
 
 use common::{require_tool, Backend, TestDb};
 use serde_json::Value;
-use syncwatch::clock::{Clock, ManualClock};
-use syncwatch::metrics::{Metrics, DOMAIN_FAMILIES};
+use syncwatch::clock::Clock;
+use syncwatch::metrics::Metrics;
 use syncwatch::scan::{ScanConfig, Scanner};
 use syncwatch::store::Lease;
+use syncwatch::test_support::ManualClock;
+use syncwatch::test_support::DOMAIN_FAMILIES;
 use syncwatch_tools::demo::{self, DemoConfig};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -456,7 +458,7 @@ async fn panels_and_rules_name_only_real_metrics_and_use_every_contract_metric()
             used.insert(name.to_owned());
         }
     }
-    for syncwatch::metrics::Family {
+    for syncwatch::test_support::Family {
         name: family, kind, ..
     } in DOMAIN_FAMILIES
     {

@@ -19,7 +19,7 @@ use syncwatch::domain::Action;
 use syncwatch::metrics::Metrics;
 use syncwatch::scan::{ScanConfig, Scanner};
 use syncwatch::store::Lease;
-use syncwatch::ui::CONTENT_SECURITY_POLICY;
+use syncwatch::test_support::CONTENT_SECURITY_POLICY;
 use tower::ServiceExt;
 use uuid::Uuid;
 
@@ -296,7 +296,10 @@ async fn pages_show_the_table_escaped(backend: Backend) {
             None => break,
         }
     }
-    assert_eq!(pages, PAGED_RUNS.div_ceil(syncwatch::ui::PAGE_SIZE));
+    assert_eq!(
+        pages,
+        PAGED_RUNS.div_ceil(syncwatch::test_support::PAGE_SIZE)
+    );
     assert_eq!(seen, f.paged_runs, "every run once, newest first");
     assert_eq!(seen.iter().collect::<HashSet<_>>().len(), PAGED_RUNS);
 

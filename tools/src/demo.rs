@@ -247,12 +247,18 @@ impl Fleet {
             // Left as it is: never dispatched, or started and abandoned. Either shows up as
             // stuck once the thresholds pass; the connection moves on to new runs.
             if chance(&mut self.rng, 0.5) {
-                self.store.runs().apply(id, &Change::new(Action::Start)).await?;
+                self.store
+                    .runs()
+                    .apply(id, &Change::new(Action::Start))
+                    .await?;
             }
             self.report.stuck += 1;
             return Ok(());
         }
-        self.store.runs().apply(id, &Change::new(Action::Start)).await?;
+        self.store
+            .runs()
+            .apply(id, &Change::new(Action::Start))
+            .await?;
         let length = 1 + below(&mut self.rng, u64::from(config.max_run_ticks.max(1)));
         let length = if chance(&mut self.rng, config.slow_rate) {
             length * 10

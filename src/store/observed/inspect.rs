@@ -4,8 +4,8 @@
 //! reads are per database (`describe_sql`); comparing them with what syncwatch needs is
 //! pure ([`check_table`]).
 
-use crate::store::engine::Columns;
 use super::table::{ConnectorSource, Ident, TableMap, READ_COLUMNS};
+use crate::store::engine::Columns;
 use crate::store::{Backend, Result};
 
 /// A table as the database's catalogue describes it.

@@ -16,8 +16,8 @@ use uuid::Uuid;
 
 use super::{Backend, Catalogue, NoState, Result, RunStore, SchemaStatus, Store};
 
-pub use inspect::{check_table, CheckReport, ColumnInfo, TableDescription};
 pub(crate) use inspect::{catalogue_name, decode_description, describe_sql};
+pub use inspect::{check_table, CheckReport, ColumnInfo, TableDescription};
 pub use table::{ConnectorSource, Ident, TableMap, DEFAULT_CONNECTION_COLUMN, DEFAULT_TABLE};
 
 impl Store {

@@ -286,11 +286,8 @@ impl<E: Engine> RunStore for SqlStore<E> {
 
     #[tracing::instrument(skip_all)]
     async fn get(&self, id: Uuid) -> Result<Option<SyncLog>> {
-        self.one_run(
-            &live_by_id(E::DIALECT, &self.table),
-            vec![id.into()],
-        )
-        .await
+        self.one_run(&live_by_id(E::DIALECT, &self.table), vec![id.into()])
+            .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -349,8 +346,6 @@ impl<E: Engine> RunStore for SqlStore<E> {
             filter.connector_slug.clone().into(),
         ];
         let rows = self.engine.fetch_all(PoolKind::Api, &sql, params).await?;
-        rows.iter()
-            .map(decode_connector_status)
-            .collect()
+        rows.iter().map(decode_connector_status).collect()
     }
 }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::SqlStore;
 use crate::store::engine::{Columns, Dialect, Engine, Param};
 use crate::store::observed::TableMap;
-use crate::store::{ActiveGroup, LiveRun, LiveReads, RecentRun, Result, StuckCutoffs};
+use crate::store::{ActiveGroup, LiveReads, LiveRun, RecentRun, Result, StuckCutoffs};
 
 /// Active runs grouped by connector and status, with stuck counts. Parameters: 1 the
 /// scheduled cut-off, 2 the idle cut-off, 3 the started cut-off ([`cutoff_params`]).
@@ -169,8 +169,7 @@ impl<E: Engine> LiveReads for SqlStore<E> {
     async fn live_runs(&self, limit: usize) -> Result<Vec<LiveRun>> {
         let sql = live_runs_sql(E::DIALECT, &self.table);
         let params = vec![Param::Int(limit.min(i64::MAX as usize) as i64)];
-        self.scan_decoded(&sql, params, decode_live_run)
-            .await
+        self.scan_decoded(&sql, params, decode_live_run).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -180,7 +179,6 @@ impl<E: Engine> LiveReads for SqlStore<E> {
         }
         let sql = recent_runs_sql(E::DIALECT, &self.table, ids.len());
         let params = ids.iter().map(|id| Param::from(*id)).collect();
-        self.scan_decoded(&sql, params, decode_recent_run)
-            .await
+        self.scan_decoded(&sql, params, decode_recent_run).await
     }
 }

@@ -15,10 +15,10 @@ mod state;
 mod status_page;
 
 use super::engine::{Engine, Param, PoolKind};
-use lifecycle::decode_run;
 use super::observed::TableMap;
 use super::{Result, StoreError};
 use crate::domain::SyncLog;
+use lifecycle::decode_run;
 
 pub use scanner::postgres_scanner_queries;
 

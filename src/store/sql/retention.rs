@@ -28,11 +28,7 @@ impl<E: Engine> Retention for SqlStore<E> {
         self.writable()?;
         let params = vec![before.into(), Param::Int(batch.min(i64::MAX as u64) as i64)];
         self.engine
-            .execute(
-                PoolKind::Api,
-                &prune_sql(&self.table),
-                params,
-            )
+            .execute(PoolKind::Api, &prune_sql(&self.table), params)
             .await
     }
 }

@@ -364,10 +364,7 @@ impl<E: Engine> ScanSource for SqlStore<E> {
     #[tracing::instrument(skip_all)]
     async fn first_completed_at(&self) -> Result<Option<DateTime<Utc>>> {
         let rows = self
-            .scan_rows(
-                &first_completed_sql(E::DIALECT, &self.table),
-                vec![],
-            )
+            .scan_rows(&first_completed_sql(E::DIALECT, &self.table), vec![])
             .await?;
         Ok(rows
             .first()

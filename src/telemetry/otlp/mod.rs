@@ -10,7 +10,7 @@
 mod config;
 mod convert;
 mod export;
-mod spans;
+pub(crate) mod spans;
 
 use std::time::{Duration, SystemTime};
 
@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 pub use config::{OtlpConfig, Protocol};
 pub use convert::{per_bucket, to_otlp_metrics};
 pub use export::Exporter;
-pub use spans::{request_span, run_span, span_attributes, SpanSink};
+pub use spans::{request_span, run_span, SpanSink};
 
 use crate::metrics::Metrics;
 

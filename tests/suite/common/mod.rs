@@ -20,14 +20,11 @@ use syncwatch::store::{self, PoolOptions, Store};
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Postgres,
     Sqlite,
 }
-
-
 
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
@@ -74,7 +71,11 @@ impl TestDb {
     /// `None` (with the reason printed) when Postgres is missing outside CI.
     pub async fn new(backend: Backend) -> Option<Self> {
         let db = Self::unmigrated(backend).await?;
-        db.store.catalogue().migrate().await.expect("migrations apply");
+        db.store
+            .catalogue()
+            .migrate()
+            .await
+            .expect("migrations apply");
         Some(db)
     }
 
@@ -350,7 +351,6 @@ impl TestApp {
         assert_eq!(last["status"], status);
         last
     }
-
 }
 
 /// Stops the server task; the database goes with `db`.
@@ -364,7 +364,6 @@ impl Drop for TestApp {
         }
     }
 }
-
 
 pub fn run_id(row: &Value) -> String {
     row["workspace_connector_sync_log_id"]
@@ -429,7 +428,6 @@ macro_rules! on_both_stores {
     };
 }
 
-
 /// `Some(path)` of a tool from Debian's packages under /usr/bin; when it is missing the
 /// test fails in CI and skips (saying why) elsewhere.
 pub fn require_tool(name: &str) -> Option<std::path::PathBuf> {
@@ -469,7 +467,11 @@ pub async fn run_through_api(
             .send()
             .await
             .unwrap();
-        assert!(started.status().is_success(), "start answered {}", started.status());
+        assert!(
+            started.status().is_success(),
+            "start answered {}",
+            started.status()
+        );
     }
     let body = if outcome == "fail" {
         json!({ "error": error })

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use sqlx::Connection;
 use syncwatch::clock::Clock;
+use syncwatch::domain::FailureRules;
 use syncwatch::metrics::{Metrics, Snapshot};
-use syncwatch::scan::{FailureRules, ScanConfig, Scanner};
+use syncwatch::scan::{ScanConfig, Scanner};
 use syncwatch::store::Lease;
 use uuid::Uuid;
 

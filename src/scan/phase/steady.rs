@@ -9,18 +9,17 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::build::{Anchor, Chunks, Sweep};
+use super::build::{Anchor, Build, Chunks, Sweep};
 use super::retention;
-use super::{chrono_duration, Phase, ScanError, ScanReport, Scanner};
-use super::{Connections, Totals};
-use crate::store::{Store, StoreError, TerminalRun};
 use crate::metrics::Maintenance;
+use crate::scan::{chrono_duration, Connections, Phase, ScanError, ScanReport, Scanner, Totals};
+use crate::store::{Store, StoreError, TerminalRun};
 
 /// A steady scan's reads and upkeep, on the scanner.
 impl Scanner {
     /// Count the runs completed since the last scan, then run the upkeep due: a step of
     /// the repair sweep, of the learned state's reads, the checkpoint, retention.
-    pub(super) async fn steady(
+    pub(crate) async fn steady(
         &mut self,
         settled: DateTime<Utc>,
         started: Instant,
@@ -99,9 +98,8 @@ impl Scanner {
     }
 }
 
-
 /// The state of a scanner that has caught up.
-pub(super) struct Steady {
+pub(crate) struct Steady {
     /// What is exported: every run completed at or before `low`, plus `seen`.
     pub totals: Totals,
     /// Every run completed at or before `low`: what the checkpoint saves.
@@ -135,6 +133,44 @@ pub(super) struct Steady {
 }
 
 impl Steady {
+    /// The state a build hands over once caught up with `upto`, with the runs completed
+    /// after it (`recent`) counted. What each connection's history teaches is read after
+    /// the catch-up, a chunk per scan, so a start is not held up by it.
+    pub fn caught_up(
+        mut build: Box<Build>,
+        upto: DateTime<Utc>,
+        recent: &[TerminalRun],
+        chunks: Chunks,
+    ) -> Box<Self> {
+        let settled = build.totals.clone();
+        let anchor = Anchor {
+            at: upto,
+            totals: build.totals.clone(),
+        };
+        let seen = build.add_recent(recent);
+        let mut learn_queue: Vec<Uuid> = build.connections.by_id.keys().copied().collect();
+        learn_queue.sort_unstable_by(|a, b| b.cmp(a));
+        let now = Instant::now();
+        Box::new(Self {
+            totals: build.totals,
+            settled,
+            connections: build.connections,
+            seen,
+            low: upto,
+            dirty: build.dirty,
+            saved_upto: None,
+            saved_at: now,
+            sweep: None,
+            swept_at: now,
+            // A build from nothing has just read everything: no full sweep is owed.
+            full_swept_at: (!build.from_checkpoint).then_some(now),
+            anchor,
+            next_anchor: None,
+            chunks,
+            learn_queue,
+        })
+    }
+
     /// Count the runs read by this scan's incremental read; returns the new ones.
     pub fn add_runs(&mut self, runs: Vec<TerminalRun>) -> Vec<TerminalRun> {
         let mut new = Vec::new();

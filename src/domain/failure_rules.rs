@@ -140,7 +140,7 @@ impl FailureRules {
     }
 
     /// Parse rules in the file format; `source` names the text in errors.
-    pub fn parse(text: &str, source: &str) -> Result<Self, RulesError> {
+    fn parse(text: &str, source: &str) -> Result<Self, RulesError> {
         let error = |line: Option<usize>, reason: String| RulesError {
             source: source.to_owned(),
             line,

@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::{chrono_duration, ScanError, Scanner};
 use crate::domain::Action;
+use crate::scan::{chrono_duration, ScanError, Scanner};
 use crate::store::{Change, StoreError, StuckCutoffs};
 
 impl Scanner {
     /// Fail runs stuck for longer than `after`, through the API's compare-and-set.
-    pub(super) async fn reap(
+    pub(crate) async fn reap(
         &self,
         now: DateTime<Utc>,
         after: Duration,

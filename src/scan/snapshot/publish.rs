@@ -5,11 +5,11 @@
 use foldhash::{HashMap, HashMapExt, HashSet};
 
 use super::families::{interned, status_label, ts, TotalsFamilies};
-use super::learned::{LearnedSignals, Overdue};
-use super::totals::Changes;
-use super::{Connections, Totals};
 use crate::domain::Status;
 use crate::metrics::{Label, LabelCapper, Snapshot, OVERFLOW_LABEL};
+use crate::scan::state::learned::{LearnedSignals, Overdue};
+use crate::scan::state::totals::Changes;
+use crate::scan::{Connections, Totals};
 use crate::store::{ActiveGroup, ConnectionState};
 
 /// What the snapshot builder needs.

@@ -107,7 +107,7 @@ impl Learned {
     }
 
     /// Creation time of the latest scheduled run (Unix milliseconds).
-    pub fn latest_created_ms(&self) -> Option<i64> {
+    fn latest_created_ms(&self) -> Option<i64> {
         self.created[..usize::from(self.created_len)]
             .last()
             .copied()
@@ -116,7 +116,7 @@ impl Learned {
     /// The learned interval between scheduled runs (milliseconds): the median of the gaps
     /// between the kept creation times (the lower of the two middle ones for an even
     /// count); `None` below [`MIN_RUNS`] runs.
-    pub fn interval_ms(&self) -> Option<i64> {
+    fn interval_ms(&self) -> Option<i64> {
         self.interval
     }
 
@@ -137,7 +137,7 @@ impl Learned {
 
     /// The p95 of the kept successful durations (milliseconds, nearest rank); `None` below
     /// [`MIN_RUNS`] runs.
-    pub fn p95_duration_ms(&self) -> Option<u32> {
+    fn p95_duration_ms(&self) -> Option<u32> {
         let len = usize::from(self.durations_len);
         if len < MIN_RUNS {
             return None;

@@ -13,13 +13,13 @@ use foldhash::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
-use super::totals::{Changes, Totals};
-use super::Owner;
+use crate::domain::Owner;
 use crate::domain::Status;
 use crate::metrics::{HistogramData, Label, Snapshot};
+use crate::scan::state::totals::{Changes, Totals};
 
 /// The status label values, shared by every snapshot.
-pub(super) static STATUS: std::sync::LazyLock<[Label; 4]> = std::sync::LazyLock::new(|| {
+pub(crate) static STATUS: std::sync::LazyLock<[Label; 4]> = std::sync::LazyLock::new(|| {
     [
         Status::Success,
         Status::Error,
@@ -29,7 +29,7 @@ pub(super) static STATUS: std::sync::LazyLock<[Label; 4]> = std::sync::LazyLock:
     .map(|s| Label::from(s.as_str()))
 });
 
-pub(super) fn status_label(status: Status) -> Label {
+pub(crate) fn status_label(status: Status) -> Label {
     let i = match status {
         Status::Success => 0,
         Status::Error => 1,
@@ -44,13 +44,13 @@ fn terminal() -> [(Status, Label); 2] {
     [Status::Success, Status::Error].map(|s| (s, status_label(s)))
 }
 
-pub(super) fn ts(at: DateTime<Utc>) -> f64 {
+pub(crate) fn ts(at: DateTime<Utc>) -> f64 {
     at.timestamp_millis() as f64 / 1000.0
 }
 
 /// The families of one snapshot that come from the totals, and what updating them needs.
 #[derive(Debug, Clone, Default)]
-pub(super) struct TotalsFamilies {
+pub(crate) struct TotalsFamilies {
     runs: BTreeMap<(Label, Label, Label), u64>,
     durations: BTreeMap<(Label, Label, Label), HistogramData>,
     failures: BTreeMap<(Label, Label, Label, Label), u64>,
@@ -270,7 +270,7 @@ impl TotalsFamilies {
 }
 
 /// The totals' shared form of `value` (a new one if they do not hold it).
-pub(super) fn interned(totals: &Totals, value: &str) -> Label {
+pub(crate) fn interned(totals: &Totals, value: &str) -> Label {
     totals
         .labels()
         .get(value)

@@ -10,7 +10,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Connections, ScanConfig, ScanError, Totals};
+use crate::scan::{Connections, ScanConfig, ScanError, Totals};
 use crate::store::{ConnectionState, Store, StoreError, TerminalRun};
 
 /// The smallest chunk a statement timeout halves the chunk size down to.
@@ -18,7 +18,7 @@ const MIN_CHUNK_ROWS: u64 = 1_000;
 
 /// Where the build stands with the per-connection states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Walk {
+pub(crate) enum Walk {
     /// Loading the states saved with the checkpoint, after this connection id (first,
     /// so the runs counted after the checkpoint bring them up to date).
     Saved(Option<Uuid>),
@@ -31,7 +31,7 @@ pub(super) enum Walk {
 }
 
 /// A build in progress: what has been counted so far, and where it stands.
-pub(super) struct Build {
+pub(crate) struct Build {
     pub totals: Totals,
     pub connections: Connections,
     /// Every terminal run completed at or before this is in `totals`.
@@ -48,8 +48,40 @@ pub(super) struct Build {
     pub dirty: HashSet<Uuid>,
 }
 
+impl Build {
+    /// A build from nothing: the whole history is aggregated, then the connections walked.
+    pub fn fresh(totals: Totals) -> Self {
+        Self {
+            totals,
+            connections: Connections::default(),
+            done_upto: None,
+            first: None,
+            follow_saved: false,
+            from_checkpoint: false,
+            walk: Walk::Pending,
+            dirty: HashSet::new(),
+        }
+    }
+
+    /// A build that continues from saved `totals`, settled up to `upto`; with
+    /// `connections_saved`, the saved connection states are loaded first and followed.
+    pub fn from_checkpoint(totals: Totals, upto: DateTime<Utc>, connections_saved: bool) -> Self {
+        Self {
+            done_upto: Some(upto),
+            follow_saved: connections_saved,
+            from_checkpoint: true,
+            walk: if connections_saved {
+                Walk::Saved(None)
+            } else {
+                Walk::Pending
+            },
+            ..Self::fresh(totals)
+        }
+    }
+}
+
 /// What the build has reached when a scan's budget runs out or it catches up.
-pub(super) enum Step {
+pub(crate) enum Step {
     /// More to do at the next scan.
     Continue,
     /// Caught up: everything completed at or before `settled` is counted.
@@ -57,7 +89,7 @@ pub(super) enum Step {
 }
 
 /// Chunk sizes, halved when a statement is cancelled for running too long.
-pub(super) struct Chunks {
+pub(crate) struct Chunks {
     pub rows: u64,
     pub connections: usize,
 }
@@ -105,10 +137,12 @@ async fn next_boundary(
     settled: DateTime<Utc>,
     rows: u64,
 ) -> Result<(DateTime<Utc>, bool), StoreError> {
-    Ok(match store.scan().terminal_boundary(after, settled, rows).await? {
-        Some(end) if end < settled => (end, false),
-        _ => (settled, true),
-    })
+    Ok(
+        match store.scan().terminal_boundary(after, settled, rows).await? {
+            Some(end) if end < settled => (end, false),
+            _ => (settled, true),
+        },
+    )
 }
 
 /// Aggregate the terminal runs completed in `(after, end]` in SQL and add them to
@@ -268,7 +302,7 @@ impl Build {
 /// scan, then merged into the running totals by maximum (never lowering a value). A
 /// recent sweep starts from an anchor (the settled totals as they were at a point some
 /// hours back) and reads only what completed after it; a full sweep reads everything.
-pub(super) struct Sweep {
+pub(crate) struct Sweep {
     pub fresh: Totals,
     pub done_upto: Option<DateTime<Utc>>,
     /// The point the sweep counts up to (the running totals' settled point when it began).
@@ -278,7 +312,7 @@ pub(super) struct Sweep {
 }
 
 /// The settled totals as they were at a point: where a recent repair sweep starts.
-pub(super) struct Anchor {
+pub(crate) struct Anchor {
     pub at: DateTime<Utc>,
     pub totals: Totals,
 }

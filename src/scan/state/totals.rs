@@ -1,12 +1,12 @@
-//! The scanner's running totals of terminal runs, keyed by the raw connector slug, and
-//! their saved (checkpoint) form. Pure: no I/O, unit-tested.
+//! The scanner's running totals of terminal runs, keyed by the raw connector slug (their
+//! saved form is `saved.rs`'s). Pure: no I/O, unit-tested.
 
 use foldhash::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::reasons::FailureRules;
+use crate::domain::FailureRules;
 use crate::domain::Status;
 use crate::metrics::{HistogramData, Label};
 use crate::store::{TerminalAggregate, TerminalRun};
@@ -87,7 +87,7 @@ pub struct Totals {
     /// Failed runs by reason; per (connector, trigger) they sum to the `error` runs.
     pub failures: HashMap<FailureKey, u64>,
     pub(crate) rules: Arc<FailureRules>,
-    labels: Interner,
+    pub(super) labels: Interner,
     journal: Journal,
 }
 
@@ -121,11 +121,6 @@ impl Totals {
     /// Every label value these totals hold.
     pub(crate) fn labels(&self) -> &Interner {
         &self.labels
-    }
-
-    /// The shared form of a label value.
-    pub fn label(&mut self, value: &str) -> Label {
-        self.labels.label(value)
     }
 
     /// Empty totals with the same bucket bounds and rules.
@@ -249,121 +244,6 @@ impl Totals {
         self.note_completion(&connector, run.status, run.completed_at);
     }
 
-    /// The totals as JSON, for the scanner's checkpoint; `connections_saved` says whether
-    /// the per-connection states were saved with them.
-    pub fn to_json(&self, connections_saved: bool) -> String {
-        let saved = SavedTotals {
-            version: SAVED_VERSION,
-            connections_saved,
-            duration_bounds: self.duration_bounds.to_vec(),
-            delay_bounds: self.delay_bounds.to_vec(),
-            runs: self
-                .runs
-                .iter()
-                .map(|((c, t, s), n)| (c.to_string(), t.to_string(), *s, *n))
-                .collect(),
-            durations: self
-                .durations
-                .iter()
-                .map(|((c, t, s), h)| (c.to_string(), t.to_string(), *s, h.clone()))
-                .collect(),
-            delays: self
-                .delays
-                .iter()
-                .map(|((c, t), h)| (c.to_string(), t.to_string(), h.clone()))
-                .collect(),
-            records: self
-                .records
-                .iter()
-                .map(|(c, v)| (c.to_string(), *v))
-                .collect(),
-            last_success: self
-                .last_success
-                .iter()
-                .map(|(c, t)| (c.to_string(), *t))
-                .collect(),
-            last_failure: self
-                .last_failure
-                .iter()
-                .map(|(c, t)| (c.to_string(), *t))
-                .collect(),
-            rules_digest: self.rules.digest().to_owned(),
-            failures: self
-                .failures
-                .iter()
-                .map(|((c, t, r), n)| (c.to_string(), t.to_string(), r.to_string(), *n))
-                .collect(),
-        };
-        serde_json::to_string(&saved).unwrap_or_default()
-    }
-
-    /// Totals saved by [`Totals::to_json`], and whether the connection states were saved
-    /// with them, if they parse and were computed with these bucket bounds and failure
-    /// rules (otherwise they cannot be continued and the totals are built again).
-    pub fn from_json(
-        text: &str,
-        duration_bounds: &[f64],
-        delay_bounds: &[f64],
-        rules: &Arc<FailureRules>,
-    ) -> Option<(Self, bool)> {
-        let saved: SavedTotals = serde_json::from_str(text).ok()?;
-        let consistent = saved.version == SAVED_VERSION
-            && saved.rules_digest == rules.digest()
-            && saved.duration_bounds == duration_bounds
-            && saved.delay_bounds == delay_bounds
-            && saved
-                .durations
-                .iter()
-                .all(|d| d.3.cumulative.len() == duration_bounds.len())
-            && saved
-                .delays
-                .iter()
-                .all(|d| d.2.cumulative.len() == delay_bounds.len());
-        if !consistent {
-            return None;
-        }
-        let mut totals = Totals::with_rules(duration_bounds, delay_bounds, rules.clone());
-        let mut labels = Interner::default();
-        let mut l = |s: String| labels.label(&s);
-        let shared = |mut h: HistogramData, bounds: &Arc<[f64]>| {
-            h.bounds = bounds.clone();
-            h
-        };
-        totals.failures = saved
-            .failures
-            .into_iter()
-            .map(|(c, t, r, n)| ((l(c), l(t), l(r)), n))
-            .collect();
-        totals.runs = saved
-            .runs
-            .into_iter()
-            .map(|(c, t, s, n)| ((l(c), l(t), s), n))
-            .collect();
-        totals.durations = saved
-            .durations
-            .into_iter()
-            .map(|(c, t, s, h)| ((l(c), l(t), s), shared(h, &totals.duration_bounds)))
-            .collect();
-        totals.delays = saved
-            .delays
-            .into_iter()
-            .map(|(c, t, h)| ((l(c), l(t)), shared(h, &totals.delay_bounds)))
-            .collect();
-        totals.records = saved.records.into_iter().map(|(c, v)| (l(c), v)).collect();
-        totals.last_success = saved
-            .last_success
-            .into_iter()
-            .map(|(c, at)| (l(c), at))
-            .collect();
-        totals.last_failure = saved
-            .last_failure
-            .into_iter()
-            .map(|(c, at)| (l(c), at))
-            .collect();
-        totals.labels = labels;
-        Some((totals, saved.connections_saved))
-    }
-
     /// Merge a repair sweep's fresh aggregate into the running totals without ever lowering a value.
     pub fn max_with(&mut self, fresh: &Totals) {
         self.journal.0 = None;
@@ -398,39 +278,6 @@ impl Totals {
             self.note_completion(connector, Status::Error, *at);
         }
     }
-}
-
-/// Whether a checkpoint's totals were saved together with the connection states (only
-/// then may the history before it be deleted).
-pub fn saved_with_connections(text: &str) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Flag {
-        #[serde(default)]
-        connections_saved: bool,
-    }
-    serde_json::from_str::<Flag>(text).is_ok_and(|f| f.connections_saved)
-}
-
-/// 2: failures by reason, and the digest of the rules that classified them.
-const SAVED_VERSION: u32 = 2;
-
-/// The checkpoint's JSON form of [`Totals`] (map keys are tuples, so entries are lists).
-#[derive(serde::Serialize, serde::Deserialize)]
-struct SavedTotals {
-    version: u32,
-    /// Absent in checkpoints written before connection states were saved.
-    #[serde(default)]
-    connections_saved: bool,
-    duration_bounds: Vec<f64>,
-    delay_bounds: Vec<f64>,
-    runs: Vec<(String, String, Status, u64)>,
-    durations: Vec<(String, String, Status, HistogramData)>,
-    delays: Vec<(String, String, HistogramData)>,
-    records: Vec<(String, f64)>,
-    last_success: Vec<(String, DateTime<Utc>)>,
-    last_failure: Vec<(String, DateTime<Utc>)>,
-    rules_digest: String,
-    failures: Vec<(String, String, String, u64)>,
 }
 
 #[cfg(test)]

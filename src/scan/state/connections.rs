@@ -18,16 +18,6 @@ pub struct Connections {
 }
 
 impl Connections {
-    pub fn from_states(states: Vec<ConnectionState>) -> Self {
-        Self {
-            by_id: states
-                .into_iter()
-                .map(|s| (s.workspace_connector_id, s))
-                .collect(),
-            learned: LearnedState::default(),
-        }
-    }
-
     /// The states of `ids` (those known), for saving.
     pub fn states_of<'a>(&self, ids: impl IntoIterator<Item = &'a Uuid>) -> Vec<ConnectionState> {
         ids.into_iter()

@@ -1,0 +1,14 @@
+//! What a scanner keeps between scans, pure and unit-tested: the running totals behind the
+//! counters and histograms (`totals.rs`), each connection's latest outcome and failure
+//! streak (`connections.rs`), and the learned windows behind the overdue and overrunning
+//! signals (`learned.rs`).
+
+pub(crate) mod connections;
+pub(crate) mod learned;
+mod saved;
+pub(crate) mod totals;
+
+pub use connections::Connections;
+pub use learned::{Learned, LearnedRules, LearnedSignals, LearnedState};
+pub use saved::saved_with_connections;
+pub use totals::{Changes, Totals};
