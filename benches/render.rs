@@ -21,10 +21,10 @@ use syncwatch::domain::Status;
 use syncwatch::metrics::Metrics;
 use syncwatch::scan::ScanConfig;
 use syncwatch::store::{ActiveGroup, TerminalRun};
-use syncwatch::test_support::Exposition;
 use syncwatch::test_support::{
     Changes, Connections, LearnedSignals, SnapshotBuilder, SnapshotInputs, Totals,
 };
+use syncwatch::test_support::{Exposition, MetricsExt};
 use uuid::Uuid;
 
 use support::{arg, ms};

@@ -43,7 +43,7 @@ use syncwatch::scan::{ScanConfig, Scanner};
 use syncwatch::store::Lease;
 use syncwatch::store::Store;
 use syncwatch::test_support::postgres_scanner_queries;
-use syncwatch::test_support::ScannerExt;
+use syncwatch::test_support::{MetricsExt, ScannerExt};
 
 use support::{arg, median_ms, ms, BenchDb, CONNECTIONS, CONNECTORS};
 

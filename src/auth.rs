@@ -34,7 +34,7 @@ impl ApiAuth {
         }
     }
 
-    pub fn is_enabled(&self) -> bool {
+    fn is_enabled(&self) -> bool {
         !self.tokens.is_empty()
     }
 
@@ -50,7 +50,7 @@ impl ApiAuth {
 }
 
 /// The token of an `Authorization: Bearer <token>` header (the scheme in any case).
-pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())

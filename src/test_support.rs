@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Duration, Utc};
 
 use crate::clock::Clock;
-use crate::metrics::Metrics;
+use crate::metrics::{HistogramData, Metrics};
 use crate::scan::Scanner;
+use crate::startup::Application;
 
 pub use crate::metrics::exposition::Exposition;
 pub use crate::metrics::labels::{LabelCapper, OVERFLOW_LABEL};
@@ -100,10 +101,41 @@ impl ScannerExt for Scanner {
 pub trait MetricsExt {
     /// Only the domain metrics, as text (golden tests, restart comparisons).
     fn render_domain(&self) -> String;
+    /// The published snapshot's exposition, encoded once (text and gzip).
+    fn domain_exposition(&self) -> Arc<Exposition>;
 }
 
 impl MetricsExt for Metrics {
     fn render_domain(&self) -> String {
         self.with_domain_text(|text| String::from_utf8_lossy(text).into_owned())
     }
+
+    fn domain_exposition(&self) -> Arc<Exposition> {
+        Metrics::domain_exposition(self)
+    }
+}
+
+/// An empty histogram with these bucket bounds.
+pub fn histogram(bounds: &[f64]) -> HistogramData {
+    HistogramData::empty(bounds)
+}
+
+/// The API's largest metadata object, in bytes.
+pub const MAX_METADATA_BYTES: usize = crate::domain::MAX_METADATA_BYTES;
+/// The longest `cloud_task_id`, in characters.
+pub const MAX_CLOUD_TASK_ID_CHARS: usize = crate::domain::MAX_CLOUD_TASK_ID_CHARS;
+
+/// The application on a listener the caller bound (port 0 in tests), over `store`.
+pub fn application(
+    listener: tokio::net::TcpListener,
+    store: crate::store::Store,
+    settings: &crate::api::ApiSettings,
+    metrics: Metrics,
+) -> anyhow::Result<Application> {
+    Application::from_parts(listener, store, settings, metrics)
+}
+
+/// Where an application built by [`application`] listens.
+pub fn local_addr(app: &Application) -> std::net::SocketAddr {
+    app.local_addr()
 }

@@ -9,7 +9,7 @@ use crate::domain::FailureRules;
 use crate::metrics::Metrics;
 use crate::scan::{prune_cutoff, prune_in_batches, ScanConfig, Scanner};
 use crate::startup::{shutdown_signal, Application, ServeSettings, StoreSettings, NO_STATE_STORE};
-use crate::store::{check_table, Lease, Store};
+use crate::store::{check_table, Lease, Probed, Store};
 
 /// `syncwatch serve`: until SIGINT or SIGTERM.
 pub async fn serve(store: &StoreSettings, serve: &ServeSettings) -> anyhow::Result<ExitCode> {
@@ -131,7 +131,11 @@ pub async fn check(settings: &StoreSettings) -> anyhow::Result<ExitCode> {
     match store.catalogue().schema_status().await {
         Ok(schema) if schema.is_current() => {
             println!("schema: ok (version {})", schema.expected);
-            Ok(ExitCode::SUCCESS)
+            if print_probe(&store).await {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                Ok(ExitCode::FAILURE)
+            }
         }
         Ok(schema) if schema.applied.is_some_and(|v| v > schema.expected) => {
             println!(
@@ -179,7 +183,7 @@ async fn check_observed(settings: &StoreSettings, store: &Store) -> anyhow::Resu
     }
     let mut can_run = report.can_run;
     if can_run {
-        // The catalogue says yes; one real read through the mapping proves it.
+        // The catalogue says yes; every read `serve` runs, through the mapping, proves it.
         if let Err(e) = store.catalogue().ping().await {
             println!("read through the mapping: FAILED: {e}");
             can_run = false;
@@ -188,6 +192,7 @@ async fn check_observed(settings: &StoreSettings, store: &Store) -> anyhow::Resu
                 "read through the mapping: ok (connector from {})",
                 map.connector
             );
+            can_run = print_probe(store).await;
         }
     }
     match settings.describe_state().await {
@@ -223,6 +228,22 @@ async fn check_observed(settings: &StoreSettings, store: &Store) -> anyhow::Resu
         );
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// Every kind of read `serve` runs, once each through the same statements and decoders
+/// ([`Store::probe`]), a line per read; whether all succeeded.
+async fn print_probe(store: &Store) -> bool {
+    let mut all = true;
+    for Probed { read, outcome } in store.probe().await {
+        match outcome {
+            Ok(rows) => println!("read {read}: ok ({rows} rows)"),
+            Err(e) => {
+                all = false;
+                println!("read {read}: FAILED: {e}");
+            }
+        }
+    }
+    all
 }
 
 /// Error texts `check --failure-rules` classifies when given none.

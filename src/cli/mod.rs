@@ -244,6 +244,7 @@ mod tests {
             &["--table", "app.sync_log"][..],
             &["--connection-column", "connection_id"],
             &["--connector-from", "metadata:slug"],
+            &["--connection-id-from", "lookup:connection.public_id"],
             &["--state-database-url", "sqlite://state.db"],
         ] {
             let err = parse(args).unwrap().store.table_map().unwrap_err();
@@ -266,5 +267,41 @@ mod tests {
         // Names and sources are checked when the flags are parsed.
         assert!(parse(&["--observe-only", "--table", "a; drop table b"]).is_err());
         assert!(parse(&["--observe-only", "--connector-from", "slug"]).is_err());
+        assert!(parse(&["--observe-only", "--connection-id-from", "metadata:id"]).is_err());
+        let cli = parse(&[
+            "--observe-only",
+            "--connection-id-from",
+            "lookup:workspace_connector.workspace_connector_id",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.store.table_map().unwrap().connection_id.to_string(),
+            "lookup:workspace_connector.workspace_connector_id"
+        );
+    }
+
+    #[test]
+    fn the_state_store_may_not_be_the_observed_database() {
+        let parse = |args: &[&str]| Cli::try_parse_from(["syncwatch", "check"].iter().chain(args));
+        let cli = parse(&[
+            "--observe-only",
+            "--database-url",
+            "postgres://reader@127.0.0.1:5432/app",
+            "--state-database-url",
+            "postgres://postgres:pw@localhost/app",
+        ])
+        .unwrap();
+        let err = cli.store.table_map().unwrap_err().to_string();
+        assert!(err.contains("names the observed database"), "{err}");
+        assert!(!err.contains("pw@"), "no password: {err}");
+        let cli = parse(&[
+            "--observe-only",
+            "--database-url",
+            "postgres://reader@127.0.0.1:5432/app",
+            "--state-database-url",
+            "postgres://postgres@localhost/app_state",
+        ])
+        .unwrap();
+        assert!(cli.store.table_map().is_ok());
     }
 }

@@ -12,5 +12,6 @@ pub use run::{ConnectorStatus, NewSyncLog, SyncLog};
 pub use status::{Action, Status, TransitionError, TriggerType};
 pub use validate::{
     validate_cloud_task, validate_connector_slug, validate_error_text, validate_metadata,
-    ValidationError, MAX_CLOUD_TASK_ID_CHARS, MAX_METADATA_BYTES,
+    ValidationError,
 };
+pub(crate) use validate::{MAX_CLOUD_TASK_ID_CHARS, MAX_METADATA_BYTES};

@@ -18,7 +18,7 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 4] = [
+    const ALL: [Status; 4] = [
         Status::Scheduled,
         Status::InProgress,
         Status::Success,
@@ -76,7 +76,7 @@ pub enum TriggerType {
 }
 
 impl TriggerType {
-    pub const ALL: [TriggerType; 3] = [
+    const ALL: [TriggerType; 3] = [
         TriggerType::CloudTask,
         TriggerType::Manual,
         TriggerType::OauthCallback,
@@ -120,7 +120,8 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 4] = [
+    #[cfg(test)]
+    const ALL: [Action; 4] = [
         Action::Start,
         Action::Heartbeat,
         Action::Succeed,

@@ -15,7 +15,7 @@ pub struct HistogramData {
 }
 
 impl HistogramData {
-    pub fn empty(bounds: &[f64]) -> Self {
+    pub(crate) fn empty(bounds: &[f64]) -> Self {
         Self::zeroed(&bounds.into())
     }
 

@@ -26,16 +26,6 @@ pub(crate) use labels::{LabelCapper, OVERFLOW_LABEL};
 pub use server::MetricsServer;
 pub use snapshot::{HistogramData, Label, Snapshot};
 
-/// Default duration buckets (seconds): from one second to six hours.
-pub const DEFAULT_DURATION_BUCKETS: &[f64] = &[
-    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0, 14400.0,
-    21600.0,
-];
-
-/// Default dispatch-delay buckets (seconds).
-pub const DEFAULT_DISPATCH_DELAY_BUCKETS: &[f64] =
-    &[0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 3600.0];
-
 /// The scanner's upkeep steps beside its scans, the `task` label of
 /// `syncwatch_maintenance_errors_total` (each zero-filled).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +48,7 @@ impl Maintenance {
         Maintenance::Learn,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    fn as_str(self) -> &'static str {
         match self {
             Maintenance::Repair => "repair",
             Maintenance::Checkpoint => "checkpoint",
@@ -90,11 +80,11 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
     pub build_progress: Gauge,
-    pub maintenance_errors: IntCounterVec,
+    maintenance_errors: IntCounterVec,
     pub last_repair_success: Gauge,
     pub pruned_runs: IntCounter,
-    pub exposition_series: IntGauge,
-    pub exposition_bytes: IntGaugeVec,
+    exposition_series: IntGauge,
+    exposition_bytes: IntGaugeVec,
     /// `public_url` of the status page (`--public-url`); the alert rules build their
     /// `status_url` annotation from it.
     pub ui_info: IntGaugeVec,

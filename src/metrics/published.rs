@@ -105,7 +105,7 @@ impl Metrics {
     }
 
     /// The domain section of the current snapshot, encoded (once).
-    pub fn domain_exposition(&self) -> Arc<Exposition> {
+    pub(crate) fn domain_exposition(&self) -> Arc<Exposition> {
         self.encoded(&self.current())
     }
 

@@ -256,13 +256,17 @@ mod tests {
         assert_eq!(scan.repair_interval, Duration::from_secs(3600));
         assert_eq!(scan.timeout, Duration::from_secs(30));
         assert_eq!(scan.statement_timeout, Duration::from_secs(25));
+        // The design's defaults, in seconds.
         assert_eq!(
             scan.duration_buckets,
-            crate::metrics::DEFAULT_DURATION_BUCKETS
+            [
+                1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0,
+                14400.0, 21600.0
+            ]
         );
         assert_eq!(
             scan.dispatch_delay_buckets,
-            crate::metrics::DEFAULT_DISPATCH_DELAY_BUCKETS
+            [0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 3600.0]
         );
         assert_eq!(scan.reap_stuck_after, None);
         assert_eq!(

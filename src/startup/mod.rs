@@ -71,7 +71,7 @@ pub struct ServeSettings {
 impl ServeSettings {
     /// Tokens from the flag or environment variable plus the tokens file, trimmed, blanks
     /// dropped.
-    pub fn api_tokens(&self) -> anyhow::Result<Vec<String>> {
+    pub(crate) fn api_tokens(&self) -> anyhow::Result<Vec<String>> {
         let mut tokens: Vec<String> = self
             .api_tokens
             .iter()
@@ -125,6 +125,30 @@ pub struct Application {
     otlp: Option<OtlpConfig>,
 }
 
+/// An observed table is another service's: before serving, every kind of read runs once
+/// ([`Store::probe`]), so a table syncwatch cannot read (a type it does not decode, a role
+/// without `SELECT`) stops the start with the reason instead of failing every scan.
+async fn refuse_unreadable(opened: &Store, settings: &StoreSettings) -> anyhow::Result<()> {
+    let failed: Vec<String> = opened
+        .probe()
+        .await
+        .into_iter()
+        .filter_map(|probed| {
+            let read = probed.read;
+            probed.outcome.err().map(|e| format!("{read}: {e}"))
+        })
+        .collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "syncwatch cannot observe {}: {}. `syncwatch check --observe-only` with the same flags \
+         shows every read and what each column needs",
+        settings.table,
+        failed.join("; ")
+    )
+}
+
 impl Application {
     /// Connect the store, apply migrations, bind both listeners, set up the scanner.
     pub async fn build(store: &StoreSettings, serve: &ServeSettings) -> anyhow::Result<Self> {
@@ -146,6 +170,9 @@ impl Application {
         let opened = store
             .open_and_migrate(serve.scan.statement_timeout())
             .await?;
+        if store.observe_only {
+            refuse_unreadable(&opened, store).await?;
+        }
         let listener = TcpListener::bind(serve.listen)
             .await
             .with_context(|| format!("binding the API listener on {}", serve.listen))?;
@@ -186,7 +213,7 @@ impl Application {
 
     /// The API alone, from parts the caller made (tests: a port-0 listener and a fresh
     /// store). Add the metrics listener and the scanner with the `with_` methods.
-    pub fn from_parts(
+    pub(crate) fn from_parts(
         listener: TcpListener,
         store: Store,
         settings: &ApiSettings,
@@ -216,7 +243,7 @@ impl Application {
         self
     }
 
-    pub fn local_addr(&self) -> SocketAddr {
+    pub(crate) fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
 

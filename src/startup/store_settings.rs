@@ -8,7 +8,9 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::settings::parse_duration;
-use crate::store::{self, ConnectorSource, DatabaseUrl, Ident, PoolOptions, Store, TableMap};
+use crate::store::{
+    self, ConnectionIdSource, ConnectorSource, DatabaseUrl, Ident, PoolOptions, Store, TableMap,
+};
 
 /// Which store to open and how its connection pools behave (flags of every command).
 #[derive(Debug, Clone, Args)]
@@ -56,6 +58,14 @@ pub struct StoreSettings {
     #[arg(long, env = "SYNCWATCH_CONNECTION_COLUMN", default_value = store::DEFAULT_CONNECTION_COLUMN, value_parser = Ident::column, global = true)]
     pub connection_column: Ident,
 
+    /// Where the connection's public id comes from (with `--observe-only`): the connection
+    /// column itself (the default; a uuid), `column:NAME` (another column of the table),
+    /// or `lookup:TABLE.COLUMN` (joined on `TABLE.id` = the connection column: an ORM's
+    /// integer foreign key to a connection table that holds the public uuid). Metrics, the
+    /// API and the status page show and filter by it.
+    #[arg(long, env = "SYNCWATCH_CONNECTION_ID_FROM", global = true)]
+    pub connection_id_from: Option<ConnectionIdSource>,
+
     /// Where the `connector` label comes from (with `--observe-only`): `column:NAME`,
     /// `metadata:KEY`, or `lookup:TABLE.COLUMN` (joined on `TABLE.id` = the connection
     /// column). Missing or invalid values count as `connector="unknown"`.
@@ -90,18 +100,29 @@ impl StoreSettings {
         let map = TableMap {
             table: self.table.clone(),
             connection: self.connection_column.clone(),
+            connection_id: self.connection_id_from.clone().unwrap_or_default(),
             connector: self.connector_from.clone(),
             observed: self.observe_only,
         };
         if !self.observe_only {
             if map != TableMap::default() {
                 anyhow::bail!(
-                    "--table, --connection-column and --connector-from describe a table \
+                    "--table, --connection-column, --connection-id-from and --connector-from describe a table \
                      another service owns: add --observe-only"
                 );
             }
             if self.state_database_url.is_some() {
                 anyhow::bail!("--state-database-url only applies with --observe-only");
+            }
+        }
+        if let Some(state) = &self.state_database_url {
+            if state.same_database(&self.database_url) {
+                anyhow::bail!(
+                    "--state-database-url {state} names the observed database: syncwatch \
+                     would create its tables beside the observed table. Name another \
+                     database, or leave the flag out to keep the state in a syncwatch \
+                     schema of the observed database (when the role may create it)"
+                );
             }
         }
         Ok(map)

@@ -21,6 +21,7 @@ mod error;
 mod lease;
 mod observed;
 mod pages;
+mod probe;
 mod runs;
 mod scanning;
 pub(crate) mod sql;
@@ -39,10 +40,11 @@ pub use engine::{create_schema, schema_exists};
 pub use error::StoreError;
 pub use lease::{Leadership, Lease};
 pub use observed::{
-    check_table, CheckReport, ColumnInfo, ConnectorSource, Ident, TableDescription, TableMap,
-    DEFAULT_CONNECTION_COLUMN, DEFAULT_TABLE,
+    check_table, CheckReport, ConnectionIdSource, ConnectorSource, Ident, TableDescription,
+    TableMap, DEFAULT_CONNECTION_COLUMN, DEFAULT_TABLE,
 };
 pub use pages::{ConnectionSummary, ConnectorOutcomes, LatestError, PageReads};
+pub use probe::Probed;
 pub use runs::{Change, Created, ListFilter, Page, Retention, RunStore, StatusFilter};
 pub use scanning::{
     ActiveGroup, LiveReads, LiveRun, RecentRun, ScanSource, StuckCutoffs, TerminalAggregate,

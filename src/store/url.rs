@@ -57,6 +57,41 @@ impl DatabaseUrl {
         }
     }
 
+    /// Whether `other` names the same database, whoever logs in to it: the same backend,
+    /// host, port and database name (PostgreSQL; a missing host or port reads as the
+    /// driver's default), or the same file (SQLite).
+    pub fn same_database(&self, other: &DatabaseUrl) -> bool {
+        fn place(url: &DatabaseUrl) -> Option<(Backend, String, u16, String)> {
+            let parsed = url::Url::parse(&url.raw).ok()?;
+            let host = parsed.host_str().unwrap_or("localhost");
+            let host = if host == "127.0.0.1" || host == "::1" || host == "[::1]" {
+                "localhost"
+            } else {
+                host
+            };
+            Some((
+                url.backend,
+                host.to_ascii_lowercase(),
+                parsed.port().unwrap_or(5432),
+                parsed.path().trim_start_matches('/').to_owned(),
+            ))
+        }
+        match (self.backend, other.backend) {
+            (Backend::Sqlite, Backend::Sqlite) => {
+                let file = |u: &DatabaseUrl| {
+                    let path = u.raw.trim_start_matches("sqlite:").trim_start_matches("//");
+                    let path = path.split('?').next().unwrap_or(path);
+                    std::fs::canonicalize(path).unwrap_or_else(|_| path.into())
+                };
+                file(self) == file(other)
+            }
+            (Backend::Postgres, Backend::Postgres) => {
+                place(self).is_some() && place(self) == place(other)
+            }
+            _ => false,
+        }
+    }
+
     fn scheme(&self) -> &str {
         self.raw.split(':').next().unwrap_or("")
     }
@@ -110,6 +145,18 @@ mod tests {
             assert!(shown.contains("app:REDACTED@db.internal"), "{shown}");
         }
         assert!(url.expose().contains("s3cr3t-pw"));
+    }
+
+    #[test]
+    fn the_same_database_is_told_whoever_logs_in() {
+        let url = |s: &str| s.parse::<DatabaseUrl>().unwrap();
+        let observed = url("postgres://reader:pw@127.0.0.1:5432/app");
+        assert!(observed.same_database(&url("postgres://postgres@localhost/app")));
+        assert!(!observed.same_database(&url("postgres://postgres@localhost/app_state")));
+        assert!(!observed.same_database(&url("postgres://postgres@db2:5432/app")));
+        assert!(!observed.same_database(&url("sqlite://app")));
+        assert!(url("sqlite://state.db").same_database(&url("sqlite:state.db")));
+        assert!(!url("sqlite://state.db").same_database(&url("sqlite://other.db")));
     }
 
     #[test]

@@ -95,11 +95,11 @@ type OutcomesCache = tokio::sync::Mutex<Option<(Instant, Arc<Vec<ConnectorOutcom
 /// What the pages read.
 #[derive(Clone)]
 pub struct UiState {
-    pub store: Store,
-    pub metrics: Metrics,
-    pub rules: Arc<FailureRules>,
+    store: Store,
+    metrics: Metrics,
+    rules: Arc<FailureRules>,
     /// Path prefix of every link (from `--public-url`; empty when unset).
-    pub base: Arc<str>,
+    base: Arc<str>,
     outcomes: Arc<OutcomesCache>,
 }
 

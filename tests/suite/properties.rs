@@ -10,14 +10,13 @@ use proptest::prelude::*;
 use serde_json::Value;
 use syncwatch::domain::{
     validate_cloud_task, validate_connector_slug, validate_metadata, Action, Status, TriggerType,
-    MAX_CLOUD_TASK_ID_CHARS, MAX_METADATA_BYTES,
 };
-use syncwatch::metrics::HistogramData;
 use syncwatch::store::{TerminalAggregate, TerminalRun};
 use syncwatch::test_support::{
     Connections, LearnedSignals, SnapshotBuilder, SnapshotInputs, Totals,
 };
 use syncwatch::test_support::{LabelCapper, OVERFLOW_LABEL};
+use syncwatch::test_support::{MAX_CLOUD_TASK_ID_CHARS, MAX_METADATA_BYTES};
 use uuid::Uuid;
 
 const STATUSES: [Status; 4] = [
@@ -132,7 +131,7 @@ proptest! {
         values in prop::collection::vec(-10.0f64..30_000.0, 0..200),
     ) {
         let bounds = [1.0, 5.0, 60.0, 3600.0, 21600.0];
-        let mut h = HistogramData::empty(&bounds);
+        let mut h = syncwatch::test_support::histogram(&bounds);
         for v in &values {
             h.observe(*v);
         }

@@ -131,41 +131,68 @@ impl Columns for PgRow {
         match self.try_get(i) {
             Ok(v) => Ok(v),
             Err(_) if is_enum(self, i) => Ok(self.try_get_unchecked(i)?),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(undecodable(self, i, "text (text, varchar or an enum)", e)),
         }
     }
 
     fn int(&self, i: usize) -> Result<Option<i64>> {
-        // `integer` columns (duration_ms) and `bigint` aggregates.
-        match self.try_get::<Option<i64>, _>(i) {
-            Ok(v) => Ok(v),
-            Err(_) => Ok(self.try_get::<Option<i32>, _>(i)?.map(i64::from)),
+        // `integer` or `bigint` columns (duration_ms of an observed table may be either, or
+        // `smallint`), and `bigint` aggregates.
+        if let Ok(v) = self.try_get::<Option<i64>, _>(i) {
+            return Ok(v);
         }
+        if let Ok(v) = self.try_get::<Option<i32>, _>(i) {
+            return Ok(v.map(i64::from));
+        }
+        self.try_get::<Option<i16>, _>(i)
+            .map(|v| v.map(i64::from))
+            .map_err(|e| undecodable(self, i, "an integer (smallint, integer or bigint)", e))
     }
 
     fn float(&self, i: usize) -> Result<Option<f64>> {
-        Ok(self.try_get(i)?)
+        self.try_get(i)
+            .map_err(|e| undecodable(self, i, "a number (double precision)", e))
     }
 
     fn uuid(&self, i: usize) -> Result<Option<Uuid>> {
-        Ok(self.try_get(i)?)
+        self.try_get(i)
+            .map_err(|e| undecodable(self, i, "a uuid", e))
     }
 
     fn timestamp(&self, i: usize) -> Result<Option<DateTime<Utc>>> {
         // An observed table's `timestamp without time zone` columns are taken as UTC.
         match self.try_get(i) {
             Ok(v) => Ok(v),
-            Err(_) => Ok(self
-                .try_get::<Option<NaiveDateTime>, _>(i)?
-                .map(|t| t.and_utc())),
+            Err(_) => self
+                .try_get::<Option<NaiveDateTime>, _>(i)
+                .map(|t| t.map(|t| t.and_utc()))
+                .map_err(|e| undecodable(self, i, "a timestamp (timestamptz or timestamp)", e)),
         }
     }
 
     fn json(&self, i: usize) -> Result<Option<Value>> {
-        Ok(self
-            .try_get::<Option<sqlx::types::Json<Value>>, _>(i)?
-            .map(|j| j.0))
+        self.try_get::<Option<sqlx::types::Json<Value>>, _>(i)
+            .map(|v| v.map(|j| j.0))
+            .map_err(|e| undecodable(self, i, "JSON (jsonb or json)", e))
     }
+}
+
+/// A value of column `i` that does not decode, naming the column, its type in the
+/// database and what syncwatch reads there.
+fn undecodable(row: &PgRow, i: usize, wanted: &str, error: sqlx::Error) -> StoreError {
+    use sqlx::TypeInfo;
+    let (name, sql_type) = row
+        .columns()
+        .get(i)
+        .map(|c| (c.name().to_owned(), c.type_info().name().to_owned()))
+        .unwrap_or_else(|| (format!("#{i}"), "?".into()));
+    let detail = match error {
+        sqlx::Error::ColumnDecode { source, .. } => source.to_string(),
+        other => other.to_string(),
+    };
+    StoreError::Corrupt(format!(
+        "column {name} ({sql_type}) cannot be read as {wanted}: {detail}"
+    ))
 }
 
 /// Whether column `i` of `row` has a user-defined enum type.

@@ -98,31 +98,66 @@ impl Engine for SqliteEngine {
 
 impl Columns for SqliteRow {
     fn text(&self, i: usize) -> Result<Option<String>> {
-        Ok(self.try_get(i)?)
+        self.try_get(i)
+            .map_err(|e| undecodable(self, i, "text", e.to_string()))
     }
 
     fn int(&self, i: usize) -> Result<Option<i64>> {
-        Ok(self.try_get(i)?)
+        self.try_get(i)
+            .map_err(|e| undecodable(self, i, "an integer", e.to_string()))
     }
 
     fn float(&self, i: usize) -> Result<Option<f64>> {
-        Ok(self.try_get(i)?)
+        self.try_get(i)
+            .map_err(|e| undecodable(self, i, "a number", e.to_string()))
     }
 
     fn uuid(&self, i: usize) -> Result<Option<Uuid>> {
-        self.text(i)?.as_deref().map(parse_uuid).transpose()
+        self.text(i)?
+            .as_deref()
+            .map(|text| {
+                Uuid::try_parse(text)
+                    .map_err(|_| undecodable(self, i, "a uuid", format!("{text:?}")))
+            })
+            .transpose()
     }
 
     fn timestamp(&self, i: usize) -> Result<Option<DateTime<Utc>>> {
-        self.text(i)?.as_deref().map(parse_ts).transpose()
+        self.text(i)?
+            .as_deref()
+            .map(|text| {
+                parse_ts(text).map_err(|_| {
+                    undecodable(
+                        self,
+                        i,
+                        "a timestamp (RFC 3339, or YYYY-MM-DD HH:MM:SS[.fff] taken as UTC)",
+                        format!("{text:?}"),
+                    )
+                })
+            })
+            .transpose()
     }
 
     fn json(&self, i: usize) -> Result<Option<Value>> {
         self.text(i)?
             .map(|m| serde_json::from_str(&m))
             .transpose()
-            .map_err(|e| StoreError::Corrupt(format!("unreadable metadata: {e}")))
+            .map_err(|e| undecodable(self, i, "a JSON object", e.to_string()))
     }
+}
+
+/// A value of column `i` that does not decode, naming the column, its declared type and
+/// what syncwatch reads there.
+fn undecodable(row: &SqliteRow, i: usize, wanted: &str, detail: String) -> StoreError {
+    use sqlx::{Column, TypeInfo};
+    let (name, sql_type) = row
+        .columns()
+        .get(i)
+        .map(|c| (c.name().to_owned(), c.type_info().name().to_owned()))
+        .unwrap_or_else(|| (format!("#{i}"), "?".into()));
+    StoreError::Corrupt(format!(
+        "column {name} ({sql_type}) cannot be read as {wanted}: {detail}"
+    ))
 }
 
 /// The stored timestamp format: millisecond precision, `Z` suffix.
@@ -139,10 +174,6 @@ fn parse_ts(text: &str) -> Result<DateTime<Utc>> {
     NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f")
         .map(|naive| naive.and_utc())
         .map_err(|_| StoreError::Corrupt(format!("unreadable timestamp {text:?}")))
-}
-
-fn parse_uuid(text: &str) -> Result<Uuid> {
-    Uuid::try_parse(text).map_err(|_| StoreError::Corrupt(format!("unreadable uuid {text:?}")))
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! reads are per database (`describe_sql`); comparing them with what syncwatch needs is
 //! pure ([`check_table`]).
 
-use super::table::{ConnectorSource, Ident, TableMap, READ_COLUMNS};
+use super::table::{ConnectionIdSource, ConnectorSource, Ident, TableMap, READ_COLUMNS};
 use crate::store::engine::Columns;
 use crate::store::{Backend, Result};
 
@@ -12,18 +12,20 @@ use crate::store::{Backend, Result};
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TableDescription {
     /// Empty when the table does not exist (or the role cannot see it).
-    pub columns: Vec<ColumnInfo>,
+    columns: Vec<ColumnInfo>,
     /// Each index's key columns in order (`?` for an expression).
-    pub indexes: Vec<(String, Vec<String>)>,
-    pub readable: bool,
+    indexes: Vec<(String, Vec<String>)>,
+    readable: bool,
     /// The lookup table of `--connector-from lookup:…`, when configured.
-    pub lookup: Option<Box<TableDescription>>,
+    pub(crate) lookup: Option<Box<TableDescription>>,
+    /// The connection table of `--connection-id-from lookup:…`, when configured.
+    pub(crate) id_lookup: Option<Box<TableDescription>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct ColumnInfo {
-    pub name: String,
-    pub sql_type: String,
+struct ColumnInfo {
+    name: String,
+    sql_type: String,
 }
 
 /// The catalogue queries of one database, each taking the table's name as parameter 1:
@@ -95,6 +97,7 @@ pub fn decode_description(
             .unwrap_or(0)
             > 0,
         lookup: None,
+        id_lookup: None,
     })
 }
 
@@ -179,16 +182,48 @@ pub fn check_table(backend: Backend, map: &TableMap, found: &TableDescription) -
         ));
         can_run = false;
     }
-    let mut wanted: Vec<(String, &str)> = READ_COLUMNS
+    // (the table's column, what it is to syncwatch, the sync log column it is read as)
+    let mut wanted: Vec<(String, &str, &str)> = READ_COLUMNS
         .iter()
-        .map(|c| ((*c).to_owned(), "read"))
+        .map(|c| ((*c).to_owned(), "read", *c))
         .collect();
-    wanted.insert(2, (map.connection.to_string(), "the connection"));
-    if let ConnectorSource::Column(column) = &map.connector {
-        wanted.push((column.to_string(), "the connector label"));
+    match &map.connection_id {
+        ConnectionIdSource::Connection => wanted.insert(
+            2,
+            (
+                map.connection.to_string(),
+                "the connection",
+                "workspace_connector_id",
+            ),
+        ),
+        // Any type the join compares with the connection table's (or read as) id.
+        _ => wanted.insert(2, (map.connection.to_string(), "the connection", "id")),
     }
-    for (name, role) in &wanted {
+    if let ConnectionIdSource::Column(column) = &map.connection_id {
+        wanted.push((
+            column.to_string(),
+            "the connection's public id",
+            "workspace_connector_id",
+        ));
+    }
+    if let ConnectorSource::Column(column) = &map.connector {
+        wanted.push((column.to_string(), "the connector label", "connector_slug"));
+    }
+    for (name, role, reads_as) in &wanted {
+        let accepted = match backend {
+            Backend::Postgres => accepted_types(reads_as),
+            // SQLite's declared types are advice: the probe's reads tell.
+            Backend::Sqlite => None,
+        };
         match found.columns.iter().find(|c| &c.name == name) {
+            Some(column) if accepted.is_some_and(|types| !reads_type(types, &column.sql_type)) => {
+                lines.push(format!(
+                    "column {name} ({role}): FAILED: {}; syncwatch reads {}",
+                    column.sql_type,
+                    accepted.unwrap_or_default().join(", ")
+                ));
+                can_run = false;
+            }
             Some(column) => lines.push(format!(
                 "column {name} ({role}): ok, {}{}",
                 column.sql_type,
@@ -224,6 +259,37 @@ pub fn check_table(backend: Backend, map: &TableMap, found: &TableDescription) -
             lines.push(format!("lookup table {table}: ok (id, {column} readable)"));
         }
     }
+    if let ConnectionIdSource::Lookup { table, column } = &map.connection_id {
+        let lookup = found.id_lookup.as_deref().cloned().unwrap_or_default();
+        let public = lookup.columns.iter().find(|c| c.name == column.to_string());
+        if lookup.columns.is_empty() {
+            lines.push(format!("connection table {table}: FAILED: not found"));
+            can_run = false;
+        } else if !lookup.readable {
+            lines.push(format!(
+                "connection table {table}: FAILED: this role may not SELECT it"
+            ));
+            can_run = false;
+        } else if !lookup.columns.iter().any(|c| c.name == "id") || public.is_none() {
+            lines.push(format!(
+                "connection table {table}: FAILED: needs the columns id and {column}"
+            ));
+            can_run = false;
+        } else if let Some(public) =
+            public.filter(|c| backend == Backend::Postgres && !reads_type(&["uuid"], &c.sql_type))
+        {
+            lines.push(format!(
+                "connection table {table}: FAILED: {column} is {}; syncwatch reads the \
+                 public id as a uuid",
+                public.sql_type
+            ));
+            can_run = false;
+        } else {
+            lines.push(format!(
+                "connection table {table}: ok (public id {column}, joined on id)"
+            ));
+        }
+    }
     let mut create_index = Vec::new();
     for index in wanted_indexes(map) {
         let served_by = found
@@ -243,6 +309,35 @@ pub fn check_table(backend: Backend, map: &TableMap, found: &TableDescription) -
         create_index,
         can_run,
     }
+}
+
+/// The PostgreSQL types (as `format_type` spells them, an enum marked ` (enum)`) syncwatch
+/// reads for each of the sync log's columns; `None`: any type (the internal key is never
+/// read into a value).
+fn accepted_types(column: &str) -> Option<&'static [&'static str]> {
+    const TEXT: &[&str] = &["text", "character varying", "character"];
+    const LABEL: &[&str] = &["text", "character varying", "character", "an enum"];
+    const TIME: &[&str] = &["timestamp with time zone", "timestamp without time zone"];
+    Some(match column {
+        "id" => return None,
+        "workspace_connector_sync_log_id" | "workspace_connector_id" => &["uuid"],
+        "status" | "trigger_type" | "connector_slug" => LABEL,
+        "cloud_task_id" | "error" => TEXT,
+        "duration_ms" => &["smallint", "integer", "bigint"],
+        "metadata" => &["jsonb", "json"],
+        _ => TIME,
+    })
+}
+
+/// Whether a column of `sql_type` is one of `accepted`.
+fn reads_type(accepted: &[&str], sql_type: &str) -> bool {
+    accepted.iter().any(|&t| {
+        if t == "an enum" {
+            sql_type.ends_with(" (enum)")
+        } else {
+            sql_type == t || sql_type.starts_with(&format!("{t}("))
+        }
+    })
 }
 
 fn create_index_sql(backend: Backend, map: &TableMap, index: &WantedIndex) -> String {
@@ -284,7 +379,7 @@ mod tests {
                 .iter()
                 .map(|c| ColumnInfo {
                     name: (*c).into(),
-                    sql_type: "text".into(),
+                    sql_type: type_of(c).into(),
                 })
                 .collect(),
             indexes: indexes
@@ -293,7 +388,78 @@ mod tests {
                 .collect(),
             readable: true,
             lookup: None,
+            id_lookup: None,
         }
+    }
+
+    /// The type an orchestrator's migrations give each column.
+    fn type_of(column: &str) -> &'static str {
+        match column {
+            "id" => "bigint",
+            "workspace_connector_sync_log_id" | "workspace_connector_id" => "uuid",
+            "status" => "connector_sync_status (enum)",
+            "duration_ms" => "integer",
+            "metadata" => "jsonb",
+            "cloud_task_id" => "character varying(255)",
+            c if c.ends_with("_at") => "timestamp without time zone",
+            _ => "text",
+        }
+    }
+
+    #[test]
+    fn a_column_of_a_type_syncwatch_does_not_read_fails_naming_what_it_reads() {
+        let map = TableMap::default();
+        let mut found = description(&all_columns(), &[]);
+        assert!(check_table(Backend::Postgres, &map, &found).can_run);
+        for (column, bad) in [
+            ("workspace_connector_id", "jsonb"),
+            ("workspace_connector_id", "integer"),
+            ("duration_ms", "numeric(12,0)"),
+            ("completed_at", "date"),
+        ] {
+            let mut found = found.clone();
+            found
+                .columns
+                .iter_mut()
+                .find(|c| c.name == column)
+                .unwrap()
+                .sql_type = bad.into();
+            let report = check_table(Backend::Postgres, &map, &found);
+            assert!(!report.can_run, "{column} {bad}: {:?}", report.lines);
+            assert!(
+                report
+                    .lines
+                    .iter()
+                    .any(|l| l.starts_with(&format!("column {column} "))
+                        && l.contains(&format!("FAILED: {bad}; syncwatch reads"))),
+                "{:?}",
+                report.lines
+            );
+        }
+        // Behind a connection table's public id, the connection column may be an integer
+        // key; the public id must then be a uuid.
+        let map = TableMap {
+            connection_id: ConnectionIdSource::Lookup {
+                table: Ident::table("workspace_connector").unwrap(),
+                column: Ident::column("public_id").unwrap(),
+            },
+            ..TableMap::default()
+        };
+        found
+            .columns
+            .iter_mut()
+            .find(|c| c.name == "workspace_connector_id")
+            .unwrap()
+            .sql_type = "integer".into();
+        let mut connections = description(&["id", "public_id"], &[]);
+        connections.columns[1].sql_type = "uuid".into();
+        found.id_lookup = Some(Box::new(connections.clone()));
+        let report = check_table(Backend::Postgres, &map, &found);
+        assert!(report.can_run, "{:?}", report.lines);
+        connections.columns[1].sql_type = "integer".into();
+        found.id_lookup = Some(Box::new(connections));
+        let report = check_table(Backend::Postgres, &map, &found);
+        assert!(!report.can_run, "{:?}", report.lines);
     }
 
     fn all_columns() -> Vec<&'static str> {

@@ -17,8 +17,10 @@ use uuid::Uuid;
 use super::{Backend, Catalogue, NoState, Result, RunStore, SchemaStatus, Store};
 
 pub(crate) use inspect::{catalogue_name, decode_description, describe_sql};
-pub use inspect::{check_table, CheckReport, ColumnInfo, TableDescription};
-pub use table::{ConnectorSource, Ident, TableMap, DEFAULT_CONNECTION_COLUMN, DEFAULT_TABLE};
+pub use inspect::{check_table, CheckReport, TableDescription};
+pub use table::{
+    ConnectionIdSource, ConnectorSource, Ident, TableMap, DEFAULT_CONNECTION_COLUMN, DEFAULT_TABLE,
+};
 
 impl Store {
     /// The store of an observed table: `table` (opened with

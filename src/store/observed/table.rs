@@ -164,12 +164,53 @@ impl fmt::Display for ConnectorSource {
     }
 }
 
-/// The sync log a store reads: its name, its connection column, where the connector label
-/// comes from, and whether syncwatch may write it.
+/// Where a connection's public id (what metrics, the API and the status page show) comes
+/// from, when not from the connection column itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ConnectionIdSource {
+    /// The connection column holds it.
+    #[default]
+    Connection,
+    /// Another column of the sync log (`column:NAME`).
+    Column(Ident),
+    /// A column of the connection table, joined on its `id` = the connection column
+    /// (`lookup:TABLE.COLUMN`): an ORM's integer foreign key to a table that holds the
+    /// connection's public uuid.
+    Lookup { table: Ident, column: Ident },
+}
+
+impl FromStr for ConnectionIdSource {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.parse::<ConnectorSource>() {
+            Ok(ConnectorSource::Column(column)) => Ok(ConnectionIdSource::Column(column)),
+            Ok(ConnectorSource::Lookup { table, column }) => {
+                Ok(ConnectionIdSource::Lookup { table, column })
+            }
+            _ => Err(format!(
+                "{text:?}: expected column:NAME or lookup:TABLE.COLUMN"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for ConnectionIdSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectionIdSource::Connection => f.write_str("the connection column"),
+            ConnectionIdSource::Column(c) => write!(f, "column:{c}"),
+            ConnectionIdSource::Lookup { table, column } => write!(f, "lookup:{table}.{column}"),
+        }
+    }
+}
+
+/// The sync log a store reads: its name, its connection column, where the connection's
+/// public id and the connector label come from, and whether syncwatch may write it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableMap {
     pub table: Ident,
     pub connection: Ident,
+    pub connection_id: ConnectionIdSource,
     pub connector: ConnectorSource,
     /// Another service owns the table: syncwatch never writes it.
     pub observed: bool,
@@ -185,6 +226,7 @@ impl Default for TableMap {
             connection: Ident {
                 parts: vec![DEFAULT_CONNECTION_COLUMN.into()],
             },
+            connection_id: ConnectionIdSource::Connection,
             connector: ConnectorSource::default(),
             observed: false,
         }
@@ -213,6 +255,7 @@ impl TableMap {
     /// Whether the table's columns are the sync log's own names (no derived table needed).
     fn is_identity(&self) -> bool {
         self.connection.to_string() == DEFAULT_CONNECTION_COLUMN
+            && self.connection_id == ConnectionIdSource::Connection
             && self.connector == ConnectorSource::default()
     }
 
@@ -235,11 +278,24 @@ impl TableMap {
                 ),
             ),
         };
+        let (connection_id, id_join) = match &self.connection_id {
+            ConnectionIdSource::Connection => {
+                (format!("t.{}", self.connection.quoted()), String::new())
+            }
+            ConnectionIdSource::Column(c) => (format!("t.{}", c.quoted()), String::new()),
+            ConnectionIdSource::Lookup { table, column } => (
+                format!("p.{}", column.quoted()),
+                format!(
+                    " left join {} p on p.id = t.{}",
+                    table.quoted(),
+                    self.connection.quoted()
+                ),
+            ),
+        };
         format!(
-            "(select {}, t.{} as workspace_connector_id, cast({connector} as text) as \
-             connector_slug from {} t{join}) {alias}",
+            "(select {}, {connection_id} as workspace_connector_id, cast({connector} as text) \
+             as connector_slug from {} t{join}{id_join}) {alias}",
             columns.join(", "),
-            self.connection.quoted(),
             self.table.quoted(),
         )
     }
@@ -313,6 +369,7 @@ mod tests {
     #[test]
     fn an_observed_table_is_read_through_a_renaming_derived_table() {
         let map = TableMap {
+            connection_id: ConnectionIdSource::Connection,
             table: Ident::table("app.sync_log").unwrap(),
             connection: Ident::column("connection_id").unwrap(),
             connector: "lookup:app.workspace_connector.slug".parse().unwrap(),
@@ -327,6 +384,7 @@ mod tests {
         ));
         assert!(sql.ends_with(") s"));
         let map = TableMap {
+            connection_id: ConnectionIdSource::Connection,
             connector: "metadata:slug".parse().unwrap(),
             ..map
         };

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use super::SqlStore;
 use crate::store::engine::{Columns, Engine, PoolKind};
-use crate::store::observed::{self, ConnectorSource, Ident, TableDescription};
+use crate::store::observed::{self, ConnectionIdSource, ConnectorSource, Ident, TableDescription};
 use crate::store::{Backend, Catalogue, Result, SchemaStatus};
 
 /// The highest applied migration, and 1 when one of them failed (same text on both).
@@ -79,6 +79,9 @@ impl<E: Engine> Catalogue for SqlStore<E> {
         let mut found = self.describe(&self.table.table).await?;
         if let ConnectorSource::Lookup { table, .. } = &self.table.connector {
             found.lookup = Some(Box::new(self.describe(table).await?));
+        }
+        if let ConnectionIdSource::Lookup { table, .. } = &self.table.connection_id {
+            found.id_lookup = Some(Box::new(self.describe(table).await?));
         }
         Ok(found)
     }

@@ -65,7 +65,7 @@ pub fn aggregate_sql(
     format!(
         "select connector_slug, trigger_type, status, count(*) as runs, \
            count(duration_ms) as duration_count, \
-           coalesce(sum(duration_ms), 0) as duration_sum_ms, \
+           cast(coalesce(sum(duration_ms), 0) as bigint) as duration_sum_ms, \
            count(started_at) as delay_count, \
            coalesce(sum(case when started_at is not null then {delay} end), 0.0) as delay_sum, \
            coalesce(sum({records}), 0.0) as records_synced, \

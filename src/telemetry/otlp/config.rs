@@ -31,7 +31,7 @@ impl OtlpConfig {
     /// From any variable source (tests pass a map). Follows the OTLP exporter spec:
     /// `OTEL_EXPORTER_OTLP_ENDPOINT` is a base (`/v1/metrics`, `/v1/traces` appended for
     /// HTTP), the per-signal `…_METRICS_ENDPOINT` / `…_TRACES_ENDPOINT` are used as given.
-    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<Option<Self>> {
+    fn from_vars(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<Option<Self>> {
         let get = |name: &str| {
             var(name)
                 .map(|v| v.trim().to_owned())

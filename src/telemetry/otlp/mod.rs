@@ -18,9 +18,9 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use tokio::sync::mpsc;
 
 pub use config::{OtlpConfig, Protocol};
-pub use convert::{per_bucket, to_otlp_metrics};
+pub use convert::to_otlp_metrics;
 pub use export::Exporter;
-pub use spans::{request_span, run_span, SpanSink};
+pub use spans::SpanSink;
 
 use crate::metrics::Metrics;
 

@@ -109,7 +109,7 @@ pub struct SpanSink {
 }
 
 impl SpanSink {
-    pub fn send(&self, span: Span) {
+    fn send(&self, span: Span) {
         if self.tx.try_send(span).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }

@@ -14,9 +14,9 @@ use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection};
 use syncwatch::api::ApiSettings;
 use syncwatch::metrics::Metrics;
-use syncwatch::startup::Application;
 use syncwatch::store::DatabaseUrl;
 use syncwatch::store::{self, PoolOptions, Store};
+use syncwatch::test_support;
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
@@ -238,9 +238,9 @@ impl TestApp {
     pub async fn spawn_with(backend: Backend, settings: ApiSettings) -> Option<Self> {
         let db = TestDb::new(backend).await?;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let app =
-            Application::from_parts(listener, db.store.clone(), &settings, Metrics::new()).unwrap();
-        let base = format!("http://{}", app.local_addr());
+        let app = test_support::application(listener, db.store.clone(), &settings, Metrics::new())
+            .unwrap();
+        let base = format!("http://{}", test_support::local_addr(&app));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             app.run_until_stopped(async {

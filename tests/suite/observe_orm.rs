@@ -1,0 +1,422 @@
+//! The orchestrator's table as an ORM creates it: an internal `serial` key on every table,
+//! the sync log's connection column an `integer` foreign key to `workspace_connector(id)`,
+//! the connection's public uuid in `workspace_connector.workspace_connector_id`,
+//! `status` a native enum, `trigger_type` text with a check constraint, `duration_ms`
+//! `bigint` (PostgreSQL sums it as `numeric`). Observed by the real binary under a role
+//! that may only `SELECT`, with `--connection-id-from lookup:…`: `check` passes, every
+//! read exports numbers equal to SQL, and every place a person reads a connection shows
+//! its public uuid. Without the flag, `check` fails naming the integer column, and `serve`
+//! refuses to start instead of failing every scan.
+
+use crate::common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use common::{service_bin, Backend, Server, TestDb};
+use sqlx::{Connection, PgConnection, Row};
+use uuid::Uuid;
+
+const SCHEMA: &str = "
+create type sync_status as enum ('scheduled', 'in_progress', 'success', 'error');
+create table workspace_connector (
+    id serial primary key,
+    workspace_connector_id uuid not null unique default gen_random_uuid(),
+    connector_slug text not null
+);
+create table workspace_connector_sync_log (
+    id serial primary key,
+    workspace_connector_sync_log_id uuid not null unique default gen_random_uuid(),
+    workspace_connector_id integer not null references workspace_connector (id),
+    status sync_status not null default 'scheduled',
+    trigger_type text check (trigger_type in ('cloud_task', 'manual', 'oauth_callback')),
+    cloud_task_id varchar(255),
+    started_at timestamptz,
+    completed_at timestamptz,
+    duration_ms bigint,
+    error text,
+    metadata jsonb,
+    created_at timestamptz not null default now(),
+    updated_at timestamptz not null default now(),
+    deleted_at timestamptz
+);
+create index on workspace_connector_sync_log (workspace_connector_id);
+";
+
+const MAPPING: &[&str] = &[
+    "--observe-only",
+    "--connector-from",
+    "lookup:workspace_connector.connector_slug",
+    "--connection-id-from",
+    "lookup:workspace_connector.workspace_connector_id",
+];
+
+/// The database, the schema, and a role that may only read the two tables.
+async fn orm_table() -> Option<(TestDb, String)> {
+    let mut db = TestDb::unmigrated(Backend::Postgres).await?;
+    let reader = format!("syncwatch_orm_reader_{}", Uuid::new_v4().simple());
+    db.drops_role(&reader);
+    let name = db.url.expose().rsplit('/').next().unwrap().to_owned();
+    let mut conn = PgConnection::connect(db.url.expose()).await.unwrap();
+    sqlx::raw_sql(SCHEMA).execute(&mut conn).await.unwrap();
+    sqlx::raw_sql(&format!(
+        "create role {reader} login;
+         grant connect on database {name} to {reader};
+         grant usage on schema public to {reader};
+         grant select on workspace_connector_sync_log, workspace_connector to {reader};"
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let mut url = url::Url::parse(db.url.expose()).unwrap();
+    url.set_username(&reader).unwrap();
+    Some((db, url.to_string()))
+}
+
+/// Six connections of three connectors; runs taken through their lifecycle with plain
+/// transactions, as the orchestrator's repository helpers do (each statement's clock, so
+/// runs complete in the order they are written). `round` varies the mix.
+async fn drive_runs(conn: &mut PgConnection, round: i64) {
+    if round == 0 {
+        sqlx::query(
+            "insert into workspace_connector (connector_slug) \
+             select (array['hubspot', 'salesforce', 'stripe'])[1 + g % 3] \
+             from generate_series(0, 5) g",
+        )
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    }
+    for i in 0..30_i64 {
+        let connection = 1 + (i + round) % 6;
+        let mut tx = conn.begin().await.unwrap();
+        let id: i32 = sqlx::query_scalar(
+            "insert into workspace_connector_sync_log (workspace_connector_id, trigger_type, \
+               cloud_task_id, created_at, updated_at) \
+             values ($1, 'cloud_task', gen_random_uuid()::text, now() - interval '10 seconds', now()) \
+             returning id",
+        )
+        .bind(connection as i32)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        if i % 10 == 9 {
+            continue; // left scheduled
+        }
+        sqlx::query(
+            "update workspace_connector_sync_log set status = 'in_progress', \
+               started_at = now(), updated_at = now() where id = $1",
+        )
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        if i % 10 == 8 {
+            continue; // left running
+        }
+        // Connection 1 always fails; the others fail now and then.
+        let failed = connection == 1 || (i + round) % 7 == 0;
+        sqlx::query(
+            "update workspace_connector_sync_log set status = $2::sync_status, \
+               completed_at = now(), duration_ms = $3::bigint, \
+               error = case when $2::text = 'error' then 'HTTP 429 Too Many Requests' end, \
+               metadata = jsonb_build_object('records_synced', $4::int), updated_at = now() \
+             where id = $1",
+        )
+        .bind(id)
+        .bind(if failed { "error" } else { "success" })
+        .bind(500 + 1_300 * i + round)
+        .bind(10 * i)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    }
+}
+
+/// A family's samples from an exposition, by their sorted labels.
+fn family(text: &str, name: &str) -> BTreeMap<Vec<(String, String)>, f64> {
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(name)?.strip_prefix('{')?;
+            let (labels, value) = rest.rsplit_once("} ")?;
+            let value: f64 = value.trim().parse().ok()?;
+            let mut labels: Vec<(String, String)> = labels
+                .split(',')
+                .map(|l| {
+                    let (k, v) = l.split_once('=').unwrap();
+                    (k.to_owned(), v.trim_matches('"').to_owned())
+                })
+                .collect();
+            labels.sort();
+            (value != 0.0).then_some((labels, value))
+        })
+        .collect()
+}
+
+/// The same family in SQL: label values in `names` order, then the value.
+async fn sql(
+    conn: &mut PgConnection,
+    names: &[&str],
+    query: &str,
+) -> BTreeMap<Vec<(String, String)>, f64> {
+    let mut out = BTreeMap::new();
+    for row in sqlx::query(query).fetch_all(&mut *conn).await.unwrap() {
+        let mut labels: Vec<(String, String)> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| ((*n).to_owned(), row.get::<String, _>(i)))
+            .collect();
+        labels.sort();
+        let value: f64 = row.get(names.len());
+        if value != 0.0 {
+            out.insert(labels, value);
+        }
+    }
+    out
+}
+
+const FROM: &str = "from workspace_connector_sync_log t \
+     join workspace_connector w on w.id = t.workspace_connector_id";
+
+/// Runs, durations (count and sum: a `bigint` column), records synced, failures by
+/// reason, failing connections, consecutive failures by public uuid and live runs, each
+/// equal to SQL; `None` while they differ, with the first difference.
+async fn differences(conn: &mut PgConnection, text: &str) -> Option<String> {
+    let checks: [(&str, &[&str], String); 8] = [
+        (
+            "connector_sync_runs_total",
+            &["connector", "trigger", "status"],
+            format!("select w.connector_slug, t.trigger_type, t.status::text, count(*)::float8 {FROM} where t.completed_at is not null group by 1, 2, 3"),
+        ),
+        (
+            "connector_sync_duration_seconds_count",
+            &["connector", "trigger", "status"],
+            format!("select w.connector_slug, t.trigger_type, t.status::text, count(*)::float8 {FROM} where t.completed_at is not null and t.duration_ms is not null group by 1, 2, 3"),
+        ),
+        (
+            "connector_sync_duration_seconds_sum",
+            &["connector", "trigger", "status"],
+            format!("select w.connector_slug, t.trigger_type, t.status::text, (sum(t.duration_ms) / 1000.0)::float8 {FROM} where t.completed_at is not null group by 1, 2, 3"),
+        ),
+        (
+            "connector_sync_records_synced_total",
+            &["connector"],
+            format!("select w.connector_slug, sum((t.metadata ->> 'records_synced')::float8) {FROM} where t.completed_at is not null group by 1"),
+        ),
+        (
+            "connector_sync_failures_total",
+            &["connector", "trigger", "reason", "owner"],
+            format!("select w.connector_slug, t.trigger_type, 'rate_limit', 'provider', count(*)::float8 {FROM} where t.status = 'error' group by 1, 2"),
+        ),
+        (
+            "connector_sync_failing_connections",
+            &["connector"],
+            format!("select slug, count(*)::float8 from (select distinct on (t.workspace_connector_id) w.connector_slug as slug, t.status {FROM} where t.completed_at is not null order by t.workspace_connector_id, t.completed_at desc, t.id desc) latest where status = 'error' group by 1"),
+        ),
+        (
+            "connector_sync_connection_consecutive_failures",
+            &["connector", "workspace_connector_id"],
+            format!("select w.connector_slug, w.workspace_connector_id::text, count(*)::float8 {FROM} where t.status = 'error' and t.completed_at > coalesce((select max(s.completed_at) from workspace_connector_sync_log s where s.workspace_connector_id = t.workspace_connector_id and s.status = 'success'), '-infinity') group by 1, 2"),
+        ),
+        (
+            "connector_sync_runs_active",
+            &["connector", "status"],
+            format!("select w.connector_slug, t.status::text, count(*)::float8 {FROM} where t.deleted_at is null and t.status in ('scheduled', 'in_progress') group by 1, 2"),
+        ),
+    ];
+    for (name, labels, query) in checks {
+        let exported = family(text, name);
+        let expected = sql(conn, labels, &query).await;
+        let close = exported.len() == expected.len()
+            && exported
+                .iter()
+                .zip(&expected)
+                .all(|((a, x), (b, y))| a == b && (x - y).abs() <= 1e-9 * y.abs().max(1.0));
+        if !close {
+            return Some(format!("{name}: exported {exported:?}\n  SQL {expected:?}"));
+        }
+    }
+    None
+}
+
+fn check(url: &str, extra: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(service_bin())
+        .args(["check", "--database-url", url])
+        .args(extra)
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn an_orm_table_with_integer_keys_is_observed_by_its_public_ids() {
+    let Some((db, reader_url)) = orm_table().await else {
+        return;
+    };
+    let mut conn = PgConnection::connect(db.url.expose()).await.unwrap();
+    drive_runs(&mut conn, 0).await;
+
+    // Without the public id, the integer connection column is named as unreadable, and
+    // `serve` refuses to start rather than fail every scan.
+    let label_only = &MAPPING[..3];
+    let (ok, said) = check(&reader_url, label_only);
+    assert!(!ok, "check passes an integer connection column:\n{said}");
+    assert!(
+        said.contains("column workspace_connector_id (the connection): FAILED: integer")
+            && said.contains("uuid"),
+        "{said}"
+    );
+    let mut serve = common::ChildGuard(
+        std::process::Command::new(service_bin())
+            .args([
+                "serve",
+                "--database-url",
+                &reader_url,
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--metrics-listen", "127.0.0.1:0"])
+            .args(label_only)
+            .env_remove("DATABASE_URL")
+            .env_remove("SYNCWATCH_API_TOKENS")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = serve.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve started on a table it cannot read"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(serve.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "serve exited 0: {stderr}");
+    assert!(
+        stderr.contains("cannot observe") && stderr.contains("workspace_connector_id"),
+        "{stderr}"
+    );
+
+    // With it, `check` runs every read and passes.
+    let (ok, said) = check(&reader_url, MAPPING);
+    assert!(ok, "{said}");
+    assert!(
+        said.contains("connection table workspace_connector: ok"),
+        "{said}"
+    );
+    assert!(
+        said.contains("read the scanner's per-connection states: ok (6 rows)"),
+        "{said}"
+    );
+    assert!(said.contains("result: syncwatch can observe"), "{said}");
+
+    let mut flags = MAPPING.to_vec();
+    flags.extend(["--scan-interval", "200ms"]);
+    let server = Server::start(&reader_url, &flags).await;
+    let mut text = String::new();
+    for round in 1..=3 {
+        // Another writer goes on meanwhile (but before the first look); every number
+        // follows it.
+        if round > 1 {
+            drive_runs(&mut conn, round).await;
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            text = server.scrape().await;
+            let Some(diff) = differences(&mut conn, &text).await else {
+                break;
+            };
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}, after 60 s: {diff}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    assert_eq!(
+        common::sample(&text, "syncwatch_scan_errors_total"),
+        Some(0.0),
+        "no scan failed"
+    );
+
+    // The API and the status page show public uuids, never the integer key.
+    let public: BTreeSet<String> =
+        sqlx::query_scalar("select workspace_connector_id::text from workspace_connector")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+    let client = reqwest::Client::new();
+    let list: serde_json::Value = client
+        .get(format!("{}/v1/sync-logs?limit=100", server.api))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed: BTreeSet<String> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["workspace_connector_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(listed, public, "{list}");
+    let failing: String = sqlx::query_scalar(
+        "select workspace_connector_id::text from workspace_connector where id = 1",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    let filtered: serde_json::Value = client
+        .get(format!(
+            "{}/v1/sync-logs?workspace_connector_id={failing}&limit=5",
+            server.api
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        filtered["items"]
+            .as_array()
+            .is_some_and(|items| !items.is_empty()
+                && items
+                    .iter()
+                    .all(|r| r["workspace_connector_id"] == failing.as_str())),
+        "{filtered}"
+    );
+    let page = client
+        .get(format!("{}/ui/failing", server.api))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&failing),
+        "/ui/failing names {failing}:\n{page}"
+    );
+    let connection = client
+        .get(format!("{}/ui/connections/{failing}", server.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(connection.status(), reqwest::StatusCode::OK);
+    assert!(connection.text().await.unwrap().contains("HTTP 429"));
+}
