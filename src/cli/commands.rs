@@ -236,7 +236,10 @@ async fn print_probe(store: &Store) -> bool {
     let mut all = true;
     for Probed { read, outcome } in store.probe().await {
         match outcome {
-            Ok(rows) => println!("read {read}: ok ({rows} rows)"),
+            Ok(rows) => println!(
+                "read {read}: ok ({rows} row{})",
+                if rows == 1 { "" } else { "s" }
+            ),
             Err(e) => {
                 all = false;
                 println!("read {read}: FAILED: {e}");

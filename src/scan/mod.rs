@@ -246,16 +246,28 @@ impl Scanner {
             &self.config.dispatch_delay_buckets,
         );
         let rules = self.config.rules();
-        let saved = if self.config.checkpoint {
-            self.store
-                .state()
-                .load_checkpoint()
-                .await?
-                .and_then(|(upto, text)| {
-                    Some((upto, Totals::from_json(&text, durations, delays, &rules)?))
-                })
+        let mapping = self.store.catalogue().mapping_key();
+        let checkpoint = if self.config.checkpoint {
+            self.store.state().load_checkpoint().await?
         } else {
             None
+        };
+        let saved = match checkpoint {
+            Some((upto, text)) => {
+                let totals = Totals::from_json(&text, durations, delays, &rules, &mapping);
+                if totals.is_none() {
+                    // Another table or mapping, other buckets or rules, another version:
+                    // built anew from the table, and its saved connection states (keyed
+                    // by what the old mapping called a connection) forgotten.
+                    tracing::warn!(
+                        "scanner: the checkpoint was saved for another table, mapping, bucket \
+                         layout or rule set; building from the table instead"
+                    );
+                    self.store.state().clear_connection_states().await?;
+                }
+                totals.map(|totals| (upto, totals))
+            }
+            None => None,
         };
         let build = Box::new(match saved {
             Some((upto, (totals, connections_saved))) => {
@@ -294,7 +306,9 @@ impl Scanner {
                     // the chunks since the last save. When the build follows saved
                     // connection states, the states it changed are saved with the totals
                     // (the next start continues both from this point).
-                    let json = build.totals.to_json(build.follow_saved);
+                    let json = build
+                        .totals
+                        .to_json(build.follow_saved, &self.store.catalogue().mapping_key());
                     let states = if build.follow_saved {
                         build.connections.states_of(&build.dirty)
                     } else {

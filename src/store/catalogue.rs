@@ -26,6 +26,10 @@ impl SchemaStatus {
 /// The store as startup, `/readyz` and `check` see it.
 #[async_trait]
 pub trait Catalogue: Send + Sync + 'static {
+    /// What the scanner's checkpoint is keyed by: the sync log's table and mapping
+    /// ([`TableMap::key`](super::TableMap::key)).
+    fn mapping_key(&self) -> String;
+
     fn backend(&self) -> Backend;
 
     /// Apply pending migrations.

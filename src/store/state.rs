@@ -35,6 +35,10 @@ pub trait StateStore: Send + Sync + 'static {
         connections: &[ConnectionState],
     ) -> Result<()>;
 
+    /// Forget the saved connection states (a checkpoint that cannot be continued: the next
+    /// build walks them all from the table again and saves them anew).
+    async fn clear_connection_states(&self) -> Result<()>;
+
     /// At most `limit` saved connection states in id order after `after` (from the first
     /// when `None`).
     async fn saved_connection_states(
@@ -60,6 +64,10 @@ impl StateStore for NoState {
         _totals: &str,
         _connections: &[ConnectionState],
     ) -> Result<()> {
+        Ok(())
+    }
+
+    async fn clear_connection_states(&self) -> Result<()> {
         Ok(())
     }
 

@@ -622,6 +622,75 @@ async fn metadata_labels_a_state_schema_and_failover() {
     assert_eq!(table_fingerprint(&observed.db).await, before);
 }
 
+/// A checkpoint is keyed by the table and the whole mapping: restarted on the same state
+/// store with another `--connector-from`, the scanner builds anew from the table instead of
+/// continuing under the old labels, and forgets the connection states saved under them.
+#[tokio::test]
+async fn a_mapping_change_rebuilds_and_never_mixes() {
+    let Some(observed) = Observed::new().await else {
+        return;
+    };
+    fill(&observed.db, 13).await;
+    let state_dir = tempfile::tempdir().unwrap();
+    let state = format!("sqlite://{}", state_dir.path().join("state.db").display());
+    let flags = |connector: &'static str| {
+        vec![
+            "--observe-only".to_owned(),
+            "--connector-from".into(),
+            connector.into(),
+            "--state-database-url".into(),
+            state.clone(),
+            "--scan-interval".into(),
+            "200ms".into(),
+            "--checkpoint-interval".into(),
+            "200ms".into(),
+        ]
+    };
+    let lookup = flags("lookup:workspace_connector.slug");
+    let lookup: Vec<&str> = lookup.iter().map(String::as_str).collect();
+    let server = Server::start(&observed.reader_url, &lookup).await;
+    let text = scrape_when_built(&server).await;
+    assert_metrics_match_sql(&observed.db, &text, LOOKUP_CONNECTOR).await;
+    // Until a checkpoint with the connection states is saved.
+    let mut state_conn = sqlx::SqliteConnection::connect(&state).await.unwrap();
+    common::wait_until("a saved checkpoint", Duration::from_secs(20), async || {
+        sqlx::query_scalar::<_, i64>("select count(*) from syncwatch_connection_state")
+            .fetch_one(&mut state_conn)
+            .await
+            .is_ok_and(|n| n > 0)
+    })
+    .await;
+    drop(server);
+
+    let metadata = flags("metadata:connector_slug");
+    let metadata: Vec<&str> = metadata.iter().map(String::as_str).collect();
+    let server = Server::start(&observed.reader_url, &metadata).await;
+    let text = scrape_when_built(&server).await;
+    // Exactly the new labels: nothing carried over from the lookup's.
+    assert_metrics_match_sql(&observed.db, &text, METADATA_CONNECTOR).await;
+    let mut conn = admin(&observed.db).await;
+    let terminal: i64 = sqlx::query_scalar(
+        "select count(*) from workspace_connector_sync_log where completed_at is not null",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        family(&text, "connector_sync_runs_total")
+            .values()
+            .sum::<f64>(),
+        terminal as f64,
+        "every terminal run counted once"
+    );
+    // Once more under the new mapping: it continues from its own checkpoint, and the
+    // connection states it loads are the new mapping's alone.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    drop(server);
+    let server = Server::start(&observed.reader_url, &metadata).await;
+    let text = scrape_when_built(&server).await;
+    assert_metrics_match_sql(&observed.db, &text, METADATA_CONNECTOR).await;
+}
+
 /// The statements `check` printed for the table's owner.
 fn printed<'a>(out: &'a str, starting: &str) -> Vec<&'a str> {
     out.lines()

@@ -270,7 +270,7 @@ impl Steady {
     /// Save the settled totals and the changed connection states.
     pub async fn save(&mut self, store: &Store) -> Result<(), StoreError> {
         let states = self.connections.states_of(&self.dirty);
-        let json = self.settled.to_json(true);
+        let json = self.settled.to_json(true, &store.catalogue().mapping_key());
         let upto = self.low;
         store.state().save_checkpoint(upto, &json, &states).await?;
         self.dirty.clear();

@@ -31,6 +31,12 @@ struct SavedTotals {
     /// Absent in checkpoints written before connection states were saved.
     #[serde(default)]
     connections_saved: bool,
+    /// The table and mapping they were counted from ([`TableMap::key`]); absent (empty)
+    /// in checkpoints saved before it was recorded, as it is for syncwatch's own table.
+    ///
+    /// [`TableMap::key`]: crate::store::TableMap::key
+    #[serde(default)]
+    mapping: String,
     duration_bounds: Vec<f64>,
     delay_bounds: Vec<f64>,
     runs: Vec<(String, String, Status, u64)>,
@@ -46,10 +52,11 @@ struct SavedTotals {
 impl Totals {
     /// The totals as JSON, for the scanner's checkpoint; `connections_saved` says whether
     /// the per-connection states were saved with them.
-    pub fn to_json(&self, connections_saved: bool) -> String {
+    pub fn to_json(&self, connections_saved: bool, mapping: &str) -> String {
         let saved = SavedTotals {
             version: SAVED_VERSION,
             connections_saved,
+            mapping: mapping.to_owned(),
             duration_bounds: self.duration_bounds.to_vec(),
             delay_bounds: self.delay_bounds.to_vec(),
             runs: self
@@ -100,9 +107,11 @@ impl Totals {
         duration_bounds: &[f64],
         delay_bounds: &[f64],
         rules: &Arc<FailureRules>,
+        mapping: &str,
     ) -> Option<(Self, bool)> {
         let saved: SavedTotals = serde_json::from_str(text).ok()?;
         let consistent = saved.version == SAVED_VERSION
+            && saved.mapping == mapping
             && saved.rules_digest == rules.digest()
             && saved.duration_bounds == duration_bounds
             && saved.delay_bounds == delay_bounds

@@ -54,6 +54,10 @@ struct ObservedCatalogue {
 
 #[async_trait]
 impl Catalogue for ObservedCatalogue {
+    fn mapping_key(&self) -> String {
+        self.table.mapping_key()
+    }
+
     fn backend(&self) -> Backend {
         self.table.backend()
     }

@@ -300,6 +300,20 @@ impl TableMap {
         )
     }
 
+    /// What the scanner's checkpoint is keyed by: the table and the whole mapping, so a
+    /// checkpoint is never continued under another one (its labels and connection keys
+    /// would mix with the new ones). Empty for syncwatch's own table, as checkpoints saved
+    /// before the key existed were.
+    pub fn key(&self) -> String {
+        if self.is_identity() && self.table.to_string() == DEFAULT_TABLE {
+            return String::new();
+        }
+        format!(
+            "table={} connection={} connection_id={} connector={}",
+            self.table, self.connection, self.connection_id, self.connector
+        )
+    }
+
     /// The table writes go to (only ever the owned table).
     pub fn target(&self) -> String {
         self.table.quoted()

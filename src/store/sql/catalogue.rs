@@ -32,6 +32,10 @@ impl<E: Engine> SqlStore<E> {
 
 #[async_trait]
 impl<E: Engine> Catalogue for SqlStore<E> {
+    fn mapping_key(&self) -> String {
+        self.table.key()
+    }
+
     fn backend(&self) -> Backend {
         E::BACKEND
     }

@@ -123,4 +123,16 @@ impl<E: Engine> StateStore for SqlStore<E> {
         self.scan_decoded(&sql, params, decode_connection_state)
             .await
     }
+
+    #[tracing::instrument(skip_all)]
+    async fn clear_connection_states(&self) -> Result<()> {
+        self.engine
+            .execute(
+                PoolKind::Scan,
+                "delete from syncwatch_connection_state",
+                vec![],
+            )
+            .await?;
+        Ok(())
+    }
 }
