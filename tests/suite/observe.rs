@@ -11,7 +11,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use common::{free_port, service_bin, wait_until, Backend, Server, TestDb};
+use common::{
+    family_samples as family, free_port, service_bin, sql_family as expected, wait_until,
+};
+use common::{Backend, Server, TestDb};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use reqwest::StatusCode;
@@ -62,26 +65,15 @@ struct Observed {
 impl Observed {
     async fn new() -> Option<Self> {
         let mut db = TestDb::unmigrated(Backend::Postgres).await?;
-        let reader = format!("syncwatch_reader_{}", Uuid::new_v4().simple());
-        db.drops_role(&reader);
-        let name = db.url.expose().rsplit('/').next().unwrap().to_owned();
         let mut conn = admin(&db).await;
         sqlx::raw_sql(FIXTURE).execute(&mut conn).await.unwrap();
-        sqlx::raw_sql(&format!(
-            "create role {reader} login;
-             grant connect on database {name} to {reader};
-             grant usage on schema public to {reader};
-             grant select on workspace_connector_sync_log, workspace_connector to {reader};"
-        ))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-        let mut url = url::Url::parse(db.url.expose()).unwrap();
-        url.set_username(&reader).unwrap();
+        let (reader, reader_url) = db
+            .select_only_role(&["workspace_connector_sync_log", "workspace_connector"])
+            .await;
         Some(Self {
             db,
             reader,
-            reader_url: url.to_string(),
+            reader_url,
         })
     }
 }
@@ -224,59 +216,6 @@ async fn fill(db: &TestDb, seed: u64) {
         .await
         .unwrap();
     }
-}
-
-/// A family's non-zero samples from an exposition, by their sorted labels.
-fn family(text: &str, name: &str) -> BTreeMap<Vec<(String, String)>, f64> {
-    let mut out = BTreeMap::new();
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix(name) else {
-            continue;
-        };
-        let Some((labels, value)) = rest.strip_prefix('{').and_then(|r| r.rsplit_once("} ")) else {
-            continue;
-        };
-        let value: f64 = value.trim().parse().unwrap();
-        if value == 0.0 {
-            continue;
-        }
-        let mut labels: Vec<(String, String)> = labels
-            .split(',')
-            .filter(|l| !l.is_empty())
-            .map(|l| {
-                let (k, v) = l.split_once('=').unwrap();
-                (k.to_owned(), v.trim_matches('"').to_owned())
-            })
-            .collect();
-        labels.sort();
-        out.insert(labels, value);
-    }
-    out
-}
-
-/// The same family computed in SQL: each row is the label values (in `names` order) and
-/// the value.
-async fn expected(
-    conn: &mut PgConnection,
-    names: &[&str],
-    sql: &str,
-) -> BTreeMap<Vec<(String, String)>, f64> {
-    let rows = sqlx::query(sql).fetch_all(&mut *conn).await.unwrap();
-    let mut out = BTreeMap::new();
-    for row in rows {
-        use sqlx::Row;
-        let mut labels: Vec<(String, String)> = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| ((*n).to_owned(), row.get::<String, _>(i)))
-            .collect();
-        labels.sort();
-        let value: f64 = row.get(names.len());
-        if value != 0.0 {
-            out.insert(labels, value);
-        }
-    }
-    out
 }
 
 /// Every domain family the scanner exports, checked against SQL over the fixture.
@@ -502,14 +441,7 @@ async fn a_select_only_role_observes_the_orchestrators_table_with_lookup_labels(
 
     // Reads work over the observed table; writes answer 403 and change nothing.
     let client = reqwest::Client::new();
-    let list: serde_json::Value = client
-        .get(format!("{}/v1/sync-logs?limit=5", server.api))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = common::get_json(&format!("{}/v1/sync-logs?limit=5", server.api)).await;
     let first = &list["items"][0];
     assert!(first["connector_slug"].is_string(), "{list}");
     let id = first["workspace_connector_sync_log_id"].as_str().unwrap();

@@ -10,12 +10,12 @@
 
 use crate::common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{service_bin, Backend, Server, TestDb};
-use sqlx::{Connection, PgConnection, Row};
-use uuid::Uuid;
+use common::{family_samples as family, service_bin, sql_family as sql};
+use common::{get_json, get_text, Backend, Server, TestDb};
+use sqlx::{Connection, PgConnection};
 
 const SCHEMA: &str = "
 create type sync_status as enum ('scheduled', 'in_progress', 'success', 'error');
@@ -54,23 +54,12 @@ const MAPPING: &[&str] = &[
 /// The database, the schema, and a role that may only read the two tables.
 async fn orm_table() -> Option<(TestDb, String)> {
     let mut db = TestDb::unmigrated(Backend::Postgres).await?;
-    let reader = format!("syncwatch_orm_reader_{}", Uuid::new_v4().simple());
-    db.drops_role(&reader);
-    let name = db.url.expose().rsplit('/').next().unwrap().to_owned();
     let mut conn = PgConnection::connect(db.url.expose()).await.unwrap();
     sqlx::raw_sql(SCHEMA).execute(&mut conn).await.unwrap();
-    sqlx::raw_sql(&format!(
-        "create role {reader} login;
-         grant connect on database {name} to {reader};
-         grant usage on schema public to {reader};
-         grant select on workspace_connector_sync_log, workspace_connector to {reader};"
-    ))
-    .execute(&mut conn)
-    .await
-    .unwrap();
-    let mut url = url::Url::parse(db.url.expose()).unwrap();
-    url.set_username(&reader).unwrap();
-    Some((db, url.to_string()))
+    let (_, url) = db
+        .select_only_role(&["workspace_connector_sync_log", "workspace_connector"])
+        .await;
+    Some((db, url))
 }
 
 /// Six connections of three connectors; runs taken through their lifecycle with plain
@@ -132,48 +121,6 @@ async fn drive_runs(conn: &mut PgConnection, round: i64) {
         .await
         .unwrap();
     }
-}
-
-/// A family's samples from an exposition, by their sorted labels.
-fn family(text: &str, name: &str) -> BTreeMap<Vec<(String, String)>, f64> {
-    text.lines()
-        .filter_map(|line| {
-            let rest = line.strip_prefix(name)?.strip_prefix('{')?;
-            let (labels, value) = rest.rsplit_once("} ")?;
-            let value: f64 = value.trim().parse().ok()?;
-            let mut labels: Vec<(String, String)> = labels
-                .split(',')
-                .map(|l| {
-                    let (k, v) = l.split_once('=').unwrap();
-                    (k.to_owned(), v.trim_matches('"').to_owned())
-                })
-                .collect();
-            labels.sort();
-            (value != 0.0).then_some((labels, value))
-        })
-        .collect()
-}
-
-/// The same family in SQL: label values in `names` order, then the value.
-async fn sql(
-    conn: &mut PgConnection,
-    names: &[&str],
-    query: &str,
-) -> BTreeMap<Vec<(String, String)>, f64> {
-    let mut out = BTreeMap::new();
-    for row in sqlx::query(query).fetch_all(&mut *conn).await.unwrap() {
-        let mut labels: Vec<(String, String)> = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| ((*n).to_owned(), row.get::<String, _>(i)))
-            .collect();
-        labels.sort();
-        let value: f64 = row.get(names.len());
-        if value != 0.0 {
-            out.insert(labels, value);
-        }
-    }
-    out
 }
 
 const FROM: &str = "from workspace_connector_sync_log t \
@@ -358,15 +305,7 @@ async fn an_orm_table_with_integer_keys_is_observed_by_its_public_ids() {
             .unwrap()
             .into_iter()
             .collect();
-    let client = reqwest::Client::new();
-    let list: serde_json::Value = client
-        .get(format!("{}/v1/sync-logs?limit=100", server.api))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = get_json(&format!("{}/v1/sync-logs?limit=100", server.api)).await;
     let listed: BTreeSet<String> = list["items"]
         .as_array()
         .unwrap()
@@ -380,17 +319,11 @@ async fn an_orm_table_with_integer_keys_is_observed_by_its_public_ids() {
     .fetch_one(&mut conn)
     .await
     .unwrap();
-    let filtered: serde_json::Value = client
-        .get(format!(
-            "{}/v1/sync-logs?workspace_connector_id={failing}&limit=5",
-            server.api
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let filtered = get_json(&format!(
+        "{}/v1/sync-logs?workspace_connector_id={failing}&limit=5",
+        server.api
+    ))
+    .await;
     assert!(
         filtered["items"]
             .as_array()
@@ -400,19 +333,12 @@ async fn an_orm_table_with_integer_keys_is_observed_by_its_public_ids() {
                     .all(|r| r["workspace_connector_id"] == failing.as_str())),
         "{filtered}"
     );
-    let page = client
-        .get(format!("{}/ui/failing", server.api))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = get_text(&format!("{}/ui/failing", server.api)).await;
     assert!(
         page.contains(&failing),
         "/ui/failing names {failing}:\n{page}"
     );
-    let connection = client
+    let connection = reqwest::Client::new()
         .get(format!("{}/ui/connections/{failing}", server.api))
         .send()
         .await

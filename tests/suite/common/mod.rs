@@ -7,6 +7,7 @@ pub mod webdriver;
 
 pub use process::{admin_url, free_port, ChildGuard};
 
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use reqwest::{Client, Method, Response, StatusCode};
@@ -176,6 +177,30 @@ impl TestDb {
                 let _ = conn.close().await;
             }
         }
+    }
+
+    /// A login role that may only `SELECT` `tables` of this PostgreSQL database (and use
+    /// its `public` schema), dropped with the database: its name and a URL that logs in as
+    /// it.
+    pub async fn select_only_role(&mut self, tables: &[&str]) -> (String, String) {
+        let role = format!("syncwatch_reader_{}", Uuid::new_v4().simple());
+        self.drops_role(&role);
+        let name = self.url.expose().rsplit('/').next().unwrap().to_owned();
+        let mut conn = PgConnection::connect(self.url.expose()).await.unwrap();
+        sqlx::raw_sql(&format!(
+            "create role {role} login;
+             grant connect on database {name} to {role};
+             grant usage on schema public to {role};
+             grant select on {} to {role};",
+            tables.join(", ")
+        ))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        let _ = conn.close().await;
+        let mut url = url::Url::parse(self.url.expose()).unwrap();
+        url.set_username(&role).unwrap();
+        (role, url.to_string())
     }
 
     /// Drop the server-wide `role` (made by the test for this database) when the database
@@ -627,6 +652,63 @@ impl Server {
             .await
             .unwrap()
     }
+}
+
+/// A family's non-zero samples from an exposition, by their sorted labels.
+pub fn family_samples(text: &str, name: &str) -> BTreeMap<Vec<(String, String)>, f64> {
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(name)?.strip_prefix('{')?;
+            let (labels, value) = rest.rsplit_once("} ")?;
+            let value: f64 = value.trim().parse().ok()?;
+            let mut labels: Vec<(String, String)> = labels
+                .split(',')
+                .filter(|l| !l.is_empty())
+                .map(|l| {
+                    let (k, v) = l.split_once('=').unwrap();
+                    (k.to_owned(), v.trim_matches('"').to_owned())
+                })
+                .collect();
+            labels.sort();
+            (value != 0.0).then_some((labels, value))
+        })
+        .collect()
+}
+
+/// The same family computed in SQL: each row is the label values (text, in `names` order)
+/// and the value (`float8`); zeros left out, as [`family_samples`] leaves them.
+pub async fn sql_family(
+    conn: &mut PgConnection,
+    names: &[&str],
+    sql: &str,
+) -> BTreeMap<Vec<(String, String)>, f64> {
+    use sqlx::Row;
+    let mut out = BTreeMap::new();
+    for row in sqlx::query(sql).fetch_all(&mut *conn).await.unwrap() {
+        let mut labels: Vec<(String, String)> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| ((*n).to_owned(), row.get::<String, _>(i)))
+            .collect();
+        labels.sort();
+        let value: f64 = row.get(names.len());
+        if value != 0.0 {
+            out.insert(labels, value);
+        }
+    }
+    out
+}
+
+/// `GET url`, its JSON body.
+pub async fn get_json(url: &str) -> Value {
+    let response = Client::new().get(url).send().await.unwrap();
+    response.json().await.unwrap()
+}
+
+/// `GET url`, its body as text.
+pub async fn get_text(url: &str) -> String {
+    let response = Client::new().get(url).send().await.unwrap();
+    response.text().await.unwrap()
 }
 
 /// The value of one sample (`name` or `name{labels}` exactly as exposed) in an exposition.
