@@ -6,7 +6,9 @@
 //! (the scanner then keeps it in memory and rebuilds it after a restart). Writes to the
 //! sync log are refused by the read-only store itself (and, before it, at the API).
 
+mod check;
 mod inspect;
+mod sources;
 mod table;
 
 use std::sync::Arc;
@@ -16,11 +18,11 @@ use uuid::Uuid;
 
 use super::{Backend, Catalogue, NoState, Result, RunStore, SchemaStatus, Store};
 
+pub use check::{check_table, CheckReport};
+pub use inspect::TableDescription;
 pub(crate) use inspect::{catalogue_name, decode_description, describe_sql};
-pub use inspect::{check_table, CheckReport, TableDescription};
-pub use table::{
-    ConnectionIdSource, ConnectorSource, Ident, TableMap, DEFAULT_CONNECTION_COLUMN, DEFAULT_TABLE,
-};
+pub use sources::{ConnectionIdSource, ConnectorSource};
+pub use table::{Ident, TableMap, DEFAULT_CONNECTION_COLUMN, DEFAULT_TABLE};
 
 impl Store {
     /// The store of an observed table: `table` (opened with

@@ -1,0 +1,436 @@
+//! What `syncwatch check --observe-only` reports about an observed table: its columns and
+//! their types against what syncwatch reads there, whether the role may read it and its
+//! lookup tables, and the indexes syncwatch's reads want that are missing, each as a
+//! statement ready to hand to the table's owner. Pure ([`check_table`]).
+
+use super::inspect::TableDescription;
+use super::sources::{ConnectionIdSource, ConnectorSource};
+use super::table::{TableMap, READ_COLUMNS};
+use crate::store::Backend;
+
+/// An index syncwatch's reads want: what it serves and its key columns.
+struct WantedIndex {
+    purpose: &'static str,
+    suffix: &'static str,
+    columns: Vec<String>,
+    predicate: &'static str,
+}
+
+fn wanted_indexes(map: &TableMap) -> Vec<WantedIndex> {
+    let connection = map.connection.to_string();
+    let columns = |cols: &[&str]| cols.iter().map(|c| (*c).to_owned()).collect();
+    vec![
+        WantedIndex {
+            purpose: "scanner: terminal runs by completion time",
+            suffix: "completed_at",
+            columns: columns(&["completed_at"]),
+            predicate: "completed_at is not null",
+        },
+        WantedIndex {
+            purpose: "scanner: each connection's latest terminal runs",
+            suffix: "connection_terminal",
+            columns: vec![connection.clone(), "completed_at".into(), "id".into()],
+            predicate: "completed_at is not null",
+        },
+        WantedIndex {
+            purpose: "scanner: each connection's latest runs by creation",
+            suffix: "connection_created",
+            columns: vec![connection.clone(), "created_at".into()],
+            predicate: "deleted_at is null",
+        },
+        WantedIndex {
+            purpose: "scanner: active runs",
+            suffix: "active",
+            columns: columns(&["status", "created_at"]),
+            predicate: "status in ('scheduled', 'in_progress') and deleted_at is null",
+        },
+        WantedIndex {
+            purpose: "API: a run by its public id",
+            suffix: "public_id",
+            columns: columns(&["workspace_connector_sync_log_id"]),
+            predicate: "",
+        },
+        WantedIndex {
+            purpose: "API: runs newest first",
+            suffix: "created_at",
+            columns: columns(&["created_at", "workspace_connector_sync_log_id"]),
+            predicate: "deleted_at is null",
+        },
+    ]
+}
+
+/// What `check --observe-only` found: one line per finding, the statements that create
+/// the missing indexes, and whether syncwatch can run on the table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckReport {
+    pub lines: Vec<String>,
+    pub create_index: Vec<String>,
+    pub can_run: bool,
+}
+
+/// Compare a description with what syncwatch reads.
+pub fn check_table(backend: Backend, map: &TableMap, found: &TableDescription) -> CheckReport {
+    let mut lines = Vec::new();
+    let mut can_run = true;
+    if found.columns.is_empty() {
+        lines.push(format!("table {}: FAILED: not found", map.table));
+        return CheckReport {
+            lines,
+            create_index: Vec::new(),
+            can_run: false,
+        };
+    }
+    if found.readable {
+        lines.push(format!("table {}: ok (readable)", map.table));
+    } else {
+        lines.push(format!(
+            "table {}: FAILED: this role may not SELECT it",
+            map.table
+        ));
+        can_run = false;
+    }
+    // (the table's column, what it is to syncwatch, the sync log column it is read as)
+    let mut wanted: Vec<(String, &str, &str)> = READ_COLUMNS
+        .iter()
+        .map(|c| ((*c).to_owned(), "read", *c))
+        .collect();
+    match &map.connection_id {
+        ConnectionIdSource::Connection => wanted.insert(
+            2,
+            (
+                map.connection.to_string(),
+                "the connection",
+                "workspace_connector_id",
+            ),
+        ),
+        // Any type the join compares with the connection table's (or read as) id.
+        _ => wanted.insert(2, (map.connection.to_string(), "the connection", "id")),
+    }
+    if let ConnectionIdSource::Column(column) = &map.connection_id {
+        wanted.push((
+            column.to_string(),
+            "the connection's public id",
+            "workspace_connector_id",
+        ));
+    }
+    if let ConnectorSource::Column(column) = &map.connector {
+        wanted.push((column.to_string(), "the connector label", "connector_slug"));
+    }
+    for (name, role, reads_as) in &wanted {
+        let accepted = match backend {
+            Backend::Postgres => accepted_types(reads_as),
+            // SQLite's declared types are advice: the probe's reads tell.
+            Backend::Sqlite => None,
+        };
+        match found.columns.iter().find(|c| &c.name == name) {
+            Some(column) if accepted.is_some_and(|types| !reads_type(types, &column.sql_type)) => {
+                lines.push(format!(
+                    "column {name} ({role}): FAILED: {}; syncwatch reads {}",
+                    column.sql_type,
+                    accepted.unwrap_or_default().join(", ")
+                ));
+                can_run = false;
+            }
+            Some(column) => lines.push(format!(
+                "column {name} ({role}): ok, {}{}",
+                column.sql_type,
+                if column.sql_type.starts_with("timestamp without time zone") {
+                    " (taken as UTC)"
+                } else {
+                    ""
+                }
+            )),
+            None => {
+                lines.push(format!("column {name} ({role}): FAILED: missing"));
+                can_run = false;
+            }
+        }
+    }
+    if let ConnectorSource::Lookup { table, column } = &map.connector {
+        let lookup = found.lookup.as_deref().cloned().unwrap_or_default();
+        let has = |name: &str| lookup.columns.iter().any(|c| c.name == name);
+        if lookup.columns.is_empty() {
+            lines.push(format!("lookup table {table}: FAILED: not found"));
+            can_run = false;
+        } else if !lookup.readable {
+            lines.push(format!(
+                "lookup table {table}: FAILED: this role may not SELECT it"
+            ));
+            can_run = false;
+        } else if !has("id") || !has(&column.to_string()) {
+            lines.push(format!(
+                "lookup table {table}: FAILED: needs the columns id and {column}"
+            ));
+            can_run = false;
+        } else {
+            lines.push(format!("lookup table {table}: ok (id, {column} readable)"));
+        }
+    }
+    if let ConnectionIdSource::Lookup { table, column } = &map.connection_id {
+        let lookup = found.id_lookup.as_deref().cloned().unwrap_or_default();
+        let public = lookup.columns.iter().find(|c| c.name == column.to_string());
+        if lookup.columns.is_empty() {
+            lines.push(format!("connection table {table}: FAILED: not found"));
+            can_run = false;
+        } else if !lookup.readable {
+            lines.push(format!(
+                "connection table {table}: FAILED: this role may not SELECT it"
+            ));
+            can_run = false;
+        } else if !lookup.columns.iter().any(|c| c.name == "id") || public.is_none() {
+            lines.push(format!(
+                "connection table {table}: FAILED: needs the columns id and {column}"
+            ));
+            can_run = false;
+        } else if let Some(public) =
+            public.filter(|c| backend == Backend::Postgres && !reads_type(&["uuid"], &c.sql_type))
+        {
+            lines.push(format!(
+                "connection table {table}: FAILED: {column} is {}; syncwatch reads the \
+                 public id as a uuid",
+                public.sql_type
+            ));
+            can_run = false;
+        } else {
+            lines.push(format!(
+                "connection table {table}: ok (public id {column}, joined on id)"
+            ));
+        }
+    }
+    let mut create_index = Vec::new();
+    for index in wanted_indexes(map) {
+        let served_by = found
+            .indexes
+            .iter()
+            .find(|(_, keys)| keys.starts_with(&index.columns));
+        match served_by {
+            Some((name, _)) => lines.push(format!("index for {}: ok ({name})", index.purpose)),
+            None => {
+                lines.push(format!("index for {}: missing", index.purpose));
+                create_index.push(create_index_sql(backend, map, &index));
+            }
+        }
+    }
+    CheckReport {
+        lines,
+        create_index,
+        can_run,
+    }
+}
+
+/// The PostgreSQL types (as `format_type` spells them, an enum marked ` (enum)`) syncwatch
+/// reads for each of the sync log's columns; `None`: any type (the internal key is never
+/// read into a value).
+fn accepted_types(column: &str) -> Option<&'static [&'static str]> {
+    const TEXT: &[&str] = &["text", "character varying", "character"];
+    const LABEL: &[&str] = &["text", "character varying", "character", "an enum"];
+    const TIME: &[&str] = &["timestamp with time zone", "timestamp without time zone"];
+    Some(match column {
+        "id" => return None,
+        "workspace_connector_sync_log_id" | "workspace_connector_id" => &["uuid"],
+        "status" | "trigger_type" | "connector_slug" => LABEL,
+        "cloud_task_id" | "error" => TEXT,
+        "duration_ms" => &["smallint", "integer", "bigint"],
+        "metadata" => &["jsonb", "json"],
+        _ => TIME,
+    })
+}
+
+/// Whether a column of `sql_type` is one of `accepted`.
+fn reads_type(accepted: &[&str], sql_type: &str) -> bool {
+    accepted.iter().any(|&t| {
+        if t == "an enum" {
+            sql_type.ends_with(" (enum)")
+        } else {
+            sql_type == t || sql_type.starts_with(&format!("{t}("))
+        }
+    })
+}
+
+fn create_index_sql(backend: Backend, map: &TableMap, index: &WantedIndex) -> String {
+    let mut name = format!("syncwatch_{}_{}_idx", map.table.name(), index.suffix);
+    name.truncate(63);
+    let concurrently = match backend {
+        Backend::Postgres => " concurrently",
+        Backend::Sqlite => "",
+    };
+    let schema = map
+        .table
+        .schema()
+        .filter(|_| backend == Backend::Sqlite)
+        .map(|s| format!("\"{s}\"."))
+        .unwrap_or_default();
+    let on = match backend {
+        Backend::Postgres => map.table.quoted(),
+        Backend::Sqlite => format!("\"{}\"", map.table.name()),
+    };
+    let columns: Vec<String> = index.columns.iter().map(|c| format!("\"{c}\"")).collect();
+    let predicate = if index.predicate.is_empty() {
+        String::new()
+    } else {
+        format!(" where {}", index.predicate)
+    };
+    format!(
+        "create index{concurrently} if not exists {schema}\"{name}\" on {on} ({}){predicate};",
+        columns.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::observed::inspect::ColumnInfo;
+    use crate::store::observed::table::Ident;
+
+    fn description(columns: &[&str], indexes: &[(&str, &[&str])]) -> TableDescription {
+        TableDescription {
+            columns: columns
+                .iter()
+                .map(|c| ColumnInfo {
+                    name: (*c).into(),
+                    sql_type: type_of(c).into(),
+                })
+                .collect(),
+            indexes: indexes
+                .iter()
+                .map(|(n, k)| ((*n).into(), k.iter().map(|c| (*c).into()).collect()))
+                .collect(),
+            readable: true,
+            lookup: None,
+            id_lookup: None,
+        }
+    }
+
+    /// The type an orchestrator's migrations give each column.
+    fn type_of(column: &str) -> &'static str {
+        match column {
+            "id" => "bigint",
+            "workspace_connector_sync_log_id" | "workspace_connector_id" => "uuid",
+            "status" => "connector_sync_status (enum)",
+            "duration_ms" => "integer",
+            "metadata" => "jsonb",
+            "cloud_task_id" => "character varying(255)",
+            c if c.ends_with("_at") => "timestamp without time zone",
+            _ => "text",
+        }
+    }
+
+    #[test]
+    fn a_column_of_a_type_syncwatch_does_not_read_fails_naming_what_it_reads() {
+        let map = TableMap::default();
+        let mut found = description(&all_columns(), &[]);
+        assert!(check_table(Backend::Postgres, &map, &found).can_run);
+        for (column, bad) in [
+            ("workspace_connector_id", "jsonb"),
+            ("workspace_connector_id", "integer"),
+            ("duration_ms", "numeric(12,0)"),
+            ("completed_at", "date"),
+        ] {
+            let mut found = found.clone();
+            found
+                .columns
+                .iter_mut()
+                .find(|c| c.name == column)
+                .unwrap()
+                .sql_type = bad.into();
+            let report = check_table(Backend::Postgres, &map, &found);
+            assert!(!report.can_run, "{column} {bad}: {:?}", report.lines);
+            assert!(
+                report
+                    .lines
+                    .iter()
+                    .any(|l| l.starts_with(&format!("column {column} "))
+                        && l.contains(&format!("FAILED: {bad}; syncwatch reads"))),
+                "{:?}",
+                report.lines
+            );
+        }
+        // Behind a connection table's public id, the connection column may be an integer
+        // key; the public id must then be a uuid.
+        let map = TableMap {
+            connection_id: ConnectionIdSource::Lookup {
+                table: Ident::table("workspace_connector").unwrap(),
+                column: Ident::column("public_id").unwrap(),
+            },
+            ..TableMap::default()
+        };
+        found
+            .columns
+            .iter_mut()
+            .find(|c| c.name == "workspace_connector_id")
+            .unwrap()
+            .sql_type = "integer".into();
+        let mut connections = description(&["id", "public_id"], &[]);
+        connections.columns[1].sql_type = "uuid".into();
+        found.id_lookup = Some(Box::new(connections.clone()));
+        let report = check_table(Backend::Postgres, &map, &found);
+        assert!(report.can_run, "{:?}", report.lines);
+        connections.columns[1].sql_type = "integer".into();
+        found.id_lookup = Some(Box::new(connections));
+        let report = check_table(Backend::Postgres, &map, &found);
+        assert!(!report.can_run, "{:?}", report.lines);
+    }
+
+    fn all_columns() -> Vec<&'static str> {
+        let mut c = READ_COLUMNS.to_vec();
+        c.extend(["workspace_connector_id", "connector_slug"]);
+        c
+    }
+
+    #[test]
+    fn missing_indexes_come_as_ready_statements_and_existing_ones_count() {
+        let map = TableMap::default();
+        let found = description(&all_columns(), &[("pk", &["id"])]);
+        let report = check_table(Backend::Postgres, &map, &found);
+        assert!(report.can_run, "{:?}", report.lines);
+        assert_eq!(report.create_index.len(), 6);
+        assert!(report.create_index[1].starts_with(
+            "create index concurrently if not exists \
+             \"syncwatch_workspace_connector_sync_log_connection_terminal_idx\" on \
+             \"workspace_connector_sync_log\" (\"workspace_connector_id\", \"completed_at\", \"id\") \
+             where completed_at is not null;"
+        ));
+        // A wider index with the same leading columns serves.
+        let found = description(
+            &all_columns(),
+            &[
+                ("a", &["completed_at"]),
+                (
+                    "b",
+                    &["workspace_connector_id", "completed_at", "id", "status"],
+                ),
+                ("b2", &["workspace_connector_id", "created_at", "id"]),
+                ("c", &["status", "created_at"]),
+                ("d", &["workspace_connector_sync_log_id"]),
+                ("e", &["created_at", "workspace_connector_sync_log_id"]),
+            ],
+        );
+        let report = check_table(Backend::Postgres, &map, &found);
+        assert_eq!(report.create_index, Vec::<String>::new());
+        // Leading columns in another order do not.
+        let found = description(&all_columns(), &[("x", &["id", "completed_at"])]);
+        assert_eq!(
+            check_table(Backend::Sqlite, &map, &found)
+                .create_index
+                .len(),
+            6
+        );
+    }
+
+    #[test]
+    fn a_missing_column_or_table_means_syncwatch_cannot_run() {
+        let map = TableMap::default();
+        let mut columns = all_columns();
+        columns.retain(|c| *c != "completed_at");
+        let report = check_table(Backend::Postgres, &map, &description(&columns, &[]));
+        assert!(!report.can_run);
+        assert!(report
+            .lines
+            .contains(&"column completed_at (read): FAILED: missing".to_owned()));
+        let report = check_table(Backend::Postgres, &map, &TableDescription::default());
+        assert!(!report.can_run);
+        let mut unreadable = description(&all_columns(), &[]);
+        unreadable.readable = false;
+        assert!(!check_table(Backend::Postgres, &map, &unreadable).can_run);
+    }
+}
