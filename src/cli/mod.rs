@@ -24,16 +24,16 @@ pub struct Cli {
     pub log_format: LogFormat,
 
     #[command(flatten)]
-    pub store: StoreSettings,
+    pub(crate) store: StoreSettings,
 
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 // Parsed once at start and matched once: the size of the largest variant costs nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run the HTTP API, the metrics listener and the scanner (and apply pending
     /// migrations first).
     Serve(ServeSettings),
@@ -51,42 +51,42 @@ pub enum Command {
 
 /// The flags of `prune`.
 #[derive(Debug, Clone, Args)]
-pub struct Prune {
+pub(crate) struct Prune {
     /// Delete terminal runs that completed longer ago than this (active runs are never
     /// touched).
     #[arg(long, value_parser = crate::settings::parse_duration)]
-    pub older_than: std::time::Duration,
+    pub(crate) older_than: std::time::Duration,
 }
 
 /// The flags of `check`.
 #[derive(Debug, Clone, Args)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// Check this failure rules file instead of the store: print its rules and how sample
     /// error texts classify; exit non-zero, with the line and reason, when it is unusable.
     #[arg(long)]
-    pub failure_rules: Option<std::path::PathBuf>,
+    pub(crate) failure_rules: Option<std::path::PathBuf>,
 
     /// An error text to classify with `--failure-rules` (repeatable; a built-in set of
     /// samples when none is given).
     #[arg(long, requires = "failure_rules")]
-    pub sample: Vec<String>,
+    pub(crate) sample: Vec<String>,
 }
 
 /// The flags of `scan`.
 #[derive(Debug, Clone, Args)]
-pub struct ScanOnce {
+pub(crate) struct ScanOnce {
     /// Scan once, print the exposition to stdout and exit (non-zero when the store is
     /// unreachable). Required: continuous scanning is part of `serve`.
     #[arg(long, required = true)]
-    pub once: bool,
+    pub(crate) once: bool,
 
     #[command(flatten)]
-    pub scan: ScanConfig,
+    pub(crate) scan: ScanConfig,
 }
 
 impl Cli {
     /// Apply flags given in an old spelling, returning one line per such flag to log.
-    pub fn deprecations(&mut self) -> Vec<&'static str> {
+    fn deprecations(&mut self) -> Vec<&'static str> {
         match &mut self.command {
             Command::Serve(serve) => serve.scan.deprecations(),
             Command::Scan(args) => args.scan.deprecations(),

@@ -30,7 +30,7 @@ pub use store_settings::{StoreSettings, NO_STATE_STORE};
 pub struct ServeSettings {
     /// Address of the HTTP API.
     #[arg(long, env = "SYNCWATCH_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
 
     /// Address of the metrics listener (`/metrics`).
     #[arg(
@@ -38,7 +38,7 @@ pub struct ServeSettings {
         env = "SYNCWATCH_METRICS_LISTEN",
         default_value = "127.0.0.1:9477"
     )]
-    pub metrics_listen: SocketAddr,
+    pub(crate) metrics_listen: SocketAddr,
 
     /// Comma-separated bearer tokens accepted on `/v1`. Prefer the file form in production.
     #[arg(
@@ -47,25 +47,25 @@ pub struct ServeSettings {
         value_delimiter = ',',
         hide_env_values = true
     )]
-    pub api_tokens: Vec<String>,
+    pub(crate) api_tokens: Vec<String>,
 
     /// File with one bearer token per line (blank lines and `#` comments ignored).
     #[arg(long, env = "SYNCWATCH_API_TOKENS_FILE")]
-    pub api_tokens_file: Option<PathBuf>,
+    api_tokens_file: Option<PathBuf>,
 
     /// Serve `/v1` without authentication on a non-loopback address.
     #[arg(long, env = "SYNCWATCH_INSECURE_NO_AUTH")]
-    pub insecure_no_auth: bool,
+    insecure_no_auth: bool,
 
     /// Bearer token required on the metrics listener (open when unset).
     #[arg(long, env = "SYNCWATCH_METRICS_TOKEN", hide_env_values = true)]
-    pub metrics_token: Option<String>,
+    metrics_token: Option<String>,
 
     #[command(flatten)]
-    pub api: ApiSettings,
+    pub(crate) api: ApiSettings,
 
     #[command(flatten)]
-    pub scan: ScanConfig,
+    pub(crate) scan: ScanConfig,
 }
 
 impl ServeSettings {

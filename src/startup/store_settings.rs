@@ -33,7 +33,7 @@ pub struct StoreSettings {
         default_value_t = 10,
         global = true
     )]
-    pub db_max_connections: u32,
+    db_max_connections: u32,
 
     /// How long a request (or a command) waits for a store connection before it gets 503
     /// (or fails).
@@ -43,7 +43,7 @@ pub struct StoreSettings {
     /// Postgres: the server cancels an API statement running longer than this (the
     /// request gets 503). `0s` turns it off.
     #[arg(long, env = "SYNCWATCH_DB_STATEMENT_TIMEOUT", value_parser = parse_duration, default_value = "10s", global = true)]
-    pub db_statement_timeout: Duration,
+    pub(crate) db_statement_timeout: Duration,
 
     /// Watch a sync log another service writes: never create, alter or write it (no
     /// migrations on it, no reaper, no pruning; the API's writes answer 403).
@@ -52,11 +52,11 @@ pub struct StoreSettings {
 
     /// The sync log table (`name` or `schema.name`; with `--observe-only`).
     #[arg(long, env = "SYNCWATCH_TABLE", default_value = store::DEFAULT_TABLE, value_parser = Ident::table, global = true)]
-    pub table: Ident,
+    pub(crate) table: Ident,
 
     /// The column holding the connection's id (uuid; with `--observe-only`).
     #[arg(long, env = "SYNCWATCH_CONNECTION_COLUMN", default_value = store::DEFAULT_CONNECTION_COLUMN, value_parser = Ident::column, global = true)]
-    pub connection_column: Ident,
+    connection_column: Ident,
 
     /// Where the connection's public id comes from (with `--observe-only`): the connection
     /// column itself (the default; a uuid), `column:NAME` (another column of the table),
@@ -64,7 +64,7 @@ pub struct StoreSettings {
     /// integer foreign key to a connection table that holds the public uuid). Metrics, the
     /// API and the status page show and filter by it.
     #[arg(long, env = "SYNCWATCH_CONNECTION_ID_FROM", global = true)]
-    pub connection_id_from: Option<ConnectionIdSource>,
+    connection_id_from: Option<ConnectionIdSource>,
 
     /// Where the `connector` label comes from (with `--observe-only`): `column:NAME`,
     /// `metadata:KEY`, or `lookup:TABLE.COLUMN` (joined on `TABLE.id` = the connection
@@ -75,7 +75,7 @@ pub struct StoreSettings {
         default_value = "column:connector_slug",
         global = true
     )]
-    pub connector_from: ConnectorSource,
+    connector_from: ConnectorSource,
 
     /// With `--observe-only`: the store for syncwatch's own state (the scanner's
     /// checkpoint), e.g. `sqlite://syncwatch-state.db`. Without it, a `syncwatch` schema
@@ -86,7 +86,7 @@ pub struct StoreSettings {
         global = true,
         hide_env_values = true
     )]
-    pub state_database_url: Option<DatabaseUrl>,
+    state_database_url: Option<DatabaseUrl>,
 }
 
 /// The schema of the observed database that holds syncwatch's state when no state store
