@@ -54,7 +54,8 @@ pub struct StoreSettings {
     #[arg(long, env = "SYNCWATCH_TABLE", default_value = store::DEFAULT_TABLE, value_parser = Ident::table, global = true)]
     pub(crate) table: Ident,
 
-    /// The column holding the connection's id (uuid; with `--observe-only`).
+    /// The column holding the connection (with `--observe-only`): its public uuid, or with
+    /// `--connection-id-from lookup:…` its key in the connection table.
     #[arg(long, env = "SYNCWATCH_CONNECTION_COLUMN", default_value = store::DEFAULT_CONNECTION_COLUMN, value_parser = Ident::column, global = true)]
     connection_column: Ident,
 
