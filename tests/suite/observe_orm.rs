@@ -200,35 +200,13 @@ fn check(url: &str, extra: &[&str]) -> (bool, String) {
     )
 }
 
-#[tokio::test]
-async fn an_orm_table_with_integer_keys_is_observed_by_its_public_ids() {
-    let Some((db, reader_url)) = orm_table().await else {
-        return;
-    };
-    let mut conn = PgConnection::connect(db.url.expose()).await.unwrap();
-    drive_runs(&mut conn, 0).await;
-
-    // Without the public id, the integer connection column is named as unreadable, and
-    // `serve` refuses to start rather than fail every scan.
-    let label_only = &MAPPING[..3];
-    let (ok, said) = check(&reader_url, label_only);
-    assert!(!ok, "check passes an integer connection column:\n{said}");
-    assert!(
-        said.contains("column workspace_connector_id (the connection): FAILED: integer")
-            && said.contains("uuid"),
-        "{said}"
-    );
+/// `serve` with `flags` on `url`, which must exit non-zero before serving; its stderr.
+async fn refused_at_start(url: &str, flags: &[&str]) -> String {
     let mut serve = common::ChildGuard(
         std::process::Command::new(service_bin())
-            .args([
-                "serve",
-                "--database-url",
-                &reader_url,
-                "--listen",
-                "127.0.0.1:0",
-            ])
+            .args(["serve", "--database-url", url, "--listen", "127.0.0.1:0"])
             .args(["--metrics-listen", "127.0.0.1:0"])
-            .args(label_only)
+            .args(flags)
             .env_remove("DATABASE_URL")
             .env_remove("SYNCWATCH_API_TOKENS")
             .stdout(std::process::Stdio::null())
@@ -250,6 +228,28 @@ async fn an_orm_table_with_integer_keys_is_observed_by_its_public_ids() {
     let mut stderr = String::new();
     std::io::Read::read_to_string(serve.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     assert!(!status.success(), "serve exited 0: {stderr}");
+    stderr
+}
+
+#[tokio::test]
+async fn an_orm_table_with_integer_keys_is_observed_by_its_public_ids() {
+    let Some((db, reader_url)) = orm_table().await else {
+        return;
+    };
+    let mut conn = PgConnection::connect(db.url.expose()).await.unwrap();
+    drive_runs(&mut conn, 0).await;
+
+    // Without the public id, the integer connection column is named as unreadable, and
+    // `serve` refuses to start rather than fail every scan.
+    let label_only = &MAPPING[..3];
+    let (ok, said) = check(&reader_url, label_only);
+    assert!(!ok, "check passes an integer connection column:\n{said}");
+    assert!(
+        said.contains("column workspace_connector_id (the connection): FAILED: integer")
+            && said.contains("uuid"),
+        "{said}"
+    );
+    let stderr = refused_at_start(&reader_url, label_only).await;
     assert!(
         stderr.contains("cannot observe") && stderr.contains("workspace_connector_id"),
         "{stderr}"
@@ -345,4 +345,21 @@ async fn an_orm_table_with_integer_keys_is_observed_by_its_public_ids() {
         .unwrap();
     assert_eq!(connection.status(), reqwest::StatusCode::OK);
     assert!(connection.text().await.unwrap().contains("HTTP 429"));
+}
+
+/// A role that may not read the sync log stops `serve` at start, saying so, rather than
+/// serving 500s and failing every scan.
+#[tokio::test]
+async fn a_role_that_may_not_read_the_table_is_refused_at_start() {
+    let Some(mut db) = TestDb::unmigrated(Backend::Postgres).await else {
+        return;
+    };
+    let mut conn = PgConnection::connect(db.url.expose()).await.unwrap();
+    sqlx::raw_sql(SCHEMA).execute(&mut conn).await.unwrap();
+    let (_, url) = db.select_only_role(&["workspace_connector"]).await;
+    let stderr = refused_at_start(&url, MAPPING).await;
+    assert!(
+        stderr.contains("cannot observe") && stderr.contains("permission denied"),
+        "{stderr}"
+    );
 }
