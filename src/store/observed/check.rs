@@ -56,6 +56,12 @@ fn wanted_indexes(map: &TableMap) -> Vec<WantedIndex> {
             columns: columns(&["created_at", "workspace_connector_sync_log_id"]),
             predicate: "deleted_at is null",
         },
+        WantedIndex {
+            purpose: "API and status page search: a live run by its cloud_task_id",
+            suffix: "cloud_task_id",
+            columns: columns(&["cloud_task_id"]),
+            predicate: "cloud_task_id is not null and deleted_at is null",
+        },
     ]
 }
 

@@ -105,7 +105,7 @@ fn missing_indexes_come_as_ready_statements_and_existing_ones_count() {
     let found = description(&all_columns(), &[("pk", &["id"])]);
     let report = check_table(Backend::Postgres, &map, &found);
     assert!(report.can_run, "{:?}", report.lines);
-    assert_eq!(report.create_index.len(), 6);
+    assert_eq!(report.create_index.len(), 7);
     assert!(report.create_index[1].starts_with(
         "create index concurrently if not exists \
          \"syncwatch_workspace_connector_sync_log_connection_terminal_idx\" on \
@@ -125,6 +125,7 @@ fn missing_indexes_come_as_ready_statements_and_existing_ones_count() {
             ("c", &["status", "created_at"]),
             ("d", &["workspace_connector_sync_log_id"]),
             ("e", &["created_at", "workspace_connector_sync_log_id"]),
+            ("f", &["cloud_task_id"]),
         ],
     );
     let report = check_table(Backend::Postgres, &map, &found);
@@ -135,7 +136,7 @@ fn missing_indexes_come_as_ready_statements_and_existing_ones_count() {
         check_table(Backend::Sqlite, &map, &found)
             .create_index
             .len(),
-        6
+        7
     );
 }
 
