@@ -256,19 +256,22 @@ impl Scanner {
             Some((upto, text)) => {
                 let totals = Totals::from_json(&text, durations, delays, &rules, &mapping);
                 if totals.is_none() {
-                    // Another table or mapping, other buckets or rules, another version:
-                    // built anew from the table, and its saved connection states (keyed
-                    // by what the old mapping called a connection) forgotten.
                     tracing::warn!(
                         "scanner: the checkpoint was saved for another table, mapping, bucket \
                          layout or rule set; building from the table instead"
                     );
-                    self.store.state().clear_connection_states().await?;
                 }
                 totals.map(|totals| (upto, totals))
             }
             None => None,
         };
+        if saved.is_none() && self.config.checkpoint {
+            // Another table or mapping, other buckets or rules, another version, or no
+            // checkpoint at all: built anew from the table, after the old totals and the
+            // connection states saved under them (keyed by what another mapping called a
+            // connection) are forgotten.
+            self.store.state().forget_checkpoint().await?;
+        }
         let build = Box::new(match saved {
             Some((upto, (totals, connections_saved))) => {
                 tracing::info!(settled_upto = %upto, "scanner: continuing from the checkpoint");

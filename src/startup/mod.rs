@@ -142,8 +142,8 @@ async fn refuse_unreadable(opened: &Store, settings: &StoreSettings) -> anyhow::
         return Ok(());
     }
     anyhow::bail!(
-        "syncwatch cannot observe {}: {}. `syncwatch check --observe-only` with the same flags \
-         shows every read and what each column needs",
+        "syncwatch cannot observe {} (or read its state store): {}. `syncwatch check \
+         --observe-only` with the same flags shows every read and what each column needs",
         settings.table,
         failed.join("; ")
     )

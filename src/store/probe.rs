@@ -41,35 +41,20 @@ impl Store {
         })
         .await
         .flatten();
-        // The aggregate and the run-by-run read over the oldest few runs only.
-        let upto = step(&mut done, "where the first chunk of runs ends", async {
+        // The aggregate and the run-by-run read over the oldest few runs only (all of them
+        // when fewer remain). Without the boundary they are not run: over the whole table
+        // they would be no probe.
+        let boundary = step(&mut done, "where the first chunk of runs ends", async {
             let upto = self
                 .scan()
                 .terminal_boundary(None, now, PROBE_ROWS as u64)
                 .await?;
             Ok((usize::from(upto.is_some()), upto))
         })
-        .await
-        .flatten()
-        .unwrap_or(now);
-        step(
-            &mut done,
-            "the scanner's aggregate of terminal runs",
-            async {
-                let rows = self
-                    .scan()
-                    .terminal_aggregate(None, upto, &[1.0, 60.0], &[1.0])
-                    .await?;
-                Ok((rows.len(), ()))
-            },
-        )
         .await;
-        let after = first.unwrap_or(upto) - Duration::seconds(1);
-        step(&mut done, "the scanner's terminal runs one by one", async {
-            let rows = self.scan().terminal_after(after, Some(upto)).await?;
-            Ok((rows.len(), ()))
-        })
-        .await;
+        if let Some(upto) = boundary.map(|upto| upto.unwrap_or(now)) {
+            self.probe_terminal_runs(&mut done, first, upto).await;
+        }
         let connections = step(&mut done, "the scanner's per-connection states", async {
             let states = self.scan().connection_states(None, PROBE_ROWS).await?;
             let ids: Vec<Uuid> = states.iter().map(|s| s.workspace_connector_id).collect();
@@ -92,7 +77,13 @@ impl Store {
         })
         .await;
         step(&mut done, "the learned signals' recent runs", async {
-            Ok((self.live().recent_runs(&connections).await?.len(), ()))
+            // With no connection to go on, a nil id still runs the statement.
+            let ids = if connections.is_empty() {
+                vec![Uuid::nil()]
+            } else {
+                connections.clone()
+            };
+            Ok((self.live().recent_runs(&ids).await?.len(), ()))
         })
         .await;
         let listed = step(&mut done, "the API's list of runs", async {
@@ -145,6 +136,31 @@ impl Store {
         })
         .await;
         done
+    }
+}
+
+impl Store {
+    /// The scanner's two reads of terminal runs, over those completed at or before `upto`.
+    async fn probe_terminal_runs(
+        &self,
+        done: &mut Vec<Probed>,
+        first: Option<DateTime<Utc>>,
+        upto: DateTime<Utc>,
+    ) {
+        step(done, "the scanner's aggregate of terminal runs", async {
+            let rows = self
+                .scan()
+                .terminal_aggregate(None, upto, &[1.0, 60.0], &[1.0])
+                .await?;
+            Ok((rows.len(), ()))
+        })
+        .await;
+        let after = first.unwrap_or(upto) - Duration::seconds(1);
+        step(done, "the scanner's terminal runs one by one", async {
+            let rows = self.scan().terminal_after(after, Some(upto)).await?;
+            Ok((rows.len(), ()))
+        })
+        .await;
     }
 }
 

@@ -35,9 +35,11 @@ pub trait StateStore: Send + Sync + 'static {
         connections: &[ConnectionState],
     ) -> Result<()>;
 
-    /// Forget the saved connection states (a checkpoint that cannot be continued: the next
-    /// build walks them all from the table again and saves them anew).
-    async fn clear_connection_states(&self) -> Result<()>;
+    /// Forget the checkpoint — the saved totals first, then the connection states — when it
+    /// cannot be continued (or there is none): the build from the table that follows walks
+    /// every connection again and saves them anew, and meanwhile nothing (`prune`, another
+    /// replica) takes the old totals or states for current.
+    async fn forget_checkpoint(&self) -> Result<()>;
 
     /// At most `limit` saved connection states in id order after `after` (from the first
     /// when `None`).
@@ -67,7 +69,7 @@ impl StateStore for NoState {
         Ok(())
     }
 
-    async fn clear_connection_states(&self) -> Result<()> {
+    async fn forget_checkpoint(&self) -> Result<()> {
         Ok(())
     }
 

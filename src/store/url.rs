@@ -69,11 +69,16 @@ impl DatabaseUrl {
             } else {
                 host
             };
+            // PostgreSQL's default database is the user's name.
+            let database = match parsed.path().trim_start_matches('/') {
+                "" => parsed.username().to_owned(),
+                name => name.to_owned(),
+            };
             Some((
                 url.backend,
                 host.to_ascii_lowercase(),
                 parsed.port().unwrap_or(5432),
-                parsed.path().trim_start_matches('/').to_owned(),
+                database,
             ))
         }
         match (self.backend, other.backend) {
@@ -155,6 +160,9 @@ mod tests {
         assert!(!observed.same_database(&url("postgres://postgres@localhost/app_state")));
         assert!(!observed.same_database(&url("postgres://postgres@db2:5432/app")));
         assert!(!observed.same_database(&url("sqlite://app")));
+        // Without a database name, each user's own.
+        assert!(!url("postgres://a@db").same_database(&url("postgres://b@db")));
+        assert!(url("postgres://a@db").same_database(&url("postgres://b@db/a")));
         assert!(url("sqlite://state.db").same_database(&url("sqlite:state.db")));
         assert!(!url("sqlite://state.db").same_database(&url("sqlite://other.db")));
     }

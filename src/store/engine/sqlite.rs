@@ -113,7 +113,8 @@ impl Columns for SqliteRow {
     }
 
     fn uuid(&self, i: usize) -> Result<Option<Uuid>> {
-        self.text(i)?
+        self.try_get::<Option<String>, _>(i)
+            .map_err(|e| undecodable(self, i, "a uuid", e.to_string()))?
             .as_deref()
             .map(|text| {
                 Uuid::try_parse(text)
@@ -123,7 +124,8 @@ impl Columns for SqliteRow {
     }
 
     fn timestamp(&self, i: usize) -> Result<Option<DateTime<Utc>>> {
-        self.text(i)?
+        self.try_get::<Option<String>, _>(i)
+            .map_err(|e| undecodable(self, i, "a timestamp (text)", e.to_string()))?
             .as_deref()
             .map(|text| {
                 parse_ts(text).map_err(|_| {
@@ -139,7 +141,8 @@ impl Columns for SqliteRow {
     }
 
     fn json(&self, i: usize) -> Result<Option<Value>> {
-        self.text(i)?
+        self.try_get::<Option<String>, _>(i)
+            .map_err(|e| undecodable(self, i, "a JSON object (text)", e.to_string()))?
             .map(|m| serde_json::from_str(&m))
             .transpose()
             .map_err(|e| undecodable(self, i, "a JSON object", e.to_string()))

@@ -125,14 +125,13 @@ impl<E: Engine> StateStore for SqlStore<E> {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn clear_connection_states(&self) -> Result<()> {
-        self.engine
-            .execute(
-                PoolKind::Scan,
-                "delete from syncwatch_connection_state",
-                vec![],
-            )
-            .await?;
+    async fn forget_checkpoint(&self) -> Result<()> {
+        for sql in [
+            "delete from syncwatch_scanner_checkpoint",
+            "delete from syncwatch_connection_state",
+        ] {
+            self.engine.execute(PoolKind::Scan, sql, vec![]).await?;
+        }
         Ok(())
     }
 }

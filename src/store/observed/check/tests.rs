@@ -47,6 +47,7 @@ fn a_column_of_a_type_syncwatch_does_not_read_fails_naming_what_it_reads() {
         ("workspace_connector_id", "integer"),
         ("duration_ms", "numeric(12,0)"),
         ("completed_at", "date"),
+        ("metadata", "json"),
     ] {
         let mut found = found.clone();
         found
@@ -67,6 +68,20 @@ fn a_column_of_a_type_syncwatch_does_not_read_fails_naming_what_it_reads() {
             report.lines
         );
     }
+    // A fractional-seconds precision is still a timestamp.
+    let mut precise = found.clone();
+    for column in &mut precise.columns {
+        if column.name.ends_with("_at") {
+            column.sql_type = "timestamp(6) without time zone".into();
+        }
+    }
+    let report = check_table(Backend::Postgres, &map, &precise);
+    assert!(report.can_run, "{:?}", report.lines);
+    assert!(
+        report.lines.iter().any(|l| l.ends_with("(taken as UTC)")),
+        "{:?}",
+        report.lines
+    );
     // Behind a connection table's public id, the connection column may be an integer
     // key; the public id must then be a uuid.
     let map = TableMap {
