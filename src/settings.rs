@@ -44,8 +44,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         };
         total = total.saturating_add(part);
     }
+    if total > LONGEST_DURATION {
+        return Err(format!(
+            "invalid duration {text:?}: longer than 100 years (36500d)"
+        ));
+    }
     Ok(total)
 }
+
+/// The longest duration any flag takes: a cut-off that far back is still a date (one
+/// further would overflow the clock's arithmetic at startup or in the first scan).
+const LONGEST_DURATION: Duration = Duration::from_secs(36_500 * 86_400);
 
 /// A histogram bucket bound: a positive, finite number of seconds.
 pub fn parse_bucket(text: &str) -> Result<f64, String> {
@@ -91,8 +100,22 @@ mod tests {
 
     #[test]
     fn refuses_what_it_would_have_to_guess() {
-        for bad in ["", "15", "s", "1.5s", "1w", "-1s", "1 s"] {
+        for bad in [
+            "",
+            "15",
+            "s",
+            "1.5s",
+            "1w",
+            "-1s",
+            "1 s",
+            "36501d",
+            "99999999d",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
+        assert_eq!(
+            parse_duration("36500d"),
+            Ok(Duration::from_secs(36_500 * 86_400))
+        );
     }
 }

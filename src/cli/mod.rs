@@ -281,6 +281,48 @@ mod tests {
     }
 
     #[test]
+    fn a_token_list_with_no_token_is_an_error_never_an_open_listener() {
+        let (_, blank) = serve(&["--api-tokens", " , "]);
+        let err = blank.api_tokens().unwrap_err().to_string();
+        assert!(err.contains("holds no token"), "{err}");
+        let (_, given) = serve(&["--api-tokens", "a, ,b"]);
+        assert_eq!(given.api_tokens().unwrap(), ["a", "b"]);
+        let (_, none) = serve(&[]);
+        assert!(none.api_tokens().unwrap().is_empty(), "unset: no token");
+        for blank in ["", "  "] {
+            let (_, metrics) = serve(&["--metrics-token", blank]);
+            let err = metrics.metrics_token().unwrap_err().to_string();
+            assert!(err.contains("is set but empty"), "{blank:?}: {err}");
+        }
+        let (_, metrics) = serve(&["--metrics-token", " s3cret "]);
+        assert_eq!(metrics.metrics_token().unwrap().as_deref(), Some("s3cret"));
+        assert_eq!(none.metrics_token().unwrap(), None);
+    }
+
+    #[test]
+    fn every_duration_flag_is_bounded_when_parsed() {
+        for flag in [
+            "--stuck-scheduled-after",
+            "--stuck-in-progress-after",
+            "--max-run-duration",
+            "--late-commit-window",
+            "--reap-stuck-after",
+            "--retention",
+            "--repair-interval",
+        ] {
+            let Err(err) = Cli::try_parse_from(["syncwatch", "serve", flag, "99999999d"]) else {
+                panic!("{flag} 99999999d was accepted");
+            };
+            assert!(
+                err.to_string().contains("longer than 100 years"),
+                "{flag}: {err}"
+            );
+        }
+        assert!(Cli::try_parse_from(["syncwatch", "prune", "--older-than", "99999999d"]).is_err());
+        assert!(Cli::try_parse_from(["syncwatch", "prune", "--older-than", "3650d"]).is_ok());
+    }
+
+    #[test]
     fn the_state_store_may_not_be_the_observed_database() {
         let parse = |args: &[&str]| Cli::try_parse_from(["syncwatch", "check"].iter().chain(args));
         let cli = parse(&[

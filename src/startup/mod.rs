@@ -70,7 +70,7 @@ pub struct ServeSettings {
 
 impl ServeSettings {
     /// Tokens from the flag or environment variable plus the tokens file, trimmed, blanks
-    /// dropped.
+    /// dropped. A list given but holding no token (`" , "`) is an error, never an open API.
     pub(crate) fn api_tokens(&self) -> anyhow::Result<Vec<String>> {
         let mut tokens: Vec<String> = self
             .api_tokens
@@ -78,6 +78,12 @@ impl ServeSettings {
             .map(|t| t.trim().to_owned())
             .filter(|t| !t.is_empty())
             .collect();
+        if !self.api_tokens.is_empty() && tokens.is_empty() {
+            anyhow::bail!(
+                "--api-tokens (SYNCWATCH_API_TOKENS) is set but holds no token: name at least \
+                 one, or unset it"
+            );
+        }
         if let Some(path) = &self.api_tokens_file {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 anyhow::anyhow!("cannot read API tokens file {}: {e}", path.display())
@@ -93,6 +99,18 @@ impl ServeSettings {
             }
         }
         Ok(tokens)
+    }
+
+    /// The metrics listener's token, if any. Set but blank is an error, never an open
+    /// listener.
+    pub(crate) fn metrics_token(&self) -> anyhow::Result<Option<String>> {
+        match self.metrics_token.as_deref().map(str::trim) {
+            Some("") => anyhow::bail!(
+                "--metrics-token (SYNCWATCH_METRICS_TOKEN) is set but empty: give a token, or \
+                 unset it"
+            ),
+            token => Ok(token.map(str::to_owned)),
+        }
     }
 }
 
@@ -153,6 +171,7 @@ impl Application {
     /// Connect the store, apply migrations, bind both listeners, set up the scanner.
     pub async fn build(store: &StoreSettings, serve: &ServeSettings) -> anyhow::Result<Self> {
         let tokens = serve.api_tokens()?;
+        let metrics_token = serve.metrics_token()?;
         check_listen_security(serve.listen, &tokens, serve.insecure_no_auth)?;
         serve.scan.validate()?;
         if store.observe_only {
@@ -198,7 +217,7 @@ impl Application {
         let metrics_server = MetricsServer::new(
             metrics_listener,
             metrics.clone(),
-            ApiAuth::new(serve.metrics_token.clone()),
+            ApiAuth::new(metrics_token),
         )?;
         #[allow(unused_mut)]
         let mut app = Self::from_parts(listener, opened, &settings, metrics)?
