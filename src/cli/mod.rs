@@ -323,6 +323,32 @@ mod tests {
     }
 
     #[test]
+    fn absurd_values_are_refused_before_anything_starts() {
+        for (args, said) in [
+            (
+                &["--scan-interval", "1ms"][..],
+                "--scan-interval must be at least 100ms",
+            ),
+            (
+                &["--request-timeout", "0s"],
+                "--request-timeout must be positive",
+            ),
+        ] {
+            let (_, serve) = serve(args);
+            let err = serve.validate().unwrap_err().to_string();
+            assert!(err.contains(said), "{args:?}: {err}");
+        }
+        let (_, fine) = serve(&["--scan-interval", "100ms"]);
+        fine.validate().unwrap();
+        let (cli, _) = serve(&["--db-acquire-timeout", "0s"]);
+        let err = cli.store.table_map().unwrap_err().to_string();
+        assert!(
+            err.contains("--db-acquire-timeout must be positive"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn the_state_store_may_not_be_the_observed_database() {
         let parse = |args: &[&str]| Cli::try_parse_from(["syncwatch", "check"].iter().chain(args));
         let cli = parse(&[

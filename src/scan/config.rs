@@ -11,6 +11,10 @@ use crate::domain::FailureRules;
 
 use crate::settings::{parse_bucket, parse_duration};
 
+/// The shortest `--scan-interval` accepted: shorter would keep a core busy reading the
+/// store for signals no scrape can follow.
+const MIN_SCAN_INTERVAL: Duration = Duration::from_millis(100);
+
 /// How the scanner reads the store and what it exports. `ScanConfig::default()` is the
 /// set of flag defaults.
 #[derive(Debug, Clone, Args)]
@@ -171,8 +175,11 @@ impl ScanConfig {
                 anyhow::bail!("{name} must be a non-empty, strictly increasing list");
             }
         }
-        if self.interval.is_zero() {
-            anyhow::bail!("--scan-interval must be positive");
+        if self.interval < MIN_SCAN_INTERVAL {
+            anyhow::bail!(
+                "--scan-interval must be at least {}ms: every scan reads the store",
+                MIN_SCAN_INTERVAL.as_millis()
+            );
         }
         if self.timeout.is_zero() {
             anyhow::bail!("--scan-timeout must be positive");

@@ -101,6 +101,16 @@ impl ServeSettings {
         Ok(tokens)
     }
 
+    /// What the flags cannot say alone: the scanner's settings, and a positive request
+    /// deadline (`0s` would silently be none).
+    pub(crate) fn validate(&self) -> anyhow::Result<()> {
+        self.scan.validate()?;
+        if self.api.request_timeout.is_zero() {
+            anyhow::bail!("--request-timeout must be positive (a request would never time out)");
+        }
+        Ok(())
+    }
+
     /// The metrics listener's token, if any. Set but blank is an error, never an open
     /// listener.
     pub(crate) fn metrics_token(&self) -> anyhow::Result<Option<String>> {
@@ -173,7 +183,7 @@ impl Application {
         let tokens = serve.api_tokens()?;
         let metrics_token = serve.metrics_token()?;
         check_listen_security(serve.listen, &tokens, serve.insecure_no_auth)?;
-        serve.scan.validate()?;
+        serve.validate()?;
         if store.observe_only {
             if serve.scan.reap_stuck_after.is_some() {
                 anyhow::bail!(

@@ -98,6 +98,12 @@ impl StoreSettings {
     /// The table mapping the flags describe. The table and column flags only apply to an
     /// observed table: syncwatch's own table has syncwatch's schema.
     pub fn table_map(&self) -> anyhow::Result<TableMap> {
+        if self.db_acquire_timeout.is_zero() {
+            anyhow::bail!(
+                "--db-acquire-timeout must be positive: every request would fail waiting for a \
+                 connection"
+            );
+        }
         let map = TableMap {
             table: self.table.clone(),
             connection: self.connection_column.clone(),
