@@ -6,7 +6,8 @@ use syncwatch::cli::Cli;
 
 /// Every scan builds and frees buffers of megabytes (rows read, a snapshot, its encoding);
 /// glibc's allocator keeps much of that memory in per-thread arenas, jemalloc gives it
-/// back (BENCHMARKS.md §4).
+/// back (BENCHMARKS.md §4). Feature `jemalloc`, on by default.
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
