@@ -417,8 +417,9 @@ async fn panels_and_rules_name_only_real_metrics_and_use_every_contract_metric()
         .map(|l| l.split(['{', ' ']).next().unwrap().to_owned())
         .collect();
     // A domain family with no series in this store state (no connection overdue in a
-    // random demo, say) is still one syncwatch exports: its declaration is the contract
-    // (the golden and learned-signal tests check what is written).
+    // random demo, say) is still one syncwatch exports: the text writer leaves a family
+    // without series out, so its declaration is the contract here
+    // (`exposition_passes_promtool_check_metrics` checks each is written once it has series).
     for family in DOMAIN_FAMILIES {
         exported.insert(family.name.to_owned());
         if matches!(family.kind, prometheus::proto::MetricType::HISTOGRAM) {
