@@ -140,18 +140,20 @@ async fn first_start_builds_in_chunks_and_a_restart_continues(backend: Backend) 
         .contains("connector_sync_runs_total"));
     let reached = progress(&first);
     assert!(reached > 0.0 && reached < 1.0, "progress {reached}");
-    assert!(
-        store.state().load_checkpoint().await.unwrap().is_some(),
-        "progress is saved"
-    );
+    let saved = store.state().load_checkpoint().await.unwrap();
+    let (saved_upto, _) = saved.expect("progress is saved");
     drop(first);
 
     let mut second = new_scanner();
     let report = second.scan_once().await.expect("scan");
     assert!(report.from_checkpoint, "the restart continues the build");
+    // Never below the saved progress: the point the build has counted up to. (The ratio
+    // is not compared: its denominator grows with the clock, so a scan that finishes no
+    // chunk on a busy machine shows a smaller ratio at the same point.)
+    let (upto, _) = store.state().load_checkpoint().await.unwrap().unwrap();
     assert!(
-        progress(&second) >= reached,
-        "never below the saved progress"
+        upto >= saved_upto && progress(&second) > 0.0,
+        "never below the saved progress: {upto} < {saved_upto}"
     );
     let mut scans = 1;
     while second.scan_once().await.expect("scan").building {
