@@ -301,10 +301,8 @@ async fn measure(db: &BenchDb, rows: u64, steady_scans: usize) -> anyhow::Result
             .connection_states(after, config.chunk_connections)
             .await?;
         longest[2] = longest[2].max(t.elapsed());
-        match chunk.last() {
-            Some(last) if chunk.len() >= config.chunk_connections => {
-                after = Some(last.workspace_connector_id)
-            }
+        match chunk.last {
+            Some(last) if chunk.walked >= config.chunk_connections => after = Some(last),
             _ => break,
         }
     }

@@ -39,6 +39,10 @@ pub enum ApiError {
     #[error("{0}")]
     PayloadTooLarge(String),
 
+    /// The run exists but a value it must have cannot be read (another service wrote it).
+    #[error("the run cannot be shown: {0}")]
+    UnreadableRow(String),
+
     #[error("{0}")]
     UnsupportedMediaType(String),
 
@@ -62,6 +66,7 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::InvalidTransition(_) | ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnreadableRow(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) | ApiError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -78,6 +83,7 @@ impl ApiError {
             ApiError::InvalidTransition(_) => "invalid_transition",
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::UnreadableRow(_) => "unreadable_row",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Unavailable(_) => "store_unavailable",
             ApiError::Timeout(_) => "request_timeout",
@@ -101,6 +107,7 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(msg) => ApiError::Conflict(msg),
             e @ StoreError::CloudTaskConflict { .. } => ApiError::Conflict(e.to_string()),
             StoreError::Rejected(msg) => ApiError::Validation(msg),
+            StoreError::Unreadable(e) => ApiError::UnreadableRow(e.to_string()),
             e @ (StoreError::Unavailable(_) | StoreError::StatementTimeout(_)) => {
                 ApiError::Unavailable(e)
             }

@@ -26,6 +26,10 @@ pub struct SyncLog {
     pub metadata: Option<Value>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Columns whose stored value cannot be read (another service wrote it outside the
+    /// contract): shown as null here, named so a reader knows null is not the value.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<String>,
 }
 
 /// A validated request to record a new run.

@@ -83,6 +83,7 @@ pub struct Metrics {
     maintenance_errors: IntCounterVec,
     pub last_repair_success: Gauge,
     pub pruned_runs: IntCounter,
+    rows_skipped: IntCounterVec,
     exposition_series: IntGauge,
     exposition_bytes: IntGaugeVec,
     /// `public_url` of the status page (`--public-url`); the alert rules build their
@@ -183,6 +184,17 @@ impl Metrics {
         )
         .expect("valid metric");
 
+        let rows_skipped = IntCounterVec::new(
+            Opts::new(
+                "syncwatch_rows_skipped_total",
+                "Rows of the sync log syncwatch left out because a value does not decode \
+                 (another service wrote it outside the contract), by reason (wrong_type, \
+                 unknown_value, null, out_of_range) and column; each row counted once.",
+            ),
+            &["reason", "column"],
+        )
+        .expect("valid metric");
+
         let exposition_series = IntGauge::new(
             "syncwatch_exposition_series",
             "Samples in the domain section of the last published snapshot's exposition (each histogram bucket, sum and count is one): the cardinality scrapes pay for.",
@@ -223,6 +235,7 @@ impl Metrics {
             Box::new(maintenance_errors.clone()),
             Box::new(last_repair_success.clone()),
             Box::new(pruned_runs.clone()),
+            Box::new(rows_skipped.clone()),
             Box::new(exposition_series.clone()),
             Box::new(exposition_bytes.clone()),
             Box::new(ui_info.clone()),
@@ -249,9 +262,20 @@ impl Metrics {
             maintenance_errors,
             last_repair_success,
             pruned_runs,
+            rows_skipped,
             exposition_series,
             exposition_bytes,
             ui_info,
+        }
+    }
+
+    /// Bring `syncwatch_rows_skipped_total` up to the store's count of skipped rows.
+    pub fn rows_skipped(&self, skipped: &crate::store::SkippedRows) {
+        for (reason, column, n) in skipped.counts() {
+            let counter = self
+                .rows_skipped
+                .with_label_values(&[reason.as_str(), column.as_str()]);
+            counter.inc_by(n.saturating_sub(counter.get()));
         }
     }
 

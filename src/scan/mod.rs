@@ -124,6 +124,7 @@ impl Scanner {
         self.metrics
             .last_scan_duration
             .set(started.elapsed().as_secs_f64());
+        self.metrics.rows_skipped(self.store.skipped());
         match &result {
             Ok(report) => {
                 self.metrics.up.set(1);

@@ -15,6 +15,16 @@ pub struct Cursor {
     pub id: Uuid,
 }
 
+impl Cursor {
+    /// Where the page after `run` starts.
+    pub fn after(run: &crate::domain::SyncLog) -> Self {
+        Self {
+            created_at: run.created_at,
+            id: run.workspace_connector_sync_log_id,
+        }
+    }
+}
+
 impl fmt::Display for Cursor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

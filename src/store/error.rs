@@ -53,6 +53,57 @@ pub enum StoreError {
     /// contract).
     #[error("row does not match the schema: {0}")]
     Corrupt(String),
+
+    /// A value of one column of one row that syncwatch cannot read: readers skip (the
+    /// scanner) or mark (the pages) that row instead of failing.
+    #[error("{0}")]
+    Unreadable(Unreadable),
+}
+
+/// One column's value that does not decode, with enough to find and fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    /// The column as the statement names it (the sync log's name for a mapped column).
+    pub column: String,
+    /// Its type in the database (the declared type on SQLite).
+    pub sql_type: String,
+    pub reason: UnreadableReason,
+    /// What syncwatch reads there, and what it found.
+    pub detail: String,
+}
+
+/// Why a value does not decode: the `reason` label of `syncwatch_rows_skipped_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum UnreadableReason {
+    /// A type syncwatch does not read in that column (text in a timestamp, not JSON).
+    WrongType,
+    /// A label outside the contract's values (a `status` of `cancelled`).
+    UnknownValue,
+    /// Null in a column that must have a value.
+    Null,
+    /// A value the domain's types cannot hold (`infinity` timestamps).
+    OutOfRange,
+}
+
+impl UnreadableReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnreadableReason::WrongType => "wrong_type",
+            UnreadableReason::UnknownValue => "unknown_value",
+            UnreadableReason::Null => "null",
+            UnreadableReason::OutOfRange => "out_of_range",
+        }
+    }
+}
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "column {} ({}) cannot be read: {}",
+            self.column, self.sql_type, self.detail
+        )
+    }
 }
 
 impl StoreError {

@@ -24,6 +24,7 @@ mod pages;
 mod probe;
 mod runs;
 mod scanning;
+mod skipped;
 pub(crate) mod sql;
 mod state;
 mod url;
@@ -37,7 +38,7 @@ use sql::SqlStore;
 pub use catalogue::{Catalogue, SchemaStatus};
 pub use cursor::Cursor;
 pub use engine::{create_schema, schema_exists};
-pub use error::StoreError;
+pub use error::{StoreError, Unreadable, UnreadableReason};
 pub use lease::{Leadership, Lease};
 pub use observed::{
     check_table, CheckReport, ConnectionIdSource, ConnectorSource, Ident, TableDescription,
@@ -47,9 +48,10 @@ pub use pages::{ConnectionSummary, ConnectorOutcomes, LatestError, PageReads};
 pub use probe::Probed;
 pub use runs::{Change, Created, ListFilter, Page, Retention, RunStore, StatusFilter};
 pub use scanning::{
-    ActiveGroup, LiveReads, LiveRun, RecentRun, ScanSource, StuckCutoffs, TerminalAggregate,
-    TerminalRun, ERROR_PREFIX_CHARS,
+    ActiveGroup, ConnectionChunk, LiveReads, LiveRun, RecentRun, ScanSource, StuckCutoffs,
+    TerminalAggregate, TerminalRun, ERROR_PREFIX_CHARS,
 };
+pub use skipped::SkippedRows;
 pub use state::{ConnectionState, NoState, StateStore};
 pub use url::{Backend, DatabaseUrl};
 
@@ -67,6 +69,7 @@ pub struct Store {
     pages: Arc<dyn PageReads>,
     state: Arc<dyn StateStore>,
     catalogue: Arc<dyn Catalogue>,
+    skipped: Arc<SkippedRows>,
     observe_only: bool,
 }
 
@@ -83,7 +86,7 @@ impl<T: RunStore + Retention + ScanSource + LiveReads + PageReads + StateStore +
 
 impl Store {
     /// A sync log syncwatch owns, with its state in the same database.
-    fn owned<T: Whole>(store: T) -> Self {
+    fn owned<T: Whole>(store: T, skipped: Arc<SkippedRows>) -> Self {
         let store = Arc::new(store);
         Self {
             runs: store.clone(),
@@ -93,8 +96,14 @@ impl Store {
             pages: store.clone(),
             state: store.clone(),
             catalogue: store,
+            skipped,
             observe_only: false,
         }
+    }
+
+    /// Rows the scanner's reads skipped because a value does not decode.
+    pub fn skipped(&self) -> &SkippedRows {
+        &self.skipped
     }
 
     /// The lifecycle API's part: record, move, read and list runs.
@@ -176,16 +185,25 @@ impl Default for PoolOptions {
 pub async fn connect(url: &DatabaseUrl, options: &PoolOptions, table: &TableMap) -> Result<Store> {
     let table = table.clone();
     let read_only = options.read_only;
+    let skipped = Arc::new(SkippedRows::default());
     Ok(match url.backend() {
-        Backend::Postgres => Store::owned(SqlStore::new(
-            PostgresEngine::connect(url, options)?,
-            table,
-            read_only,
-        )),
-        Backend::Sqlite => Store::owned(SqlStore::new(
-            SqliteEngine::connect(url, options).await?,
-            table,
-            read_only,
-        )),
+        Backend::Postgres => Store::owned(
+            SqlStore::new(
+                PostgresEngine::connect(url, options)?,
+                table,
+                read_only,
+                skipped.clone(),
+            ),
+            skipped,
+        ),
+        Backend::Sqlite => Store::owned(
+            SqlStore::new(
+                SqliteEngine::connect(url, options).await?,
+                table,
+                read_only,
+                skipped.clone(),
+            ),
+            skipped,
+        ),
     })
 }

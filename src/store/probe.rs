@@ -56,8 +56,12 @@ impl Store {
             self.probe_terminal_runs(&mut done, first, upto).await;
         }
         let connections = step(&mut done, "the scanner's per-connection states", async {
-            let states = self.scan().connection_states(None, PROBE_ROWS).await?;
-            let ids: Vec<Uuid> = states.iter().map(|s| s.workspace_connector_id).collect();
+            let chunk = self.scan().connection_states(None, PROBE_ROWS).await?;
+            let ids: Vec<Uuid> = chunk
+                .states
+                .iter()
+                .map(|s| s.workspace_connector_id)
+                .collect();
             Ok((ids.len(), ids))
         })
         .await

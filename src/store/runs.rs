@@ -153,16 +153,3 @@ pub(crate) fn cas_failure(change: &Change, current: Option<Status>) -> StoreErro
 /// How many times `create` retries when the row it collided with vanished (soft-deleted)
 /// between the insert and the read.
 const CREATE_ATTEMPTS: usize = 3;
-
-/// Trim a `limit + 1` fetch to `limit` rows and say where the next page starts.
-pub(crate) fn paginate(items: &mut Vec<SyncLog>, limit: u32) -> Option<Cursor> {
-    if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items.last().map(|last| Cursor {
-            created_at: last.created_at,
-            id: last.workspace_connector_sync_log_id,
-        })
-    } else {
-        None
-    }
-}

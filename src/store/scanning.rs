@@ -54,6 +54,17 @@ pub struct TerminalRun {
     pub deleted: bool,
 }
 
+/// A chunk of the walk over the table's connections: the states that decoded (a connection
+/// whose latest run does not decode is skipped, and recorded), and where the walk stands.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConnectionChunk {
+    pub states: Vec<ConnectionState>,
+    /// Connections the chunk walked, skipped ones included.
+    pub walked: usize,
+    /// The last connection walked: where the next chunk starts.
+    pub last: Option<Uuid>,
+}
+
 /// Active runs of one (connector, status).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActiveGroup {
@@ -125,11 +136,8 @@ pub trait ScanSource: Send + Sync + 'static {
     /// Per-connection states (latest terminal run, failures since the last success) of at
     /// most `limit` connections in id order after `after` (from the first when `None`),
     /// computed from the table (the saved ones: [`StateStore`](super::StateStore)).
-    async fn connection_states(
-        &self,
-        after: Option<Uuid>,
-        limit: usize,
-    ) -> Result<Vec<ConnectionState>>;
+    async fn connection_states(&self, after: Option<Uuid>, limit: usize)
+        -> Result<ConnectionChunk>;
 
     /// Where a chunk of `rows` terminal runs completed after `after` and at or before
     /// `upto` ends (oldest first): the completion time of the last run of the chunk, or

@@ -30,6 +30,8 @@ struct RunRow {
     delay: Option<String>,
     error: Option<String>,
     metadata: Option<String>,
+    /// Columns whose stored value cannot be read (shown as unreadable, not as empty).
+    unreadable: String,
 }
 
 impl RunRow {
@@ -51,6 +53,7 @@ impl RunRow {
                 .map(|s| duration_ms((s - run.created_at).num_milliseconds())),
             error: run.error.clone(),
             metadata: run.metadata.as_ref().map(|m| m.to_string()),
+            unreadable: run.unreadable.join(", "),
         }
     }
 }

@@ -37,6 +37,14 @@ impl IntoResponse for UiError {
                     "The page could not be assembled; the service log has the reason.",
                 )
             }
+            Self::Store(StoreError::Unreadable(e)) => message_page(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Run cannot be shown",
+                &format!(
+                    "This run is in the table, but a value every run has cannot be read: {e}. \
+                     The service that writes the table wrote it outside the contract."
+                ),
+            ),
             Self::Store(e) => {
                 tracing::error!(error = %e, "status page: the store read failed");
                 message_page(

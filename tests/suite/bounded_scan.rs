@@ -68,6 +68,24 @@ async fn with_scan_timeout(db: &TestDb, timeout: Duration) -> store::Store {
         .unwrap()
 }
 
+/// The setup's premise: one aggregate of the whole history exceeds the statement timeout.
+async fn assert_whole_aggregate_times_out(store: &store::Store, config: &ScanConfig) {
+    let now = store.scan().db_now().await.unwrap();
+    let whole = store
+        .scan()
+        .terminal_aggregate(
+            None,
+            now,
+            &config.duration_buckets,
+            &config.dispatch_delay_buckets,
+        )
+        .await;
+    assert!(
+        matches!(whole, Err(StoreError::StatementTimeout(_))),
+        "the setup must make one full aggregate exceed the statement timeout: {whole:?}"
+    );
+}
+
 fn chunked(interval_ms: u64) -> ScanConfig {
     ScanConfig {
         interval: Duration::from_millis(interval_ms),
@@ -89,20 +107,7 @@ async fn first_start_builds_in_chunks_and_a_restart_continues(backend: Backend) 
     let store = match backend {
         Backend::Postgres => {
             let store = with_scan_timeout(&db, Duration::from_millis(60)).await;
-            let now = store.scan().db_now().await.unwrap();
-            let whole = store
-                .scan()
-                .terminal_aggregate(
-                    None,
-                    now,
-                    &config.duration_buckets,
-                    &config.dispatch_delay_buckets,
-                )
-                .await;
-            assert!(
-                matches!(whole, Err(StoreError::StatementTimeout(_))),
-                "the setup must make one full aggregate exceed the statement timeout: {whole:?}"
-            );
+            assert_whole_aggregate_times_out(&store, &config).await;
             store
         }
         Backend::Sqlite => db.store.clone(),
@@ -201,11 +206,14 @@ async fn repairs_never_fail_a_scan_postgres() {
         return;
     };
     seed(&db, 120_000).await;
-    let store = with_scan_timeout(&db, Duration::from_millis(60)).await;
+    // Long enough for a steady scan's small reads on a busy machine, too short for one
+    // aggregate of the whole history.
+    let store = with_scan_timeout(&db, Duration::from_millis(150)).await;
     let config = ScanConfig {
         repair_interval: Duration::ZERO,
         ..chunked(300)
     };
+    assert_whole_aggregate_times_out(&store, &config).await;
     let mut scanner = Scanner::new(
         store,
         Lease::Always,

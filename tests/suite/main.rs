@@ -24,6 +24,7 @@ mod learned;
 mod load;
 mod metrics;
 mod observe;
+mod observe_bad_rows;
 mod observe_orm;
 mod openapi;
 #[cfg(feature = "otlp")]

@@ -449,10 +449,11 @@ async fn connection_states_equal_a_full_history_recomputation(app: &TestApp) {
             .connection_states(after, 3)
             .await
             .unwrap();
-        assert!(chunk.len() <= 3);
-        let Some(last) = chunk.last() else { break };
-        after = Some(last.workspace_connector_id);
-        walked.extend(chunk);
+        assert!(chunk.walked <= 3);
+        assert_eq!(chunk.walked, chunk.states.len(), "no row skipped");
+        let Some(last) = chunk.last else { break };
+        after = Some(last);
+        walked.extend(chunk.states);
     }
     let whole = app
         .db
@@ -460,7 +461,8 @@ async fn connection_states_equal_a_full_history_recomputation(app: &TestApp) {
         .scan()
         .connection_states(None, usize::MAX)
         .await
-        .unwrap();
+        .unwrap()
+        .states;
     assert_eq!(walked, whole);
     let got: HashMap<_, _> = whole
         .into_iter()

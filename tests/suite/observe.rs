@@ -704,7 +704,7 @@ async fn check_lists_the_missing_indexes_until_they_exist() {
 }
 
 /// The same mapping on SQLite: another service's table with its own names, the connector
-/// from `metadata`, read by `scan --once`.
+/// from `metadata`, read by `scan --once`, with rows no contract allows among them.
 #[tokio::test]
 async fn sqlite_table_with_other_names_is_observed_through_the_same_reads() {
     let db = TestDb::unmigrated(Backend::Sqlite).await.unwrap();
@@ -730,6 +730,33 @@ async fn sqlite_table_with_other_names_is_observed_through_the_same_reads() {
              '2026-01-01T00:00:00.000Z', '2026-01-01T00:10:00.000Z', {duration}, null, \
              '{{\"connector_slug\": \"{slug}\", \"records_synced\": 3}}', \
              '2026-01-01T00:00:00.000Z', '2026-01-01T00:10:00.000Z', null)",
+            Uuid::new_v4(),
+            Uuid::from_u128(n as u128 % 3),
+        ))
+        .await;
+    }
+    // Rows written outside the contract: a status the orchestrator added, a `metadata`
+    // that is not JSON (no connector in it, so `unknown`), a creation time in epoch
+    // seconds. The first is left out, the others counted; none fails the scan.
+    for (n, status, metadata, created) in [
+        (
+            5,
+            "cancelled",
+            "'{\"connector_slug\": \"hubspot\"}'",
+            "'2026-01-01T00:00:00.000Z'",
+        ),
+        (6, "success", "'not json'", "'2026-01-01T00:00:00.000Z'"),
+        (
+            7,
+            "success",
+            "'{\"connector_slug\": \"stripe\"}'",
+            "1767225600",
+        ),
+    ] {
+        db.execute(&format!(
+            "insert into sync_runs values ({n}, '{}', '{}', '{status}', 'manual', null, \
+             '2026-01-01T00:00:00.000Z', '2026-01-01T00:10:00.000Z', 1000, null, {metadata}, \
+             {created}, '2026-01-01T00:10:00.000Z', null)",
             Uuid::new_v4(),
             Uuid::from_u128(n as u128 % 3),
         ))
@@ -761,7 +788,8 @@ async fn sqlite_table_with_other_names_is_observed_through_the_same_reads() {
         (key("hubspot", "success"), 2.0),
         (key("hubspot", "error"), 1.0),
         (key("unknown", "error"), 1.0),
-        (key("stripe", "success"), 1.0),
+        (key("unknown", "success"), 1.0),
+        (key("stripe", "success"), 2.0),
     ]
     .into_iter()
     .collect();

@@ -17,7 +17,7 @@ use common::{family_samples as family, service_bin, sql_family as sql};
 use common::{get_json, get_text, Backend, Server, TestDb};
 use sqlx::{Connection, PgConnection};
 
-const SCHEMA: &str = "
+pub(crate) const SCHEMA: &str = "
 create type sync_status as enum ('scheduled', 'in_progress', 'success', 'error');
 create table workspace_connector (
     id serial primary key,
@@ -43,7 +43,7 @@ create table workspace_connector_sync_log (
 create index on workspace_connector_sync_log (workspace_connector_id);
 ";
 
-const MAPPING: &[&str] = &[
+pub(crate) const MAPPING: &[&str] = &[
     "--observe-only",
     "--connector-from",
     "lookup:workspace_connector.connector_slug",
@@ -65,7 +65,7 @@ async fn orm_table() -> Option<(TestDb, String)> {
 /// Six connections of three connectors; runs taken through their lifecycle with plain
 /// transactions, as the orchestrator's repository helpers do (each statement's clock, so
 /// runs complete in the order they are written). `round` varies the mix.
-async fn drive_runs(conn: &mut PgConnection, round: i64) {
+pub(crate) async fn drive_runs(conn: &mut PgConnection, round: i64) {
     if round == 0 {
         sqlx::query(
             "insert into workspace_connector (connector_slug) \
@@ -123,53 +123,55 @@ async fn drive_runs(conn: &mut PgConnection, round: i64) {
     }
 }
 
+/// The tables, and the runs counted: a status outside the contract is not a run's.
 const FROM: &str = "from workspace_connector_sync_log t \
-     join workspace_connector w on w.id = t.workspace_connector_id";
+     join workspace_connector w on w.id = t.workspace_connector_id \
+     where t.status::text in ('scheduled', 'in_progress', 'success', 'error') and";
 
 /// Runs, durations (count and sum: a `bigint` column), records synced, failures by
 /// reason, failing connections, consecutive failures by public uuid and live runs, each
 /// equal to SQL; `None` while they differ, with the first difference.
-async fn differences(conn: &mut PgConnection, text: &str) -> Option<String> {
+pub(crate) async fn differences(conn: &mut PgConnection, text: &str) -> Option<String> {
     let checks: [(&str, &[&str], String); 8] = [
         (
             "connector_sync_runs_total",
             &["connector", "trigger", "status"],
-            format!("select w.connector_slug, t.trigger_type, t.status::text, count(*)::float8 {FROM} where t.completed_at is not null group by 1, 2, 3"),
+            format!("select w.connector_slug, t.trigger_type, t.status::text, count(*)::float8 {FROM} t.completed_at is not null group by 1, 2, 3"),
         ),
         (
             "connector_sync_duration_seconds_count",
             &["connector", "trigger", "status"],
-            format!("select w.connector_slug, t.trigger_type, t.status::text, count(*)::float8 {FROM} where t.completed_at is not null and t.duration_ms is not null group by 1, 2, 3"),
+            format!("select w.connector_slug, t.trigger_type, t.status::text, count(*)::float8 {FROM} t.completed_at is not null and t.duration_ms is not null group by 1, 2, 3"),
         ),
         (
             "connector_sync_duration_seconds_sum",
             &["connector", "trigger", "status"],
-            format!("select w.connector_slug, t.trigger_type, t.status::text, (sum(t.duration_ms) / 1000.0)::float8 {FROM} where t.completed_at is not null group by 1, 2, 3"),
+            format!("select w.connector_slug, t.trigger_type, t.status::text, (sum(t.duration_ms) / 1000.0)::float8 {FROM} t.completed_at is not null group by 1, 2, 3"),
         ),
         (
             "connector_sync_records_synced_total",
             &["connector"],
-            format!("select w.connector_slug, sum((t.metadata ->> 'records_synced')::float8) {FROM} where t.completed_at is not null group by 1"),
+            format!("select w.connector_slug, sum((t.metadata ->> 'records_synced')::float8) {FROM} t.completed_at is not null group by 1"),
         ),
         (
             "connector_sync_failures_total",
             &["connector", "trigger", "reason", "owner"],
-            format!("select w.connector_slug, t.trigger_type, 'rate_limit', 'provider', count(*)::float8 {FROM} where t.status = 'error' group by 1, 2"),
+            format!("select w.connector_slug, t.trigger_type, 'rate_limit', 'provider', count(*)::float8 {FROM} t.status = 'error' group by 1, 2"),
         ),
         (
             "connector_sync_failing_connections",
             &["connector"],
-            format!("select slug, count(*)::float8 from (select distinct on (t.workspace_connector_id) w.connector_slug as slug, t.status {FROM} where t.completed_at is not null order by t.workspace_connector_id, t.completed_at desc, t.id desc) latest where status = 'error' group by 1"),
+            format!("select slug, count(*)::float8 from (select distinct on (t.workspace_connector_id) w.connector_slug as slug, t.status {FROM} t.completed_at is not null order by t.workspace_connector_id, t.completed_at desc, t.id desc) latest where status = 'error' group by 1"),
         ),
         (
             "connector_sync_connection_consecutive_failures",
             &["connector", "workspace_connector_id"],
-            format!("select w.connector_slug, w.workspace_connector_id::text, count(*)::float8 {FROM} where t.status = 'error' and t.completed_at > coalesce((select max(s.completed_at) from workspace_connector_sync_log s where s.workspace_connector_id = t.workspace_connector_id and s.status = 'success'), '-infinity') group by 1, 2"),
+            format!("select w.connector_slug, w.workspace_connector_id::text, count(*)::float8 {FROM} t.status = 'error' and t.completed_at > coalesce((select max(s.completed_at) from workspace_connector_sync_log s where s.workspace_connector_id = t.workspace_connector_id and s.status = 'success'), '-infinity') group by 1, 2"),
         ),
         (
             "connector_sync_runs_active",
             &["connector", "status"],
-            format!("select w.connector_slug, t.status::text, count(*)::float8 {FROM} where t.deleted_at is null and t.status in ('scheduled', 'in_progress') group by 1, 2"),
+            format!("select w.connector_slug, t.status::text, count(*)::float8 {FROM} t.deleted_at is null and t.status in ('scheduled', 'in_progress') group by 1, 2"),
         ),
     ];
     for (name, labels, query) in checks {
@@ -187,7 +189,7 @@ async fn differences(conn: &mut PgConnection, text: &str) -> Option<String> {
     None
 }
 
-fn check(url: &str, extra: &[&str]) -> (bool, String) {
+pub(crate) fn check(url: &str, extra: &[&str]) -> (bool, String) {
     let out = std::process::Command::new(service_bin())
         .args(["check", "--database-url", url])
         .args(extra)

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::scan::{Connections, ScanConfig, ScanError, Totals};
-use crate::store::{ConnectionState, Store, StoreError, TerminalRun};
+use crate::store::{ConnectionChunk, Store, StoreError, TerminalRun};
 
 /// The smallest chunk a statement timeout halves the chunk size down to.
 const MIN_CHUNK_ROWS: u64 = 1_000;
@@ -205,13 +205,21 @@ impl Build {
                 Walk::Saved(after) | Walk::Table(after) => {
                     let walked = matches!(self.walk, Walk::Table(_));
                     let limit = chunks.connections;
-                    let states = if walked {
+                    let chunk = if walked {
                         store.scan().connection_states(after, limit).await
                     } else {
-                        store.state().saved_connection_states(after, limit).await
+                        store
+                            .state()
+                            .saved_connection_states(after, limit)
+                            .await
+                            .map(|states| ConnectionChunk {
+                                walked: states.len(),
+                                last: states.last().map(|s| s.workspace_connector_id),
+                                states,
+                            })
                     };
-                    match states {
-                        Ok(states) => self.add_states(states, limit, walked),
+                    match chunk {
+                        Ok(chunk) => self.add_states(chunk, limit, walked),
                         Err(e) => chunks.shrink_connections(e)?,
                     }
                 }
@@ -261,10 +269,10 @@ impl Build {
     }
 
     /// One chunk of states, `walked` from the table (to be saved) or the saved ones.
-    fn add_states(&mut self, states: Vec<ConnectionState>, limit: usize, walked: bool) {
-        let last = states.last().map(|s| s.workspace_connector_id);
-        let more = states.len() >= limit;
-        for state in states {
+    fn add_states(&mut self, chunk: ConnectionChunk, limit: usize, walked: bool) {
+        let last = chunk.last;
+        let more = chunk.walked >= limit;
+        for state in chunk.states {
             if walked {
                 self.dirty.insert(state.workspace_connector_id);
             }

@@ -31,8 +31,9 @@ pub const POSTGRES: Dialect = Dialect {
     now: "now()",
     // date_part returns a double; extract() returns numeric, whose arithmetic made the
     // build aggregate several times slower.
-    delay_seconds: "(round(date_part('epoch', started_at - created_at) * 1000::float8) \
-        / 1000::float8)",
+    // Null for an infinite timestamp (the subtraction would fail the whole statement).
+    delay_seconds: "case when isfinite(started_at) and isfinite(created_at) then \
+        (round(date_part('epoch', started_at - created_at) * 1000::float8) / 1000::float8) end",
     records_synced: "case when jsonb_typeof(metadata -> 'records_synced') = 'number' \
         and (metadata ->> 'records_synced')::float8 >= 0 \
         then (metadata ->> 'records_synced')::float8 end",
@@ -47,17 +48,24 @@ pub const POSTGRES: Dialect = Dialect {
 
 pub const SQLITE: Dialect = Dialect {
     now: "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
-    delay_seconds: "(round((julianday(started_at) - julianday(created_at)) * 86400000.0) / 1000.0)",
-    records_synced: "case when json_type(metadata, '$.records_synced') in ('integer', 'real') \
+    // Only text timestamps: `julianday` would read an integer as a Julian day number.
+    delay_seconds: "(round((julianday(case when typeof(started_at) = 'text' then started_at end) \
+        - julianday(case when typeof(created_at) = 'text' then created_at end)) * 86400000.0) \
+        / 1000.0)",
+    // Only valid JSON: the JSON functions fail the whole statement on a malformed document.
+    records_synced: "case when json_valid(metadata) then \
+        case when json_type(metadata, '$.records_synced') in ('integer', 'real') \
         and json_extract(metadata, '$.records_synced') >= 0 \
-        then cast(json_extract(metadata, '$.records_synced') as real) end",
+        then cast(json_extract(metadata, '$.records_synced') as real) end end",
     elapsed_ms: "max(0, min(2147483647, cast(round((julianday({now}) - julianday(started_at)) \
         * 86400000.0) as integer)))",
     merge_patch: "json_patch(coalesce(metadata, '{}'), {p})",
     typed_param: |n, _| format!("${n}"),
     migrations_table_exists: "select count(*) from sqlite_master \
         where type = 'table' and name = '_sqlx_migrations'",
-    metadata_text: |column, key| format!("json_extract({column}, '$.\"{key}\"')"),
+    metadata_text: |column, key| {
+        format!("case when json_valid({column}) then json_extract({column}, '$.\"{key}\"') end")
+    },
 };
 
 impl Dialect {

@@ -10,7 +10,7 @@ mod sqlite;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Result, StoreError};
+use super::{Result, StoreError, Unreadable, UnreadableReason};
 use crate::domain::{validate_connector_slug, Status};
 
 pub use dialect::{Dialect, POSTGRES, SQLITE};
@@ -71,12 +71,38 @@ pub trait Columns {
     fn timestamp(&self, i: usize) -> Result<Option<DateTime<Utc>>>;
     /// A JSON object column (`metadata`).
     fn json(&self, i: usize) -> Result<Option<serde_json::Value>>;
+    /// Column `i`'s name and its type in the database.
+    fn describe(&self, i: usize) -> (String, String);
+
+    /// Column `i`'s value as text, whatever its type (to name a row in a log line).
+    fn raw_text(&self, i: usize) -> Option<String> {
+        if let Ok(Some(text)) = self.text(i) {
+            return Some(text);
+        }
+        if let Ok(Some(n)) = self.int(i) {
+            return Some(n.to_string());
+        }
+        self.uuid(i).ok().flatten().map(|u| u.to_string())
+    }
+
+    /// The error for column `i`'s value, naming the column and its type.
+    fn unreadable(&self, i: usize, reason: UnreadableReason, detail: String) -> StoreError {
+        let (column, sql_type) = self.describe(i);
+        StoreError::Unreadable(Unreadable {
+            column,
+            sql_type,
+            reason,
+            detail,
+        })
+    }
 
     fn text_req(&self, i: usize) -> Result<String> {
-        required(i, self.text(i)?)
+        let value = self.text(i)?;
+        self.required(i, value)
     }
     fn int_req(&self, i: usize) -> Result<i64> {
-        required(i, self.int(i)?)
+        let value = self.int(i)?;
+        self.required(i, value)
     }
     fn count(&self, i: usize) -> Result<u64> {
         Ok(self.int(i)?.unwrap_or(0).max(0) as u64)
@@ -85,13 +111,45 @@ pub trait Columns {
         Ok(self.float(i)?.unwrap_or(0.0))
     }
     fn uuid_req(&self, i: usize) -> Result<Uuid> {
-        required(i, self.uuid(i)?)
+        let value = self.uuid(i)?;
+        self.required(i, value)
     }
     fn timestamp_req(&self, i: usize) -> Result<DateTime<Utc>> {
-        required(i, self.timestamp(i)?)
+        let value = self.timestamp(i)?;
+        self.required(i, value)
     }
     fn status(&self, i: usize) -> Result<Status> {
-        self.text_req(i)?.parse().map_err(StoreError::Corrupt)
+        let text = self.text_req(i)?;
+        text.parse().map_err(|_| {
+            self.unreadable(
+                i,
+                UnreadableReason::UnknownValue,
+                format!("{text:?} is not one of scheduled, in_progress, success, error"),
+            )
+        })
+    }
+    /// An optional label of a closed set (`trigger_type`).
+    fn label<T: std::str::FromStr>(&self, i: usize, values: &str) -> Result<Option<T>> {
+        match self.text(i)? {
+            None => Ok(None),
+            Some(text) => text.parse().map(Some).map_err(|_| {
+                self.unreadable(
+                    i,
+                    UnreadableReason::UnknownValue,
+                    format!("{text:?} is not one of {values}"),
+                )
+            }),
+        }
+    }
+    /// `value`, or the error saying column `i` is null.
+    fn required<T>(&self, i: usize, value: Option<T>) -> Result<T> {
+        value.ok_or_else(|| {
+            self.unreadable(
+                i,
+                UnreadableReason::Null,
+                "null where a value is required".into(),
+            )
+        })
     }
     /// The `connector` label: a value outside the label pattern, or none (an observed
     /// table's mapping may find none), reads as [`UNKNOWN_CONNECTOR`], so its runs are
@@ -104,8 +162,12 @@ pub trait Columns {
     }
 }
 
-fn required<T>(i: usize, value: Option<T>) -> Result<T> {
-    value.ok_or_else(|| StoreError::Corrupt(format!("column {i} is null")))
+/// An optional value, or none when it does not decode (a page shows it as unknown).
+pub fn readable<T>(value: Result<Option<T>>) -> Result<Option<T>> {
+    match value {
+        Err(StoreError::Unreadable(_)) => Ok(None),
+        other => other,
+    }
 }
 
 /// Which of a store's pools a statement runs on: the API's, or the scanner's (PostgreSQL

@@ -13,7 +13,7 @@ use sqlx::{Column, Row};
 use uuid::Uuid;
 
 use super::{bind_all, Columns, Dialect, Engine, Param, PoolKind, POSTGRES};
-use crate::store::{Backend, DatabaseUrl, PoolOptions, Result, StoreError};
+use crate::store::{Backend, DatabaseUrl, PoolOptions, Result, StoreError, UnreadableReason};
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -125,6 +125,14 @@ impl Engine for PostgresEngine {
 }
 
 impl Columns for PgRow {
+    fn describe(&self, i: usize) -> (String, String) {
+        use sqlx::TypeInfo;
+        self.columns()
+            .get(i)
+            .map(|c| (c.name().to_owned(), c.type_info().name().to_owned()))
+            .unwrap_or_else(|| (format!("#{i}"), "?".into()))
+    }
+
     fn text(&self, i: usize) -> Result<Option<String>> {
         // An observed table's `status` and `trigger_type` may be enum types, whose values
         // travel as their label's text.
@@ -160,13 +168,47 @@ impl Columns for PgRow {
     }
 
     fn timestamp(&self, i: usize) -> Result<Option<DateTime<Utc>>> {
-        // An observed table's `timestamp without time zone` columns are taken as UTC.
-        match self.try_get(i) {
-            Ok(v) => Ok(v),
-            Err(_) => self
-                .try_get::<Option<NaiveDateTime>, _>(i)
-                .map(|t| t.map(|t| t.and_utc()))
-                .map_err(|e| undecodable(self, i, "a timestamp (timestamptz or timestamp)", e)),
+        // Both timestamp types travel as microseconds since 2000-01-01 (an observed table's
+        // `timestamp without time zone` is taken as UTC). Read here rather than by the
+        // driver, whose conversion panics on `infinity` and on dates chrono cannot hold.
+        use sqlx::{Decode, TypeInfo, ValueRef};
+        let wanted = "a timestamp (timestamptz or timestamp)";
+        let raw = self
+            .try_get_raw(i)
+            .map_err(|e| undecodable(self, i, wanted, e))?;
+        if raw.is_null() {
+            return Ok(None);
+        }
+        let binary = matches!(raw.format(), sqlx::postgres::PgValueFormat::Binary);
+        let type_name = raw.type_info().name().to_owned();
+        if !binary || !matches!(type_name.as_str(), "TIMESTAMPTZ" | "TIMESTAMP") {
+            // Text results (never sent for syncwatch's statements) and other types: the
+            // driver's own decoding, which says what it found.
+            return match self.try_get::<Option<DateTime<Utc>>, _>(i) {
+                Ok(v) => Ok(v),
+                Err(_) => self
+                    .try_get::<Option<NaiveDateTime>, _>(i)
+                    .map(|t| t.map(|t| t.and_utc()))
+                    .map_err(|e| undecodable(self, i, wanted, e)),
+            };
+        }
+        let micros = <i64 as Decode<Postgres>>::decode(raw)
+            .map_err(|e| self.unreadable(i, UnreadableReason::WrongType, e.to_string()))?;
+        let out_of_range = |what: &str| {
+            self.unreadable(
+                i,
+                UnreadableReason::OutOfRange,
+                format!("{what}: syncwatch reads finite timestamps between the years 1 and 9999"),
+            )
+        };
+        match micros {
+            i64::MAX => Err(out_of_range("infinity")),
+            i64::MIN => Err(out_of_range("-infinity")),
+            _ => postgres_epoch()
+                .checked_add_signed(chrono::TimeDelta::microseconds(micros))
+                .filter(|t| (1..=9999).contains(&chrono::Datelike::year(t)))
+                .map(Some)
+                .ok_or_else(|| out_of_range(&format!("{micros} microseconds from 2000-01-01"))),
         }
     }
 
@@ -180,19 +222,20 @@ impl Columns for PgRow {
 /// A value of column `i` that does not decode, naming the column, its type in the
 /// database and what syncwatch reads there.
 fn undecodable(row: &PgRow, i: usize, wanted: &str, error: sqlx::Error) -> StoreError {
-    use sqlx::TypeInfo;
-    let (name, sql_type) = row
-        .columns()
-        .get(i)
-        .map(|c| (c.name().to_owned(), c.type_info().name().to_owned()))
-        .unwrap_or_else(|| (format!("#{i}"), "?".into()));
     let detail = match error {
         sqlx::Error::ColumnDecode { source, .. } => source.to_string(),
         other => other.to_string(),
     };
-    StoreError::Corrupt(format!(
-        "column {name} ({sql_type}) cannot be read as {wanted}: {detail}"
-    ))
+    row.unreadable(
+        i,
+        UnreadableReason::WrongType,
+        format!("syncwatch reads {wanted} there: {detail}"),
+    )
+}
+
+/// PostgreSQL's timestamp epoch, 2000-01-01T00:00:00Z.
+fn postgres_epoch() -> DateTime<Utc> {
+    DateTime::from_timestamp(946_684_800, 0).unwrap_or_default()
 }
 
 /// Whether column `i` of `row` has a user-defined enum type.

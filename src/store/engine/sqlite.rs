@@ -21,7 +21,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::{bind_all, Columns, Dialect, Engine, Param, PoolKind, SQLITE};
-use crate::store::{Backend, DatabaseUrl, PoolOptions, Result, StoreError};
+use crate::store::{Backend, DatabaseUrl, PoolOptions, Result, StoreError, UnreadableReason};
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -97,6 +97,14 @@ impl Engine for SqliteEngine {
 }
 
 impl Columns for SqliteRow {
+    fn describe(&self, i: usize) -> (String, String) {
+        use sqlx::{Column, TypeInfo};
+        self.columns()
+            .get(i)
+            .map(|c| (c.name().to_owned(), c.type_info().name().to_owned()))
+            .unwrap_or_else(|| (format!("#{i}"), "?".into()))
+    }
+
     fn text(&self, i: usize) -> Result<Option<String>> {
         self.try_get(i)
             .map_err(|e| undecodable(self, i, "text", e.to_string()))
@@ -152,15 +160,11 @@ impl Columns for SqliteRow {
 /// A value of column `i` that does not decode, naming the column, its declared type and
 /// what syncwatch reads there.
 fn undecodable(row: &SqliteRow, i: usize, wanted: &str, detail: String) -> StoreError {
-    use sqlx::{Column, TypeInfo};
-    let (name, sql_type) = row
-        .columns()
-        .get(i)
-        .map(|c| (c.name().to_owned(), c.type_info().name().to_owned()))
-        .unwrap_or_else(|| (format!("#{i}"), "?".into()));
-    StoreError::Corrupt(format!(
-        "column {name} ({sql_type}) cannot be read as {wanted}: {detail}"
-    ))
+    row.unreadable(
+        i,
+        UnreadableReason::WrongType,
+        format!("syncwatch reads {wanted} there: {detail}"),
+    )
 }
 
 /// The stored timestamp format: millisecond precision, `Z` suffix.

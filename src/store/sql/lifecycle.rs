@@ -9,7 +9,8 @@ use super::{json_text, SqlStore};
 use crate::domain::{Action, ConnectorStatus, NewSyncLog, Status, SyncLog, TriggerType};
 use crate::store::engine::{Columns, Dialect, Engine, Param, PoolKind};
 use crate::store::observed::TableMap;
-use crate::store::runs::{cas_failure, paginate};
+use crate::store::runs::cas_failure;
+use crate::store::Cursor;
 use crate::store::{Change, ListFilter, Page, Result, RunStore, StatusFilter, StoreError};
 
 /// The columns every statement returning a run selects, in the order [`decode_run`] reads.
@@ -189,25 +190,46 @@ order by 7 desc, latest.workspace_connector_id",
     )
 }
 
+/// The values `trigger_type` may have, for the error naming one outside them.
+const TRIGGER_TYPES: &str = "cloud_task, manual, oauth_callback";
+
 /// A row selected with [`RUN_COLUMNS`].
 pub fn decode_run(row: &impl Columns) -> Result<SyncLog> {
+    // A value the run may lack that does not decode is shown as null and named in
+    // `unreadable`, so one bad value never hides the rest of the run; the values every run
+    // has (ids, status, creation and update times) must decode.
+    fn optional<T>(unreadable: &mut Vec<String>, value: Result<Option<T>>) -> Result<Option<T>> {
+        match value {
+            Err(StoreError::Unreadable(e)) => {
+                unreadable.push(e.column);
+                Ok(None)
+            }
+            other => other,
+        }
+    }
+    let mut bad = Vec::new();
+    let trigger_type = optional(&mut bad, row.label(4, TRIGGER_TYPES))?;
+    let cloud_task_id = optional(&mut bad, row.text(5))?;
+    let started_at = optional(&mut bad, row.timestamp(6))?;
+    let completed_at = optional(&mut bad, row.timestamp(7))?;
+    let duration_ms = optional(&mut bad, row.int(8))?;
+    let error = optional(&mut bad, row.text(9))?;
+    let metadata = optional(&mut bad, row.json(10))?;
     Ok(SyncLog {
         workspace_connector_sync_log_id: row.uuid_req(0)?,
         workspace_connector_id: row.uuid_req(1)?,
         connector_slug: row.connector(2)?,
         status: row.status(3)?,
-        trigger_type: row
-            .text(4)?
-            .map(|t| t.parse().map_err(StoreError::Corrupt))
-            .transpose()?,
-        cloud_task_id: row.text(5)?,
-        started_at: row.timestamp(6)?,
-        completed_at: row.timestamp(7)?,
-        duration_ms: row.int(8)?,
-        error: row.text(9)?,
-        metadata: row.json(10)?,
+        trigger_type,
+        cloud_task_id,
+        started_at,
+        completed_at,
+        duration_ms,
+        error,
+        metadata,
         created_at: row.timestamp_req(11)?,
         updated_at: row.timestamp_req(12)?,
+        unreadable: bad,
     })
 }
 
@@ -322,8 +344,16 @@ impl<E: Engine> RunStore for SqlStore<E> {
             params.len(),
         );
         let rows = self.engine.fetch_all(PoolKind::Api, &sql, params).await?;
-        let mut items = rows.iter().map(decode_run).collect::<Result<Vec<_>>>()?;
-        let next_cursor = paginate(&mut items, filter.limit);
+        // A run whose ids, status or times do not decode is left off the page (and
+        // recorded as skipped); the page still ends where its last row does.
+        let more = rows.len() > filter.limit as usize;
+        let page = &rows[..rows.len().min(filter.limit as usize)];
+        let items = self.decode_lenient("run list", page, Some((0, "run")), decode_run)?;
+        let next_cursor = if more {
+            items.last().map(Cursor::after)
+        } else {
+            None
+        };
         Ok(Page { items, next_cursor })
     }
 
@@ -346,6 +376,11 @@ impl<E: Engine> RunStore for SqlStore<E> {
             filter.connector_slug.clone().into(),
         ];
         let rows = self.engine.fetch_all(PoolKind::Api, &sql, params).await?;
-        rows.iter().map(decode_connector_status).collect()
+        self.decode_lenient(
+            "connector status",
+            &rows,
+            Some((0, "connection")),
+            decode_connector_status,
+        )
     }
 }

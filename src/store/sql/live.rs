@@ -59,7 +59,7 @@ pub fn decode_active(row: &impl Columns) -> Result<ActiveGroup> {
 pub fn live_runs_sql(d: &Dialect, t: &TableMap) -> String {
     format!(
         "select workspace_connector_id, connector_slug, status, trigger_type, created_at, \
-           started_at \
+           started_at, workspace_connector_sync_log_id \
          from {} \
          where status in ('scheduled', 'in_progress') and deleted_at is null \
            and (status = 'in_progress' or trigger_type = 'cloud_task') \
@@ -91,12 +91,14 @@ floors as (
          order by q.completed_at desc limit 1 offset 19) as success_floor
     from c
 )
-select l.workspace_connector_id, l.connector_slug, l.created_at, null, null
+select l.workspace_connector_id, l.connector_slug, l.created_at, null, null,
+       l.workspace_connector_sync_log_id
 from floors f join {l} on l.workspace_connector_id = f.id
 where l.trigger_type = 'cloud_task' and l.deleted_at is null
   and (f.created_floor is null or l.created_at >= f.created_floor)
 union all
-select m.workspace_connector_id, m.connector_slug, m.created_at, m.completed_at, m.duration_ms
+select m.workspace_connector_id, m.connector_slug, m.created_at, m.completed_at, m.duration_ms,
+       m.workspace_connector_sync_log_id
 from floors f join {m} on m.workspace_connector_id = f.id
 where m.completed_at is not null and m.status = 'success' and m.deleted_at is null
   and m.duration_ms is not null
@@ -145,31 +147,36 @@ fn cutoff_params(cutoffs: &StuckCutoffs) -> Vec<Param> {
 impl<E: Engine> LiveReads for SqlStore<E> {
     #[tracing::instrument(skip_all)]
     async fn active_groups(&self, cutoffs: &StuckCutoffs) -> Result<Vec<ActiveGroup>> {
-        let rows = self
-            .scan_rows(
-                &active_groups_sql(E::DIALECT, &self.table),
-                cutoff_params(cutoffs),
-            )
-            .await?;
-        rows.iter().map(decode_active).collect()
+        let sql = active_groups_sql(E::DIALECT, &self.table);
+        self.scan_decoded(
+            "active groups",
+            &sql,
+            cutoff_params(cutoffs),
+            None,
+            decode_active,
+        )
+        .await
     }
 
     #[tracing::instrument(skip_all)]
     async fn stuck_runs(&self, cutoffs: &StuckCutoffs) -> Result<Vec<Uuid>> {
-        let rows = self
-            .scan_rows(
-                &stuck_ids_sql(E::DIALECT, &self.table),
-                cutoff_params(cutoffs),
-            )
-            .await?;
-        rows.iter().map(|row| row.uuid_req(0)).collect()
+        let sql = stuck_ids_sql(E::DIALECT, &self.table);
+        self.scan_decoded(
+            "stuck runs",
+            &sql,
+            cutoff_params(cutoffs),
+            Some((0, "run")),
+            |row| row.uuid_req(0),
+        )
+        .await
     }
 
     #[tracing::instrument(skip_all)]
     async fn live_runs(&self, limit: usize) -> Result<Vec<LiveRun>> {
         let sql = live_runs_sql(E::DIALECT, &self.table);
         let params = vec![Param::Int(limit.min(i64::MAX as usize) as i64)];
-        self.scan_decoded(&sql, params, decode_live_run).await
+        self.scan_decoded("live runs", &sql, params, Some((6, "run")), decode_live_run)
+            .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -179,6 +186,13 @@ impl<E: Engine> LiveReads for SqlStore<E> {
         }
         let sql = recent_runs_sql(E::DIALECT, &self.table, ids.len());
         let params = ids.iter().map(|id| Param::from(*id)).collect();
-        self.scan_decoded(&sql, params, decode_recent_run).await
+        self.scan_decoded(
+            "recent runs",
+            &sql,
+            params,
+            Some((5, "run")),
+            decode_recent_run,
+        )
+        .await
     }
 }

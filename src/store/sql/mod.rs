@@ -14,8 +14,11 @@ mod scanner;
 mod state;
 mod status_page;
 
-use super::engine::{Engine, Param, PoolKind};
+use std::sync::Arc;
+
+use super::engine::{Columns, Engine, Param, PoolKind};
 use super::observed::TableMap;
+use super::skipped::SkippedRows;
 use super::{Result, StoreError};
 use crate::domain::SyncLog;
 use lifecycle::decode_run;
@@ -30,14 +33,20 @@ pub struct SqlStore<E> {
     engine: E,
     table: TableMap,
     read_only: bool,
+    skipped: Arc<SkippedRows>,
 }
 
+/// Which column of a scanner read names its row, for [`SkippedRows::record`]: its index and
+/// what it is (`run`, `connection`). `None`: the read's rows are groups, named by nothing.
+type RowName = Option<(usize, &'static str)>;
+
 impl<E: Engine> SqlStore<E> {
-    pub fn new(engine: E, table: TableMap, read_only: bool) -> Self {
+    pub fn new(engine: E, table: TableMap, read_only: bool, skipped: Arc<SkippedRows>) -> Self {
         Self {
             engine,
             table,
             read_only,
+            skipped,
         }
     }
 
@@ -62,18 +71,43 @@ impl<E: Engine> SqlStore<E> {
         self.engine.fetch_all(PoolKind::Scan, sql, params).await
     }
 
-    /// A scanner read, every row decoded.
+    /// A scanner read, every row decoded; a row with a value that does not decode is
+    /// skipped and recorded (counted once, logged) instead of failing the read, so one row
+    /// another service wrote wrong never stops the scanner.
     async fn scan_decoded<T>(
         &self,
+        read: &str,
         sql: &str,
         params: Vec<Param>,
+        name: RowName,
         decode: impl Fn(&E::Row) -> Result<T>,
     ) -> Result<Vec<T>> {
-        self.scan_rows(sql, params)
-            .await?
-            .iter()
-            .map(decode)
-            .collect()
+        let rows = self.scan_rows(sql, params).await?;
+        self.decode_lenient(read, &rows, name, decode)
+    }
+
+    /// Rows decoded as [`SqlStore::scan_decoded`] does.
+    fn decode_lenient<T>(
+        &self,
+        read: &str,
+        rows: &[E::Row],
+        name: RowName,
+        decode: impl Fn(&E::Row) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut decoded = Vec::with_capacity(rows.len());
+        for row in rows {
+            match decode(row) {
+                Ok(value) => decoded.push(value),
+                Err(StoreError::Unreadable(error)) => {
+                    let name = name.and_then(|(i, what)| {
+                        row.raw_text(i).map(|value| format!("{what} {value}"))
+                    });
+                    self.skipped.record(read, name.as_deref(), &error);
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(decoded)
     }
 }
 

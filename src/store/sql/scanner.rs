@@ -9,11 +9,11 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::SqlStore;
-use crate::store::engine::{Columns, Dialect, Engine, Param, POSTGRES};
+use crate::store::engine::{readable, Columns, Dialect, Engine, Param, POSTGRES};
 use crate::store::observed::TableMap;
 use crate::store::{
-    ConnectionState, Result, ScanSource, StoreError, TerminalAggregate, TerminalRun,
-    ERROR_PREFIX_CHARS,
+    ConnectionChunk, ConnectionState, Result, ScanSource, StoreError, TerminalAggregate,
+    TerminalRun, ERROR_PREFIX_CHARS,
 };
 
 /// Format a bucket bound for SQL. Bounds come from validated configuration, never from
@@ -66,12 +66,13 @@ pub fn aggregate_sql(
         "select connector_slug, trigger_type, status, count(*) as runs, \
            count(duration_ms) as duration_count, \
            cast(coalesce(sum(duration_ms), 0) as bigint) as duration_sum_ms, \
-           count(started_at) as delay_count, \
+           count(case when started_at is not null then {delay} end) as delay_count, \
            coalesce(sum(case when started_at is not null then {delay} end), 0.0) as delay_sum, \
            coalesce(sum({records}), 0.0) as records_synced, \
            max(completed_at) as last_completed_at, {error} as error{buckets} \
          from {src} \
          where completed_at is not null and completed_at <= $1{lower} \
+           and status in ('scheduled', 'in_progress', 'success', 'error') \
          group by connector_slug, trigger_type, status, {error}",
         records = d.records_synced,
         src = t.source(d, "s"),
@@ -110,9 +111,11 @@ pub fn terminal_after_sql(d: &Dialect, t: &TableMap, upto: bool) -> String {
 /// current failure streaks, not the length of the history: the chunk's connections are
 /// enumerated by a loose index scan (one probe each), then per connection the latest
 /// terminal run, the latest success, and the failures after it are read from the same
-/// index. Every terminal run completed after the latest success is an error, so that
-/// count is an index range with no status to check; a connection that never succeeded
-/// counts all its errors.
+/// index. A run of a status outside the contract is no outcome, as the steady scan skips
+/// it: the latest run is the latest of the four statuses among the connection's 8 latest
+/// (one bounded probe; filtering the probe itself makes PostgreSQL leave the index), and
+/// the failures after the latest success are an index range each checked for its status.
+/// A connection that never succeeded counts all its errors.
 pub fn connection_states_sql(d: &Dialect, t: &TableMap, after: bool) -> String {
     let l = t.source(d, "l");
     let e = t.source(d, "e");
@@ -134,9 +137,11 @@ with recursive connections(id, n) as (
     from connections c where c.id is not null and c.n < $1
 ), latest as (
     select c.id as workspace_connector_id,
-           (select l.id from {l}
-            where l.workspace_connector_id = c.id and l.completed_at is not null
-            order by l.completed_at desc, l.id desc limit 1) as last_id,
+           (select z.id from (select l.id, l.status, l.completed_at from {l}
+                where l.workspace_connector_id = c.id and l.completed_at is not null
+                order by l.completed_at desc, l.id desc limit 8) z
+            where z.status in ('scheduled', 'in_progress', 'success', 'error')
+            order by z.completed_at desc, z.id desc limit 1) as last_id,
            (select l.completed_at from {l}
             where l.workspace_connector_id = c.id and l.completed_at is not null
               and l.status = 'success'
@@ -151,7 +156,7 @@ select x.workspace_connector_id, t.connector_slug, t.status, t.completed_at,
        else
            (select count(*) from {e}
             where e.workspace_connector_id = x.workspace_connector_id
-              and e.completed_at > x.last_success)
+              and e.completed_at > x.last_success and e.status = 'error')
        end as consecutive_failures
 from latest x join {t} on t.id = x.last_id
 order by x.workspace_connector_id
@@ -209,20 +214,26 @@ pub fn decode_aggregate(
 }
 
 /// A row of [`terminal_after_sql`].
+///
+/// A run is counted when what counting needs decodes — its id, connection, status and
+/// completion — as the SQL aggregate counts it; another value that does not decode counts
+/// as absent (as it is null in the aggregate's sums), and a creation time that does not
+/// decode is taken as the completion. Otherwise the row is skipped.
 pub fn decode_terminal_run(row: &impl Columns) -> Result<TerminalRun> {
+    let completed_at = row.timestamp_req(8)?;
     Ok(TerminalRun {
         id: row.uuid_req(0)?,
         workspace_connector_id: row.uuid_req(1)?,
         connector_slug: row.connector(2)?,
-        trigger_type: row.text(3)?,
+        trigger_type: readable(row.text(3))?,
         status: row.status(4)?,
-        duration_seconds: row.int(5)?.map(|ms| ms as f64 / 1000.0),
-        dispatch_delay_seconds: row.float(6)?,
-        records_synced: row.float(7)?,
-        completed_at: row.timestamp_req(8)?,
-        created_at: row.timestamp_req(9)?,
-        started_at: row.timestamp(10)?,
-        error: row.text(11)?,
+        duration_seconds: readable(row.int(5))?.map(|ms| ms as f64 / 1000.0),
+        dispatch_delay_seconds: readable(row.float(6))?,
+        records_synced: readable(row.float(7))?,
+        completed_at,
+        created_at: readable(row.timestamp(9))?.unwrap_or(completed_at),
+        started_at: readable(row.timestamp(10))?,
+        error: readable(row.text(11))?,
         deleted: row.int(12)?.unwrap_or(0) != 0,
     })
 }
@@ -315,10 +326,10 @@ impl<E: Engine> ScanSource for SqlStore<E> {
         );
         let mut params = vec![Param::from(upto)];
         params.extend(after.map(Param::from));
-        let rows = self.scan_rows(&sql, params).await?;
-        rows.iter()
-            .map(|row| decode_aggregate(row, duration_bounds, delay_bounds))
-            .collect()
+        self.scan_decoded("terminal aggregate", &sql, params, None, |row| {
+            decode_aggregate(row, duration_bounds, delay_bounds)
+        })
+        .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -329,8 +340,15 @@ impl<E: Engine> ScanSource for SqlStore<E> {
     ) -> Result<Vec<TerminalRun>> {
         let sql = terminal_after_sql(E::DIALECT, &self.table, upto.is_some());
         let params = [Some(after), upto].into_iter().flatten().map(Param::from);
-        self.scan_decoded(&sql, params.collect(), decode_terminal_run)
-            .await
+        let params = params.collect();
+        self.scan_decoded(
+            "terminal runs",
+            &sql,
+            params,
+            Some((0, "run")),
+            decode_terminal_run,
+        )
+        .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -338,12 +356,24 @@ impl<E: Engine> ScanSource for SqlStore<E> {
         &self,
         after: Option<Uuid>,
         limit: usize,
-    ) -> Result<Vec<ConnectionState>> {
+    ) -> Result<ConnectionChunk> {
         let sql = connection_states_sql(E::DIALECT, &self.table, after.is_some());
         let mut params = vec![Param::Int(limit.min(i64::MAX as usize) as i64)];
         params.extend(after.map(Param::from));
-        self.scan_decoded(&sql, params, decode_connection_state)
-            .await
+        let rows = self.scan_rows(&sql, params).await?;
+        // The walk goes on from the last connection read, even when its state is skipped.
+        let last = rows.last().map(|row| row.uuid_req(0)).transpose()?;
+        let states = self.decode_lenient(
+            "connection states",
+            &rows,
+            Some((0, "connection")),
+            decode_connection_state,
+        )?;
+        Ok(ConnectionChunk {
+            states,
+            walked: rows.len(),
+            last,
+        })
     }
 
     #[tracing::instrument(skip_all)]

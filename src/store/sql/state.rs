@@ -120,8 +120,9 @@ impl<E: Engine> StateStore for SqlStore<E> {
         let sql = saved_connection_states_sql(E::DIALECT, after.is_some());
         let mut params = vec![Param::Int(limit.min(i64::MAX as usize) as i64)];
         params.extend(after.map(Param::from));
-        self.scan_decoded(&sql, params, decode_connection_state)
-            .await
+        // syncwatch's own rows: one that does not decode is an error, not another's data.
+        let rows = self.scan_rows(&sql, params).await?;
+        rows.iter().map(decode_connection_state).collect()
     }
 
     #[tracing::instrument(skip_all)]

@@ -9,9 +9,11 @@ use uuid::Uuid;
 
 use super::SqlStore;
 use crate::domain::Status;
-use crate::store::engine::{Columns, Dialect, Engine, PoolKind};
+use crate::store::engine::{readable, Columns, Dialect, Engine, PoolKind};
 use crate::store::observed::TableMap;
-use crate::store::{ConnectionSummary, ConnectorOutcomes, LatestError, PageReads, Result};
+use crate::store::{
+    ConnectionSummary, ConnectorOutcomes, LatestError, PageReads, Result, StoreError,
+};
 
 /// Terminal runs completed after `$1`, counted per connector and status. Soft-deleted runs
 /// count, as they do in the exported totals.
@@ -30,7 +32,12 @@ pub fn fold_outcomes(rows: &[impl Columns]) -> Result<Vec<ConnectorOutcomes>> {
     let mut out: Vec<ConnectorOutcomes> = Vec::new();
     for row in rows {
         let connector = row.connector(0)?;
-        let status = row.status(1)?;
+        let status = match row.status(1) {
+            Ok(status) => status,
+            // Runs of a status outside the contract are neither successes nor failures.
+            Err(StoreError::Unreadable(_)) => continue,
+            Err(e) => return Err(e),
+        };
         let count = u64::try_from(row.int_req(2)?).unwrap_or(0);
         let index = match out.iter().position(|o| o.connector_slug == connector) {
             Some(i) => i,
@@ -89,17 +96,18 @@ from last_success left join latest_error on 1 = 1",
 
 /// The row of [`connection_summary_sql`].
 pub fn decode_connection_summary(row: &impl Columns) -> Result<ConnectionSummary> {
-    let latest_error = match (row.uuid(2)?, row.timestamp(3)?) {
+    // A value that does not decode is shown as unknown rather than failing the page.
+    let latest_error = match (readable(row.uuid(2))?, readable(row.timestamp(3))?) {
         (Some(run_id), Some(completed_at)) => Some(LatestError {
             run_id,
             completed_at,
-            error: row.text(4)?,
+            error: readable(row.text(4))?,
         }),
         _ => None,
     };
     Ok(ConnectionSummary {
-        last_success_at: row.timestamp(0)?,
-        failing_since: row.timestamp(1)?,
+        last_success_at: readable(row.timestamp(0))?,
+        failing_since: readable(row.timestamp(1))?,
         latest_error,
     })
 }
