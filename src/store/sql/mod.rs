@@ -4,9 +4,11 @@
 //! `retention.rs` ([`Retention`](super::Retention)), `scanner.rs`
 //! ([`ScanSource`](super::ScanSource)), `live.rs` ([`LiveReads`](super::LiveReads)),
 //! `state.rs` ([`StateStore`](super::StateStore)), `status_page.rs`
-//! ([`PageReads`](super::PageReads)) and `catalogue.rs` ([`Catalogue`](super::Catalogue)).
+//! ([`PageReads`](super::PageReads)) and `catalogue.rs` ([`Catalogue`](super::Catalogue));
+//! `explain.rs` writes the scanner's statements out for `EXPLAIN`.
 
 mod catalogue;
+mod explain;
 mod lifecycle;
 mod live;
 mod retention;
@@ -23,7 +25,7 @@ use super::{Result, StoreError};
 use crate::domain::SyncLog;
 use lifecycle::decode_run;
 
-pub use scanner::postgres_scanner_queries;
+pub use explain::postgres_scanner_queries;
 
 /// A store over one database engine (PostgreSQL or SQLite), reading the sync log `table`
 /// maps. Opened read-only (an observed table), it refuses every write to the sync log

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::SqlStore;
-use crate::store::engine::{readable, Columns, Dialect, Engine, Param, POSTGRES};
+use crate::store::engine::{readable, Columns, Dialect, Engine, Param};
 use crate::store::observed::TableMap;
 use crate::store::{
     ConnectionChunk, ConnectionState, Result, ScanSource, StoreError, TerminalAggregate,
@@ -247,52 +247,6 @@ pub fn decode_connection_state(row: &impl Columns) -> Result<ConnectionState> {
         last_completed_at: row.timestamp_req(3)?,
         consecutive_failures: row.count(4)?,
     })
-}
-
-/// The scanner's Postgres queries with their parameters written in as SQL (the late-commit
-/// window and the default stuck cut-offs), for `EXPLAIN` in the benchmarks and docs.
-pub fn postgres_scanner_queries(
-    duration_bounds: &[f64],
-    delay_bounds: &[f64],
-) -> Vec<(&'static str, String)> {
-    let d = &POSTGRES;
-    let t = &TableMap::default();
-    let window = "(now() - interval '5 minutes')";
-    vec![
-        (
-            "build: terminal aggregate",
-            aggregate_sql(d, t, duration_bounds, delay_bounds, false).replace("$1", window),
-        ),
-        (
-            "start from a checkpoint 1 h old: the terminal aggregate since",
-            aggregate_sql(d, t, duration_bounds, delay_bounds, true)
-                .replace("$1", window)
-                .replace("$2", "(now() - interval '65 minutes')"),
-        ),
-        (
-            "first start: connection states, a chunk of 2000 connections from the middle",
-            connection_states_sql(d, t, true)
-                .replace("$2::uuid", "'80000000-0000-0000-0000-000000000000'::uuid")
-                .replace("$1", "2000"),
-        ),
-        (
-            "first start: where a chunk of 100000 runs ends",
-            terminal_boundary_sql(d, t, false)
-                .replace("$1", window)
-                .replace("$2", "100000"),
-        ),
-        (
-            "every scan: runs completed in the window",
-            terminal_after_sql(d, t, false).replace("$1", window),
-        ),
-        (
-            "every scan: active runs",
-            super::live::active_groups_sql(d, t)
-                .replace("$1", "(now() - interval '15 minutes')")
-                .replace("$2", "(now() - interval '30 minutes')")
-                .replace("$3", "(now() - interval '6 hours')"),
-        ),
-    ]
 }
 
 #[async_trait]

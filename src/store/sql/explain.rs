@@ -1,0 +1,53 @@
+//! The scanner's PostgreSQL statements as `EXPLAIN` reads them: each with its parameters
+//! written in as SQL, for the benchmarks' and the docs' query plans.
+
+use super::{live, scanner};
+use crate::store::engine::POSTGRES;
+use crate::store::observed::TableMap;
+
+/// The scanner's Postgres queries with their parameters written in as SQL (the late-commit
+/// window and the default stuck cut-offs), for `EXPLAIN` in the benchmarks and docs.
+pub fn postgres_scanner_queries(
+    duration_bounds: &[f64],
+    delay_bounds: &[f64],
+) -> Vec<(&'static str, String)> {
+    let d = &POSTGRES;
+    let t = &TableMap::default();
+    let window = "(now() - interval '5 minutes')";
+    vec![
+        (
+            "build: terminal aggregate",
+            scanner::aggregate_sql(d, t, duration_bounds, delay_bounds, false)
+                .replace("$1", window),
+        ),
+        (
+            "start from a checkpoint 1 h old: the terminal aggregate since",
+            scanner::aggregate_sql(d, t, duration_bounds, delay_bounds, true)
+                .replace("$1", window)
+                .replace("$2", "(now() - interval '65 minutes')"),
+        ),
+        (
+            "first start: connection states, a chunk of 2000 connections from the middle",
+            scanner::connection_states_sql(d, t, true)
+                .replace("$2::uuid", "'80000000-0000-0000-0000-000000000000'::uuid")
+                .replace("$1", "2000"),
+        ),
+        (
+            "first start: where a chunk of 100000 runs ends",
+            scanner::terminal_boundary_sql(d, t, false)
+                .replace("$1", window)
+                .replace("$2", "100000"),
+        ),
+        (
+            "every scan: runs completed in the window",
+            scanner::terminal_after_sql(d, t, false).replace("$1", window),
+        ),
+        (
+            "every scan: active runs",
+            live::active_groups_sql(d, t)
+                .replace("$1", "(now() - interval '15 minutes')")
+                .replace("$2", "(now() - interval '30 minutes')")
+                .replace("$3", "(now() - interval '6 hours')"),
+        ),
+    ]
+}
