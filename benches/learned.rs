@@ -26,7 +26,7 @@ fn rss_mib() -> f64 {
 fn run(connection: Uuid, connector: &str, at: DateTime<Utc>, status: Status) -> TerminalRun {
     TerminalRun {
         id: Uuid::new_v4(),
-        workspace_connector_id: connection,
+        workspace_connector_id: connection.into(),
         connector_slug: connector.to_owned(),
         trigger_type: Some("cloud_task".into()),
         status,
@@ -65,7 +65,7 @@ fn main() -> anyhow::Result<()> {
     let after = rss_mib();
     let live: Vec<LiveRun> = (0..active)
         .map(|i| LiveRun {
-            workspace_connector_id: ids[i * 7 % ids.len()],
+            workspace_connector_id: ids[i * 7 % ids.len()].into(),
             connector_slug: connectors[i * 7 % ids.len() % connectors.len()].clone(),
             status: Status::InProgress,
             trigger_type: Some("cloud_task".into()),

@@ -75,15 +75,17 @@ async fn main() -> anyhow::Result<()> {
         .first()
         .ok_or_else(|| anyhow::anyhow!("the seeded table has no failing connection"))?;
     let connector = worst.connector_slug.clone();
-    let connection = worst.workspace_connector_id;
+    let connection = worst.workspace_connector_id.clone();
     // The busiest connection's history, 20 pages back.
     let mut before = None;
-    let busiest = snap.failing_list[snap.failing_list.len() / 2].workspace_connector_id;
+    let busiest = snap.failing_list[snap.failing_list.len() / 2]
+        .workspace_connector_id
+        .clone();
     for _ in 0..20 {
         let page = store
             .runs()
             .list(&ListFilter {
-                workspace_connector_id: Some(busiest),
+                workspace_connector_id: Some(busiest.clone()),
                 cursor: before,
                 limit: syncwatch::test_support::PAGE_SIZE as u32,
                 ..ListFilter::default()
@@ -97,7 +99,7 @@ async fn main() -> anyhow::Result<()> {
     let run = store
         .runs()
         .list(&ListFilter {
-            workspace_connector_id: Some(connection),
+            workspace_connector_id: Some(connection.clone()),
             limit: 1,
             ..ListFilter::default()
         })

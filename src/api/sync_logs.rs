@@ -12,7 +12,8 @@ use super::extract::{ApiJson, ApiQuery, OptionalJson, RunId};
 use super::AppState;
 use crate::domain::{
     validate_cloud_task, validate_connector_slug, validate_error_text, validate_metadata, Action,
-    ConnectorStatus, NewSyncLog, Status, SyncLog, TriggerType, ValidationError,
+    ConnectionId, ConnectionKind, ConnectorStatus, NewSyncLog, Status, SyncLog, TriggerType,
+    ValidationError,
 };
 use crate::store::{Change, Created, Cursor, ListFilter, StatusFilter};
 
@@ -52,7 +53,7 @@ impl CreateBody {
             .transpose()?
             .cloned();
         Ok(NewSyncLog {
-            workspace_connector_id: self.workspace_connector_id,
+            workspace_connector_id: self.workspace_connector_id.into(),
             connector_slug: self.connector_slug,
             trigger_type: self.trigger_type,
             cloud_task_id: self.cloud_task_id,
@@ -94,7 +95,7 @@ pub struct ListParams {
 }
 
 impl ListParams {
-    fn into_filter(self) -> Result<ListFilter> {
+    fn into_filter(self, kind: ConnectionKind) -> Result<ListFilter> {
         let limit = match self.limit.as_deref() {
             None => DEFAULT_PAGE_SIZE,
             Some(raw) => match raw.parse::<u32>() {
@@ -107,7 +108,7 @@ impl ListParams {
             },
         };
         Ok(ListFilter {
-            workspace_connector_id: parse_connection(self.workspace_connector_id.as_deref())?,
+            workspace_connector_id: parse_connection(kind, self.workspace_connector_id.as_deref())?,
             connector_slug: parse_slug(self.connector_slug)?,
             status: self
                 .status
@@ -129,11 +130,12 @@ pub struct StatusParams {
     connector_slug: Option<String>,
 }
 
-fn parse_connection(raw: Option<&str>) -> Result<Option<Uuid>> {
+/// A connection id as the table's connection column holds them (a uuid on syncwatch's own
+/// table).
+fn parse_connection(kind: ConnectionKind, raw: Option<&str>) -> Result<Option<ConnectionId>> {
     raw.map(|r| {
-        Uuid::try_parse(r).map_err(|_| {
-            ApiError::BadRequest(format!("workspace_connector_id {r:?} is not a UUID"))
-        })
+        kind.parse(r)
+            .map_err(|e| ApiError::BadRequest(format!("workspace_connector_id: {e}")))
     })
     .transpose()
 }
@@ -223,7 +225,7 @@ pub async fn list(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<SyncLogPage>> {
-    let filter = params.into_filter()?;
+    let filter = params.into_filter(state.store.catalogue().connection_kind())?;
     let page = state.store.runs().list(&filter).await?;
     Ok(Json(SyncLogPage {
         items: page.items,
@@ -244,7 +246,10 @@ pub async fn connector_status(
     ApiQuery(params): ApiQuery<StatusParams>,
 ) -> Result<Json<ConnectorStatusList>> {
     let filter = StatusFilter {
-        workspace_connector_id: parse_connection(params.workspace_connector_id.as_deref())?,
+        workspace_connector_id: parse_connection(
+            state.store.catalogue().connection_kind(),
+            params.workspace_connector_id.as_deref(),
+        )?,
         connector_slug: parse_slug(params.connector_slug)?,
     };
     let items = state.store.runs().connector_status(&filter).await?;

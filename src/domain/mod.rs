@@ -2,11 +2,13 @@
 //! validation rules for what a client may write, and the failure rules that tell why a run
 //! failed and who can fix it. Pure logic: no I/O but reading a rules file.
 
+mod connection;
 mod failure_rules;
 mod run;
 mod status;
 mod validate;
 
+pub use connection::{ConnectionId, ConnectionKind, MAX_CONNECTION_ID_CHARS};
 pub use failure_rules::{FailureRules, Owner, RulesError};
 pub use run::{ConnectorStatus, NewSyncLog, SyncLog};
 pub use status::{Action, Status, TransitionError, TriggerType};

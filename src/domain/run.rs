@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::{Status, TriggerType};
+use super::{ConnectionId, Status, TriggerType};
 
 /// One row of `workspace_connector_sync_log`, as the API shows it. The internal key is
 /// deliberately absent: it never leaves the store. `Deserialize` reads the same shape back
@@ -14,7 +14,7 @@ use super::{Status, TriggerType};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SyncLog {
     pub workspace_connector_sync_log_id: Uuid,
-    pub workspace_connector_id: Uuid,
+    pub workspace_connector_id: ConnectionId,
     pub connector_slug: String,
     pub status: Status,
     pub trigger_type: Option<TriggerType>,
@@ -35,7 +35,7 @@ pub struct SyncLog {
 /// A validated request to record a new run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewSyncLog {
-    pub workspace_connector_id: Uuid,
+    pub workspace_connector_id: ConnectionId,
     pub connector_slug: String,
     pub trigger_type: Option<TriggerType>,
     pub cloud_task_id: Option<String>,
@@ -46,7 +46,7 @@ pub struct NewSyncLog {
 /// The health of one connection, from its runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConnectorStatus {
-    pub workspace_connector_id: Uuid,
+    pub workspace_connector_id: ConnectionId,
     pub connector_slug: String,
     /// Status of the most recently created run.
     pub last_status: Status,

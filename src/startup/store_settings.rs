@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
+use crate::domain::ConnectionKind;
 use crate::settings::parse_duration;
 use crate::store::{
     self, ConnectionIdSource, ConnectorSource, DatabaseUrl, Ident, PoolOptions, Store, TableMap,
@@ -54,16 +55,17 @@ pub struct StoreSettings {
     #[arg(long, env = "SYNCWATCH_TABLE", default_value = store::DEFAULT_TABLE, value_parser = Ident::table, global = true)]
     pub(crate) table: Ident,
 
-    /// The column holding the connection (with `--observe-only`): its public uuid, or with
-    /// `--connection-id-from lookup:…` its key in the connection table.
+    /// The column holding the connection (with `--observe-only`): its id — a uuid, integer
+    /// or text key, compared in the column's own type — or with `--connection-id-from
+    /// lookup:…` its key in the connection table.
     #[arg(long, env = "SYNCWATCH_CONNECTION_COLUMN", default_value = store::DEFAULT_CONNECTION_COLUMN, value_parser = Ident::column, global = true)]
     connection_column: Ident,
 
     /// Where the connection's public id comes from (with `--observe-only`): the connection
-    /// column itself (the default; a uuid), `column:NAME` (another column of the table),
-    /// or `lookup:TABLE.COLUMN` (joined on `TABLE.id` = the connection column: an ORM's
-    /// integer foreign key to a connection table that holds the public uuid). Metrics, the
-    /// API and the status page show and filter by it.
+    /// column itself (the default), `column:NAME` (another column of the table), or
+    /// `lookup:TABLE.COLUMN` (joined on `TABLE.id` = the connection column: an ORM's
+    /// integer foreign key to a connection table that holds the public id). A uuid, integer
+    /// or text; metrics, the API and the status page show and filter by it.
     #[arg(long, env = "SYNCWATCH_CONNECTION_ID_FROM", global = true)]
     connection_id_from: Option<ConnectionIdSource>,
 
@@ -110,6 +112,7 @@ impl StoreSettings {
             connection_id: self.connection_id_from.clone().unwrap_or_default(),
             connector: self.connector_from.clone(),
             observed: self.observe_only,
+            connection_kind: ConnectionKind::Uuid,
         };
         if !self.observe_only {
             if map != TableMap::default() {
@@ -154,11 +157,24 @@ impl StoreSettings {
             read_only: self.observe_only,
             ..self.pool_options(scan_statement_timeout)
         };
-        let table = store::connect(&self.database_url, &options, &map)
+        let mut table = store::connect(&self.database_url, &options, &map)
             .await
             .with_context(|| format!("opening the store at {}", self.database_url))?;
         if !self.observe_only {
             return Ok(table);
+        }
+        // An observed table's connection ids are read and bound in the type its catalogue
+        // gives (when the catalogue cannot be read, `check` and the start's probe say why).
+        if let Ok(found) = table.catalogue().describe_table().await {
+            if let Some(kind) = found.connection_kind(&map) {
+                if kind != map.connection_kind {
+                    let map = TableMap {
+                        connection_kind: kind,
+                        ..map
+                    };
+                    table = store::connect(&self.database_url, &options, &map).await?;
+                }
+            }
         }
         let state = match self.state_home().await? {
             StateHome::Url(url) => Some(

@@ -30,6 +30,9 @@ pub trait Catalogue: Send + Sync + 'static {
     /// ([`TableMap::key`](super::TableMap::key)).
     fn mapping_key(&self) -> String;
 
+    /// The type connection ids are read from, so an id someone typed is read as one.
+    fn connection_kind(&self) -> crate::domain::ConnectionKind;
+
     fn backend(&self) -> Backend;
 
     /// Apply pending migrations.

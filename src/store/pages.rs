@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::Result;
+use crate::domain::ConnectionId;
 
 /// One connector's terminal runs completed in a window.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,5 +40,5 @@ pub trait PageReads: Send + Sync + 'static {
     async fn outcomes_since(&self, since: DateTime<Utc>) -> Result<Vec<ConnectorOutcomes>>;
 
     /// One connection's last success, the first failure after it, its latest failed run.
-    async fn connection_summary(&self, id: Uuid) -> Result<ConnectionSummary>;
+    async fn connection_summary(&self, id: &ConnectionId) -> Result<ConnectionSummary>;
 }

@@ -7,6 +7,8 @@
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
+use crate::domain::ConnectionId;
+
 use super::{ListFilter, StatusFilter, Store, StoreError, StuckCutoffs};
 
 /// One read of the probe: what it is, and how many rows it read or why it failed.
@@ -57,16 +59,17 @@ impl Store {
         }
         let connections = step(&mut done, "the scanner's per-connection states", async {
             let chunk = self.scan().connection_states(None, PROBE_ROWS).await?;
-            let ids: Vec<Uuid> = chunk
+            let ids: Vec<ConnectionId> = chunk
                 .states
                 .iter()
-                .map(|s| s.workspace_connector_id)
+                .map(|s| s.workspace_connector_id.clone())
                 .collect();
             Ok((ids.len(), ids))
         })
         .await
         .unwrap_or_default();
-        let connection = connections.first().copied().unwrap_or(Uuid::nil());
+        let placeholder = self.catalogue().connection_kind().placeholder();
+        let connection = connections.first().cloned().unwrap_or(placeholder.clone());
         let cutoffs = cutoffs(now);
         step(&mut done, "the scanner's live runs per connector", async {
             Ok((self.live().active_groups(&cutoffs).await?.len(), ()))
@@ -83,7 +86,7 @@ impl Store {
         step(&mut done, "the learned signals' recent runs", async {
             // With no connection to go on, a nil id still runs the statement.
             let ids = if connections.is_empty() {
-                vec![Uuid::nil()]
+                vec![placeholder]
             } else {
                 connections.clone()
             };
@@ -111,7 +114,7 @@ impl Store {
         .await;
         step(&mut done, "the API's connection status", async {
             let filter = StatusFilter {
-                workspace_connector_id: Some(connection),
+                workspace_connector_id: Some(connection.clone()),
                 ..StatusFilter::default()
             };
             Ok((self.runs().connector_status(&filter).await?.len(), ()))
@@ -130,7 +133,7 @@ impl Store {
         )
         .await;
         step(&mut done, "the status page's connection summary", async {
-            self.pages().connection_summary(connection).await?;
+            self.pages().connection_summary(&connection).await?;
             Ok((1, ()))
         })
         .await;

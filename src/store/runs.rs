@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::{Cursor, Result, StoreError};
-use crate::domain::{Action, ConnectorStatus, NewSyncLog, Status, SyncLog};
+use crate::domain::{Action, ConnectionId, ConnectorStatus, NewSyncLog, Status, SyncLog};
 
 /// What `create` did: inserted a new run, or found the live run with the same
 /// `cloud_task_id` (a repeated Cloud Tasks delivery).
@@ -40,7 +40,7 @@ impl Change {
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ListFilter {
-    pub workspace_connector_id: Option<Uuid>,
+    pub workspace_connector_id: Option<ConnectionId>,
     pub connector_slug: Option<String>,
     pub status: Option<Status>,
     pub cursor: Option<Cursor>,
@@ -56,7 +56,7 @@ pub struct Page {
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StatusFilter {
-    pub workspace_connector_id: Option<Uuid>,
+    pub workspace_connector_id: Option<ConnectionId>,
     pub connector_slug: Option<String>,
 }
 

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{ConnectionState, Result};
-use crate::domain::Status;
+use crate::domain::{ConnectionId, Status};
 
 /// Terminal runs of one (connector, trigger, status), histogram buckets counted in SQL.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,7 +39,7 @@ pub const ERROR_PREFIX_CHARS: usize = 1024;
 #[derive(Debug, Clone, PartialEq)]
 pub struct TerminalRun {
     pub id: Uuid,
-    pub workspace_connector_id: Uuid,
+    pub workspace_connector_id: ConnectionId,
     pub connector_slug: String,
     pub trigger_type: Option<String>,
     pub status: Status,
@@ -62,7 +62,7 @@ pub struct ConnectionChunk {
     /// Connections the chunk walked, skipped ones included.
     pub walked: usize,
     /// The last connection walked: where the next chunk starts.
-    pub last: Option<Uuid>,
+    pub last: Option<ConnectionId>,
 }
 
 /// Active runs of one (connector, status).
@@ -89,7 +89,7 @@ pub struct StuckCutoffs {
 /// One live run (scheduled or in progress), for the learned signals.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LiveRun {
-    pub workspace_connector_id: Uuid,
+    pub workspace_connector_id: ConnectionId,
     pub connector_slug: String,
     pub status: Status,
     pub trigger_type: Option<String>,
@@ -101,7 +101,7 @@ pub struct LiveRun {
 /// a successful run's duration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecentRun {
-    pub workspace_connector_id: Uuid,
+    pub workspace_connector_id: ConnectionId,
     pub connector_slug: String,
     pub created_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
@@ -136,8 +136,11 @@ pub trait ScanSource: Send + Sync + 'static {
     /// Per-connection states (latest terminal run, failures since the last success) of at
     /// most `limit` connections in id order after `after` (from the first when `None`),
     /// computed from the table (the saved ones: [`StateStore`](super::StateStore)).
-    async fn connection_states(&self, after: Option<Uuid>, limit: usize)
-        -> Result<ConnectionChunk>;
+    async fn connection_states(
+        &self,
+        after: Option<ConnectionId>,
+        limit: usize,
+    ) -> Result<ConnectionChunk>;
 
     /// Where a chunk of `rows` terminal runs completed after `after` and at or before
     /// `upto` ends (oldest first): the completion time of the last run of the chunk, or
@@ -168,5 +171,5 @@ pub trait LiveReads: Send + Sync + 'static {
 
     /// The latest scheduled and successful runs of each of `ids` (see
     /// [`RecentRun`]), to rebuild what the scanner learned about them.
-    async fn recent_runs(&self, ids: &[Uuid]) -> Result<Vec<RecentRun>>;
+    async fn recent_runs(&self, ids: &[ConnectionId]) -> Result<Vec<RecentRun>>;
 }

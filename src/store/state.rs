@@ -5,15 +5,14 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use super::Result;
-use crate::domain::Status;
+use crate::domain::{ConnectionId, Status};
 
 /// The latest terminal run of one connection and the failures since its last success.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnectionState {
-    pub workspace_connector_id: Uuid,
+    pub workspace_connector_id: ConnectionId,
     pub connector_slug: String,
     pub last_status: Status,
     pub last_completed_at: DateTime<Utc>,
@@ -45,7 +44,7 @@ pub trait StateStore: Send + Sync + 'static {
     /// when `None`).
     async fn saved_connection_states(
         &self,
-        after: Option<Uuid>,
+        after: Option<ConnectionId>,
         limit: usize,
     ) -> Result<Vec<ConnectionState>>;
 }
@@ -75,7 +74,7 @@ impl StateStore for NoState {
 
     async fn saved_connection_states(
         &self,
-        _after: Option<Uuid>,
+        _after: Option<ConnectionId>,
         _limit: usize,
     ) -> Result<Vec<ConnectionState>> {
         Ok(Vec::new())

@@ -12,8 +12,9 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::format::{ratio, When};
-use super::render::{query_value, render, UiError};
+use super::render::{connection_href, query_value, render, UiError};
 use super::{UiState, PAGE_SIZE};
+use crate::domain::{ConnectionId, ConnectionKind};
 use crate::store::{ConnectionState, ConnectionSummary, Store};
 
 struct ConnectorRow {
@@ -169,16 +170,17 @@ struct FailingPage<'a> {
 }
 
 /// A page position in the failing list: the last row's (consecutive failures, id).
-fn parse_after(text: &str) -> Option<(u64, Uuid)> {
+fn parse_after(text: &str) -> Option<(u64, ConnectionId)> {
     let (count, id) = text.split_once('_')?;
-    Some((count.parse().ok()?, Uuid::parse_str(id).ok()?))
+    Some((count.parse().ok()?, ConnectionId::text(id.to_owned())))
 }
 
 /// Whether `state` comes after the position in the list's order (most failures first,
 /// then by id).
-fn is_after(state: &ConnectionState, (count, id): (u64, Uuid)) -> bool {
+fn is_after(state: &ConnectionState, (count, id): &(u64, ConnectionId)) -> bool {
+    let count = *count;
     state.consecutive_failures < count
-        || (state.consecutive_failures == count && state.workspace_connector_id > id)
+        || (state.consecutive_failures == count && state.workspace_connector_id > *id)
 }
 
 pub async fn failing(
@@ -224,7 +226,7 @@ pub async fn failing(
     let total = matching.len();
     let mut shown = matching
         .into_iter()
-        .filter(|s| after.is_none_or(|a| is_after(s, a)))
+        .filter(|s| after.as_ref().is_none_or(|a| is_after(s, a)))
         .take(PAGE_SIZE + 1)
         .collect::<Vec<_>>();
     let next = (shown.len() > PAGE_SIZE).then(|| {
@@ -239,7 +241,10 @@ pub async fn failing(
         }
         href
     });
-    let ids = shown.iter().map(|s| s.workspace_connector_id).collect();
+    let ids = shown
+        .iter()
+        .map(|s| s.workspace_connector_id.clone())
+        .collect();
     let summaries = summaries(&ui.store, ids).await?;
     let mut rows = Vec::with_capacity(shown.len());
     for (state, summary) in shown.into_iter().zip(summaries) {
@@ -248,7 +253,7 @@ pub async fn failing(
         let reason = ui.rules.classify(text.as_deref()).to_owned();
         let id = state.workspace_connector_id.to_string();
         rows.push(FailingRow {
-            href: format!("{}/ui/connections/{id}", ui.base),
+            href: connection_href(&ui.base, &id),
             id,
             connector: state.connector_slug.clone(),
             consecutive: state.consecutive_failures,
@@ -282,7 +287,10 @@ const SUMMARY_READS: usize = 4;
 
 /// The summaries of `ids`, in order, read [`SUMMARY_READS`] at a time. A dropped request
 /// aborts the reads still running.
-async fn summaries(store: &Store, ids: Vec<Uuid>) -> Result<Vec<ConnectionSummary>, UiError> {
+async fn summaries(
+    store: &Store,
+    ids: Vec<ConnectionId>,
+) -> Result<Vec<ConnectionSummary>, UiError> {
     let permits = Arc::new(tokio::sync::Semaphore::new(SUMMARY_READS));
     let mut reads = tokio::task::JoinSet::new();
     let mut out = vec![ConnectionSummary::default(); ids.len()];
@@ -290,7 +298,7 @@ async fn summaries(store: &Store, ids: Vec<Uuid>) -> Result<Vec<ConnectionSummar
         let (store, permits) = (store.clone(), permits.clone());
         reads.spawn(async move {
             let _permit = permits.acquire_owned().await;
-            (i, store.pages().connection_summary(id).await)
+            (i, store.pages().connection_summary(&id).await)
         });
     }
     while let Some(read) = reads.join_next().await {
@@ -300,21 +308,29 @@ async fn summaries(store: &Store, ids: Vec<Uuid>) -> Result<Vec<ConnectionSummar
     Ok(out)
 }
 
-/// Where a search goes: a run id to its run, any other uuid to that connection, anything
-/// else to the live run with that `cloud_task_id`. `Err` says why nothing matched.
+/// Where a search goes: a run id to its run, the live run with that `cloud_task_id` to
+/// it, anything else that can be a connection id (a uuid, or what the table's connection
+/// column holds) to that connection. `Err` says why nothing matched.
 async fn search(ui: &UiState, q: &str) -> Result<Result<String, String>, UiError> {
+    let kind = ui.store.catalogue().connection_kind();
+    let connection = |id: ConnectionId| connection_href(&ui.base, id.as_str());
     if let Ok(id) = Uuid::parse_str(q) {
         if ui.store.runs().get(id).await?.is_some() {
             return Ok(Ok(format!("{}/ui/runs/{id}", ui.base)));
         }
-        return Ok(Ok(format!("{}/ui/connections/{id}", ui.base)));
+        if kind == ConnectionKind::Uuid {
+            return Ok(Ok(connection(id.into())));
+        }
     }
-    Ok(match ui.store.runs().find_live_by_cloud_task(q).await? {
-        Some(run) => Ok(format!(
+    if let Some(run) = ui.store.runs().find_live_by_cloud_task(q).await? {
+        return Ok(Ok(format!(
             "{}/ui/runs/{}",
             ui.base, run.workspace_connector_sync_log_id
-        )),
-        None => Err(format!(
+        )));
+    }
+    Ok(match kind.parse(q) {
+        Ok(id) => Ok(connection(id)),
+        Err(_) => Err(format!(
             "No connection or run id, and no live run with cloud_task_id {q:?}."
         )),
     })
@@ -327,7 +343,7 @@ mod tests {
 
     fn state(count: u64, id: u128) -> ConnectionState {
         ConnectionState {
-            workspace_connector_id: Uuid::from_u128(id),
+            workspace_connector_id: uuid::Uuid::from_u128(id).into(),
             connector_slug: "hubspot".into(),
             last_status: Status::Error,
             last_completed_at: Utc::now(),
@@ -338,12 +354,12 @@ mod tests {
     #[test]
     fn the_failing_list_pages_by_its_own_order() {
         let position = parse_after(&format!("5_{}", Uuid::from_u128(7))).unwrap();
-        assert_eq!(position, (5, Uuid::from_u128(7)));
-        assert!(is_after(&state(4, 1), position));
-        assert!(is_after(&state(5, 8), position));
-        assert!(!is_after(&state(5, 7), position));
-        assert!(!is_after(&state(5, 6), position));
-        assert!(!is_after(&state(6, 9), position));
+        assert_eq!(position, (5, Uuid::from_u128(7).into()));
+        assert!(is_after(&state(4, 1), &position));
+        assert!(is_after(&state(5, 8), &position));
+        assert!(!is_after(&state(5, 7), &position));
+        assert!(!is_after(&state(5, 6), &position));
+        assert!(!is_after(&state(6, 9), &position));
         assert_eq!(parse_after("5"), None);
         assert_eq!(parse_after("x_00000000-0000-0000-0000-000000000007"), None);
     }

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::format::{duration_ms, When};
-use super::render::{query_value, render, UiError};
+use super::render::{connection_href, query_value, render, UiError};
 use super::{UiState, PAGE_SIZE};
 use crate::domain::{Status, SyncLog};
 use crate::store::{Cursor, ListFilter};
@@ -85,7 +85,12 @@ pub async fn connection(
     Path(id): Path<String>,
     Query(query): Query<ConnectionQuery>,
 ) -> Result<Response, UiError> {
-    let id = parse_id(&id, "connection")?;
+    let id = ui
+        .store
+        .catalogue()
+        .connection_kind()
+        .parse(&id)
+        .map_err(|e| UiError::BadRequest(format!("not a connection id: {e}")))?;
     let cursor = match query.before.as_deref().filter(|b| !b.is_empty()) {
         Some(text) => Some(text.parse::<Cursor>().map_err(|_| {
             UiError::BadRequest(format!(
@@ -99,13 +104,13 @@ pub async fn connection(
         .store
         .runs()
         .list(&ListFilter {
-            workspace_connector_id: Some(id),
+            workspace_connector_id: Some(id.clone()),
             cursor,
             limit: PAGE_SIZE as u32,
             ..ListFilter::default()
         })
         .await?;
-    let summary = ui.store.pages().connection_summary(id).await?;
+    let summary = ui.store.pages().connection_summary(&id).await?;
     let snap = ui.metrics.snapshot();
     let state = snap
         .failing_list
@@ -148,8 +153,8 @@ pub async fn connection(
             .collect(),
         next: page
             .next_cursor
-            .map(|c| format!("{}/ui/connections/{id}?before={c}", ui.base)),
-        newest_href: cursor.map(|_| format!("{}/ui/connections/{id}", ui.base)),
+            .map(|c| format!("{}?before={c}", connection_href(&ui.base, id.as_str()))),
+        newest_href: cursor.map(|_| connection_href(&ui.base, id.as_str())),
     };
     Ok(render(&view))
 }
@@ -183,7 +188,7 @@ pub async fn run(State(ui): State<UiState>, Path(id): Path<String>) -> Result<Re
     let view = RunPage {
         base: &ui.base,
         title: "Run",
-        connection_href: format!("{}/ui/connections/{connection}", ui.base),
+        connection_href: connection_href(&ui.base, &connection),
         connection,
         connector: run.connector_slug.clone(),
         cloud_task_id: run.cloud_task_id.clone(),

@@ -85,6 +85,20 @@ pub(super) fn render(page: &impl Template) -> Response {
     }
 }
 
+/// The status page of connection `id` (percent-encoded as one path segment: a text key
+/// may hold any character).
+pub(super) fn connection_href(base: &str, id: &str) -> String {
+    let mut segment = String::with_capacity(id.len());
+    for byte in id.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            segment.push(char::from(byte));
+        } else {
+            segment.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    format!("{base}/ui/connections/{segment}")
+}
+
 pub(super) fn query_value(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }

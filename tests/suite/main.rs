@@ -25,6 +25,7 @@ mod load;
 mod metrics;
 mod observe;
 mod observe_bad_rows;
+mod observe_keys;
 mod observe_orm;
 mod openapi;
 #[cfg(feature = "otlp")]

@@ -433,7 +433,7 @@ async fn connection_states_equal_a_full_history_recomputation(app: &TestApp) {
             .filter(|r| r.2 == "error" && last_success.is_none_or(|s| r.3 > s))
             .count() as u64;
         expected.insert(
-            c,
+            c.into(),
             (latest.1.to_owned(), latest.2.to_owned(), latest.3, failures),
         );
     }

@@ -5,7 +5,8 @@
 //! `bigint` (PostgreSQL sums it as `numeric`). Observed by the real binary under a role
 //! that may only `SELECT`, with `--connection-id-from lookup:…`: `check` passes, every
 //! read exports numbers equal to SQL, and every place a person reads a connection shows
-//! its public uuid. Without the flag, `check` fails naming the integer column, and `serve`
+//! its public uuid. Without the flag the integer key is the id people see; a connection
+//! column of a type no id is read from (`jsonb`) fails `check` naming it, and `serve`
 //! refuses to start instead of failing every scan.
 
 use crate::common;
@@ -241,19 +242,83 @@ async fn an_orm_table_with_integer_keys_is_observed_by_its_public_ids() {
     let mut conn = PgConnection::connect(db.url.expose()).await.unwrap();
     drive_runs(&mut conn, 0).await;
 
-    // Without the public id, the integer connection column is named as unreadable, and
-    // `serve` refuses to start rather than fail every scan.
+    // Without the public id, the integer key itself is the connection id: read, bound
+    // and shown as an integer, through the same reads.
     let label_only = &MAPPING[..3];
     let (ok, said) = check(&reader_url, label_only);
-    assert!(!ok, "check passes an integer connection column:\n{said}");
+    assert!(ok, "{said}");
     assert!(
-        said.contains("column workspace_connector_id (the connection): FAILED: integer")
-            && said.contains("uuid"),
+        said.contains("column workspace_connector_id (the connection): ok, integer"),
         "{said}"
     );
-    let stderr = refused_at_start(&reader_url, label_only).await;
+    let mut flags = label_only.to_vec();
+    flags.extend(["--scan-interval", "200ms"]);
+    let server = Server::start(&reader_url, &flags).await;
+    let streak: f64 = sqlx::query_scalar(
+        "select count(*)::float8 from workspace_connector_sync_log \
+         where workspace_connector_id = 1 and status = 'error'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = server.scrape().await;
+        let streaks = family(&text, "connector_sync_connection_consecutive_failures");
+        let one = streaks
+            .iter()
+            .find(|(labels, _)| labels.contains(&("workspace_connector_id".into(), "1".into())));
+        if one.is_some_and(|(_, v)| *v == streak) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "connection 1's streak {streak} under its integer id:\n{streaks:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let listed = get_json(&format!(
+        "{}/v1/sync-logs?workspace_connector_id=1&limit=100",
+        server.api
+    ))
+    .await;
+    let items = listed["items"].as_array().unwrap();
     assert!(
-        stderr.contains("cannot observe") && stderr.contains("workspace_connector_id"),
+        !items.is_empty() && items.iter().all(|r| r["workspace_connector_id"] == "1"),
+        "{listed}"
+    );
+    let refused = reqwest::get(format!(
+        "{}/v1/sync-logs?workspace_connector_id=one",
+        server.api
+    ))
+    .await
+    .unwrap();
+    assert_eq!(refused.status(), reqwest::StatusCode::BAD_REQUEST);
+    assert!(refused.text().await.unwrap().contains("not an integer"));
+    let page = reqwest::get(format!("{}/ui/connections/1", server.api))
+        .await
+        .unwrap();
+    assert_eq!(page.status(), reqwest::StatusCode::OK);
+    drop(server);
+
+    // A connection column of a type no id is read from is named, and `serve` refuses to
+    // start rather than fail every scan.
+    let jsonb = [
+        "--observe-only",
+        "--connection-column",
+        "metadata",
+        "--connector-from",
+        "metadata:connector_slug",
+    ];
+    let (ok, said) = check(&reader_url, &jsonb);
+    assert!(!ok, "check passes a jsonb connection column:\n{said}");
+    assert!(
+        said.contains("column metadata (the connection): FAILED: jsonb") && said.contains("uuid"),
+        "{said}"
+    );
+    let stderr = refused_at_start(&reader_url, &jsonb).await;
+    assert!(
+        stderr.contains("cannot observe") && stderr.contains("metadata"),
         "{stderr}"
     );
 

@@ -309,7 +309,7 @@ fn terminal_run() -> impl Strategy<Value = TerminalRun> {
                     + Duration::seconds(at);
                 TerminalRun {
                     id: Uuid::new_v4(),
-                    workspace_connector_id: Uuid::nil(),
+                    workspace_connector_id: Uuid::nil().into(),
                     connector_slug: connector.into(),
                     trigger_type: trigger.map(str::to_owned),
                     status: if success {

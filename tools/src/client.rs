@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use syncwatch::domain::{Action, NewSyncLog, Status, SyncLog, TriggerType};
+use syncwatch::domain::{Action, ConnectionId, NewSyncLog, Status, SyncLog, TriggerType};
 
 /// The body of every error answer: `{"error":{"code","message"}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -89,7 +89,7 @@ pub struct ListQuery {
 /// Body of `POST /v1/sync-logs`.
 #[derive(Serialize)]
 struct CreateBody<'a> {
-    workspace_connector_id: Uuid,
+    workspace_connector_id: &'a ConnectionId,
     connector_slug: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     trigger_type: Option<TriggerType>,
@@ -146,7 +146,7 @@ impl ApiClient {
     /// repeated Cloud Tasks delivery.
     pub async fn create(&self, new: &NewSyncLog) -> reqwest::Result<Reply<SyncLog>> {
         let body = CreateBody {
-            workspace_connector_id: new.workspace_connector_id,
+            workspace_connector_id: &new.workspace_connector_id,
             connector_slug: &new.connector_slug,
             trigger_type: new.trigger_type,
             cloud_task_id: new.cloud_task_id.as_deref(),
@@ -260,7 +260,7 @@ mod tests {
     fn a_create_body_leaves_out_what_is_unset() {
         let metadata = Map::new();
         let body = CreateBody {
-            workspace_connector_id: Uuid::nil(),
+            workspace_connector_id: &Uuid::nil().into(),
             connector_slug: "hubspot",
             trigger_type: Some(TriggerType::CloudTask),
             cloud_task_id: None,

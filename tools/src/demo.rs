@@ -228,7 +228,7 @@ impl Fleet {
             _ => TriggerType::CloudTask,
         };
         let new = NewSyncLog {
-            workspace_connector_id: connection.id,
+            workspace_connector_id: connection.id.into(),
             connector_slug: connection.slug.clone(),
             trigger_type: Some(trigger),
             cloud_task_id: (trigger == TriggerType::CloudTask)

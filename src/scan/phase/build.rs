@@ -10,6 +10,8 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::domain::ConnectionId;
+
 use crate::scan::{Connections, ScanConfig, ScanError, Totals};
 use crate::store::{ConnectionChunk, Store, StoreError, TerminalRun};
 
@@ -17,15 +19,15 @@ use crate::store::{ConnectionChunk, Store, StoreError, TerminalRun};
 const MIN_CHUNK_ROWS: u64 = 1_000;
 
 /// Where the build stands with the per-connection states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Walk {
     /// Loading the states saved with the checkpoint, after this connection id (first,
     /// so the runs counted after the checkpoint bring them up to date).
-    Saved(Option<Uuid>),
+    Saved(Option<ConnectionId>),
     /// Not yet: the totals are still being built.
     Pending,
     /// Read from the table (a first start), after this connection id.
-    Table(Option<Uuid>),
+    Table(Option<ConnectionId>),
     /// Done (read from the table, or kept up to date from the checkpoint's saved states).
     Done,
 }
@@ -45,7 +47,7 @@ pub(crate) struct Build {
     pub from_checkpoint: bool,
     pub walk: Walk,
     /// The states read or changed since the checkpoint, to save with it.
-    pub dirty: HashSet<Uuid>,
+    pub dirty: HashSet<ConnectionId>,
 }
 
 impl Build {
@@ -189,7 +191,7 @@ impl Build {
             self.first = store.scan().first_completed_at().await?;
         }
         loop {
-            match self.walk {
+            match self.walk.clone() {
                 Walk::Pending if self.done_upto.is_some_and(|done| done >= settled) => {
                     self.walk = if self.follow_saved {
                         Walk::Done
@@ -214,7 +216,7 @@ impl Build {
                             .await
                             .map(|states| ConnectionChunk {
                                 walked: states.len(),
-                                last: states.last().map(|s| s.workspace_connector_id),
+                                last: states.last().map(|s| s.workspace_connector_id.clone()),
                                 states,
                             })
                     };
@@ -250,7 +252,7 @@ impl Build {
             for run in &runs {
                 self.totals.add_run(run);
                 if self.connections.add_run_if_newer(run) {
-                    self.dirty.insert(run.workspace_connector_id);
+                    self.dirty.insert(run.workspace_connector_id.clone());
                 }
             }
             runs.len() as u64
@@ -274,11 +276,11 @@ impl Build {
         let more = chunk.walked >= limit;
         for state in chunk.states {
             if walked {
-                self.dirty.insert(state.workspace_connector_id);
+                self.dirty.insert(state.workspace_connector_id.clone());
             }
             self.connections
                 .by_id
-                .insert(state.workspace_connector_id, state);
+                .insert(state.workspace_connector_id.clone(), state);
         }
         self.walk = match (more, last, walked) {
             (true, Some(id), true) => Walk::Table(Some(id)),
@@ -298,7 +300,7 @@ impl Build {
             if seen.insert(run.id, run.clone()).is_none() {
                 self.totals.add_run(run);
                 if self.connections.add_run_if_newer(run) {
-                    self.dirty.insert(run.workspace_connector_id);
+                    self.dirty.insert(run.workspace_connector_id.clone());
                 }
             }
         }

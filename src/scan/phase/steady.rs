@@ -9,6 +9,8 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::domain::ConnectionId;
+
 use super::build::{Anchor, Build, Chunks, Sweep};
 use super::retention;
 use crate::metrics::Maintenance;
@@ -110,7 +112,7 @@ pub(crate) struct Steady {
     /// Lower bound (exclusive) of the next incremental read.
     pub low: DateTime<Utc>,
     /// Connections changed since the last checkpoint.
-    pub dirty: HashSet<Uuid>,
+    pub dirty: HashSet<ConnectionId>,
     /// The point the last saved checkpoint is settled up to (retention never deletes
     /// past it), if one was saved.
     pub saved_upto: Option<DateTime<Utc>>,
@@ -129,7 +131,7 @@ pub(crate) struct Steady {
     pub chunks: Chunks,
     /// Connections whose latest runs are still to be read for the learned state (after a
     /// start), a chunk per scan.
-    pub learn_queue: Vec<Uuid>,
+    pub learn_queue: Vec<ConnectionId>,
 }
 
 impl Steady {
@@ -148,7 +150,7 @@ impl Steady {
             totals: build.totals.clone(),
         };
         let seen = build.add_recent(recent);
-        let mut learn_queue: Vec<Uuid> = build.connections.by_id.keys().copied().collect();
+        let mut learn_queue: Vec<ConnectionId> = build.connections.by_id.keys().cloned().collect();
         learn_queue.sort_unstable_by(|a, b| b.cmp(a));
         let now = Instant::now();
         Box::new(Self {
@@ -180,7 +182,7 @@ impl Steady {
             }
             self.totals.add_run(&run);
             self.connections.add_run(&run);
-            self.dirty.insert(run.workspace_connector_id);
+            self.dirty.insert(run.workspace_connector_id.clone());
             self.seen.insert(run.id, run.clone());
             new.push(run);
         }

@@ -3,23 +3,24 @@
 
 use std::collections::HashMap;
 
-use uuid::Uuid;
-
 use super::learned::LearnedState;
-use crate::domain::Status;
+use crate::domain::{ConnectionId, Status};
 use crate::store::{ConnectionState, TerminalRun};
 
 /// Per-connection state for failing connections and consecutive failures.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Connections {
-    pub by_id: HashMap<Uuid, ConnectionState>,
+    pub by_id: HashMap<ConnectionId, ConnectionState>,
     /// Each connection's learned schedule and usual duration.
     pub learned: LearnedState,
 }
 
 impl Connections {
     /// The states of `ids` (those known), for saving.
-    pub fn states_of<'a>(&self, ids: impl IntoIterator<Item = &'a Uuid>) -> Vec<ConnectionState> {
+    pub fn states_of<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a ConnectionId>,
+    ) -> Vec<ConnectionState> {
         ids.into_iter()
             .filter_map(|id| self.by_id.get(id).cloned())
             .collect()
@@ -47,9 +48,9 @@ impl Connections {
         self.learned.observe(run);
         let entry = self
             .by_id
-            .entry(run.workspace_connector_id)
+            .entry(run.workspace_connector_id.clone())
             .or_insert_with(|| ConnectionState {
-                workspace_connector_id: run.workspace_connector_id,
+                workspace_connector_id: run.workspace_connector_id.clone(),
                 connector_slug: run.connector_slug.clone(),
                 last_status: run.status,
                 last_completed_at: run.completed_at,
@@ -75,12 +76,13 @@ mod tests {
     use super::*;
     use crate::scan::test_support::run;
     use chrono::DateTime;
+    use uuid::Uuid;
 
     /// A failed run of connection 7 completed at second 10.
-    fn failure() -> (Connections, Uuid, TerminalRun) {
-        let id = Uuid::from_u128(7);
+    fn failure() -> (Connections, ConnectionId, TerminalRun) {
+        let id = ConnectionId::from(Uuid::from_u128(7));
         let mut r = run("a", Status::Error, Some(1.0), 10);
-        r.workspace_connector_id = id;
+        r.workspace_connector_id = id.clone();
         (Connections::default(), id, r)
     }
 

@@ -12,9 +12,8 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
-use crate::domain::Status;
+use crate::domain::{ConnectionId, Status};
 use crate::store::{LiveRun, RecentRun, TerminalRun};
 
 /// Scheduled runs whose creation times are kept: 20 gaps between them.
@@ -162,7 +161,7 @@ pub struct LearnedRules {
 /// A connection whose next scheduled run is overdue.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Overdue {
-    pub workspace_connector_id: Uuid,
+    pub workspace_connector_id: ConnectionId,
     pub connector: String,
     /// Seconds since the next run was due (the latest creation plus one interval).
     pub past_due_seconds: f64,
@@ -180,15 +179,16 @@ pub struct LearnedSignals {
 /// buckets (up to half of its capacity) at full size.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LearnedState {
-    pub by_id: HashMap<Uuid, Box<Learned>>,
+    pub by_id: HashMap<ConnectionId, Box<Learned>>,
 }
 
 impl LearnedState {
-    fn entry(&mut self, id: Uuid, connector: &str) -> &mut Learned {
-        let entry = self
-            .by_id
-            .entry(id)
-            .or_insert_with(|| Box::new(Learned::new(connector)));
+    fn entry(&mut self, id: &ConnectionId, connector: &str) -> &mut Learned {
+        if !self.by_id.contains_key(id) {
+            self.by_id
+                .insert(id.clone(), Box::new(Learned::new(connector)));
+        }
+        let entry = self.by_id.get_mut(id).expect("inserted above");
         if entry.connector != connector {
             entry.connector = connector.to_owned();
         }
@@ -207,7 +207,7 @@ impl LearnedState {
         if !scheduled && duration.is_none() {
             return;
         }
-        let entry = self.entry(run.workspace_connector_id, &run.connector_slug);
+        let entry = self.entry(&run.workspace_connector_id, &run.connector_slug);
         if scheduled {
             entry.note_created(run.created_at.timestamp_millis());
         }
@@ -219,7 +219,7 @@ impl LearnedState {
 
     /// A connection's latest runs read from the table (after a start).
     pub fn restore(&mut self, run: &RecentRun) {
-        let entry = self.entry(run.workspace_connector_id, &run.connector_slug);
+        let entry = self.entry(&run.workspace_connector_id, &run.connector_slug);
         match run.duration_ms {
             Some(ms) => entry.note_duration(
                 run.completed_at.map_or(0, |t| t.timestamp_millis()),
@@ -233,7 +233,7 @@ impl LearnedState {
     pub fn observe_active(&mut self, active: &[LiveRun]) {
         for run in active {
             if run.trigger_type.as_deref() == Some(SCHEDULED_TRIGGER) {
-                self.entry(run.workspace_connector_id, &run.connector_slug)
+                self.entry(&run.workspace_connector_id, &run.connector_slug)
                     .note_created(run.created_at.timestamp_millis());
             }
         }
@@ -267,7 +267,7 @@ impl LearnedState {
                 let silent = now_ms - latest;
                 if interval > 0 && silent as f64 > rules.overdue_factor * interval as f64 {
                     signals.overdue.push(Overdue {
-                        workspace_connector_id: *id,
+                        workspace_connector_id: id.clone(),
                         connector: learned.connector.clone(),
                         past_due_seconds: (silent - interval) as f64 / 1000.0,
                     });

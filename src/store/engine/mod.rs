@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Result, StoreError, Unreadable, UnreadableReason};
-use crate::domain::{validate_connector_slug, Status};
+use crate::domain::{validate_connector_slug, ConnectionId, Status};
 
 pub use dialect::{Dialect, POSTGRES, SQLITE};
 pub use postgres::{create_schema, schema_exists, PostgresEngine};
@@ -40,6 +40,14 @@ impl From<&str> for Param {
 impl From<Option<String>> for Param {
     fn from(value: Option<String>) -> Self {
         Param::Text(value)
+    }
+}
+
+impl From<&ConnectionId> for Param {
+    /// Bound as text: statements cast it to the column's type where the database needs
+    /// it ([`Dialect::typed`] with [`crate::domain::ConnectionKind::sql_type`]).
+    fn from(value: &ConnectionId) -> Self {
+        Param::Text(Some(value.to_string()))
     }
 }
 
@@ -73,6 +81,13 @@ pub trait Columns {
     fn json(&self, i: usize) -> Result<Option<serde_json::Value>>;
     /// Column `i`'s name and its type in the database.
     fn describe(&self, i: usize) -> (String, String);
+    /// A connection id, from a uuid, integer or text column ([`ConnectionId`]).
+    fn connection(&self, i: usize) -> Result<Option<ConnectionId>>;
+
+    fn connection_req(&self, i: usize) -> Result<ConnectionId> {
+        let value = self.connection(i)?;
+        self.required(i, value)
+    }
 
     /// Column `i`'s value as text, whatever its type (to name a row in a log line).
     fn raw_text(&self, i: usize) -> Option<String> {

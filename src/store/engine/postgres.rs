@@ -13,6 +13,7 @@ use sqlx::{Column, Row};
 use uuid::Uuid;
 
 use super::{bind_all, Columns, Dialect, Engine, Param, PoolKind, POSTGRES};
+use crate::domain::ConnectionId;
 use crate::store::{Backend, DatabaseUrl, PoolOptions, Result, StoreError, UnreadableReason};
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -162,6 +163,25 @@ impl Columns for PgRow {
             .map_err(|e| undecodable(self, i, "a number (double precision)", e))
     }
 
+    fn connection(&self, i: usize) -> Result<Option<ConnectionId>> {
+        use sqlx::{TypeInfo, ValueRef};
+        let raw = self
+            .try_get_raw(i)
+            .map_err(|e| undecodable(self, i, CONNECTION_TYPES, e))?;
+        if raw.is_null() {
+            return Ok(None);
+        }
+        let type_name = raw.type_info().name().to_owned();
+        match type_name.as_str() {
+            "UUID" => Ok(self.uuid(i)?.map(ConnectionId::from)),
+            "INT2" | "INT4" | "INT8" => Ok(self.int(i)?.map(ConnectionId::int)),
+            _ => self
+                .try_get::<Option<String>, _>(i)
+                .map(|v| v.map(ConnectionId::text))
+                .map_err(|e| undecodable(self, i, CONNECTION_TYPES, e)),
+        }
+    }
+
     fn uuid(&self, i: usize) -> Result<Option<Uuid>> {
         self.try_get(i)
             .map_err(|e| undecodable(self, i, "a uuid", e))
@@ -232,6 +252,9 @@ fn undecodable(row: &PgRow, i: usize, wanted: &str, error: sqlx::Error) -> Store
         format!("syncwatch reads {wanted} there: {detail}"),
     )
 }
+
+/// What syncwatch reads a connection id from.
+const CONNECTION_TYPES: &str = "a connection id (uuid, smallint, integer, bigint, text or varchar)";
 
 /// PostgreSQL's timestamp epoch, 2000-01-01T00:00:00Z.
 fn postgres_epoch() -> DateTime<Utc> {

@@ -21,6 +21,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::{bind_all, Columns, Dialect, Engine, Param, PoolKind, SQLITE};
+use crate::domain::ConnectionId;
 use crate::store::{Backend, DatabaseUrl, PoolOptions, Result, StoreError, UnreadableReason};
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -118,6 +119,23 @@ impl Columns for SqliteRow {
     fn float(&self, i: usize) -> Result<Option<f64>> {
         self.try_get(i)
             .map_err(|e| undecodable(self, i, "a number", e.to_string()))
+    }
+
+    fn connection(&self, i: usize) -> Result<Option<ConnectionId>> {
+        use sqlx::{TypeInfo, ValueRef};
+        let raw = self
+            .try_get_raw(i)
+            .map_err(|e| undecodable(self, i, "a connection id", e.to_string()))?;
+        if raw.is_null() {
+            return Ok(None);
+        }
+        // By the value's own storage class: SQLite's declared types are advice.
+        if raw.type_info().name() == "INTEGER" {
+            return Ok(self.int(i)?.map(ConnectionId::int));
+        }
+        self.try_get::<Option<String>, _>(i)
+            .map(|v| v.map(ConnectionId::text))
+            .map_err(|e| undecodable(self, i, "a connection id (integer or text)", e.to_string()))
     }
 
     fn uuid(&self, i: usize) -> Result<Option<Uuid>> {

@@ -194,13 +194,14 @@ pub fn check_table(backend: Backend, map: &TableMap, found: &TableDescription) -
                 "connection table {table}: FAILED: needs the columns id and {column}"
             ));
             can_run = false;
-        } else if let Some(public) =
-            public.filter(|c| backend == Backend::Postgres && !reads_type(&["uuid"], &c.sql_type))
+        } else if let Some(public) = public
+            .filter(|c| backend == Backend::Postgres && !reads_type(CONNECTION_TYPES, &c.sql_type))
         {
             lines.push(format!(
                 "connection table {table}: FAILED: {column} is {}; syncwatch reads the \
-                 public id as a uuid",
-                public.sql_type
+                 public id as {}",
+                public.sql_type,
+                CONNECTION_TYPES.join(", ")
             ));
             can_run = false;
         } else {
@@ -233,13 +234,25 @@ pub fn check_table(backend: Backend, map: &TableMap, found: &TableDescription) -
 /// The PostgreSQL types (as `format_type` spells them, an enum marked ` (enum)`) syncwatch
 /// reads for each of the sync log's columns; `None`: any type (the internal key is never
 /// read into a value).
+/// The PostgreSQL types a connection id is read from ([`crate::domain::ConnectionKind`]).
+const CONNECTION_TYPES: &[&str] = &[
+    "uuid",
+    "smallint",
+    "integer",
+    "bigint",
+    "text",
+    "character varying",
+    "character",
+];
+
 fn accepted_types(column: &str) -> Option<&'static [&'static str]> {
     const TEXT: &[&str] = &["text", "character varying", "character"];
     const LABEL: &[&str] = &["text", "character varying", "character", "an enum"];
     const TIME: &[&str] = &["timestamp with time zone", "timestamp without time zone"];
     Some(match column {
         "id" => return None,
-        "workspace_connector_sync_log_id" | "workspace_connector_id" => &["uuid"],
+        "workspace_connector_sync_log_id" => &["uuid"],
+        "workspace_connector_id" => CONNECTION_TYPES,
         "status" | "trigger_type" | "connector_slug" => LABEL,
         "cloud_task_id" | "error" => TEXT,
         "duration_ms" => &["smallint", "integer", "bigint"],

@@ -2,7 +2,9 @@
 //! types, its indexes, and whether the role may read it. The catalogue reads are per
 //! database (`describe_sql`); comparing them with what syncwatch needs is `check.rs`'s.
 
-use super::table::Ident;
+use super::sources::ConnectionIdSource;
+use super::table::{Ident, TableMap};
+use crate::domain::ConnectionKind;
 use crate::store::engine::Columns;
 use crate::store::{Backend, Result};
 
@@ -24,6 +26,23 @@ pub struct TableDescription {
 pub(super) struct ColumnInfo {
     pub(super) name: String,
     pub(super) sql_type: String,
+}
+
+impl TableDescription {
+    /// The kind of id the sync log's `workspace_connector_id` is read as under `map`: the
+    /// type of the connection column, of `column:NAME`, or of the lookup's public column.
+    /// `None` when that column is not found or not of a type ids are read from.
+    pub fn connection_kind(&self, map: &TableMap) -> Option<ConnectionKind> {
+        let (columns, name) = match &map.connection_id {
+            ConnectionIdSource::Connection => (&self.columns, map.connection.to_string()),
+            ConnectionIdSource::Column(column) => (&self.columns, column.to_string()),
+            ConnectionIdSource::Lookup { column, .. } => {
+                (&self.id_lookup.as_deref()?.columns, column.to_string())
+            }
+        };
+        let column = columns.iter().find(|c| c.name == name)?;
+        ConnectionKind::of_column(&column.sql_type)
+    }
 }
 
 /// The catalogue queries of one database, each taking the table's name as parameter 1:

@@ -60,6 +60,10 @@ impl Catalogue for ObservedCatalogue {
         self.table.mapping_key()
     }
 
+    fn connection_kind(&self) -> crate::domain::ConnectionKind {
+        self.table.connection_kind()
+    }
+
     fn backend(&self) -> Backend {
         self.table.backend()
     }

@@ -14,6 +14,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::sources::{ConnectionIdSource, ConnectorSource};
+use crate::domain::ConnectionKind;
 use crate::store::engine::Dialect;
 
 pub const DEFAULT_TABLE: &str = "workspace_connector_sync_log";
@@ -108,6 +109,9 @@ pub struct TableMap {
     pub connector: ConnectorSource,
     /// Another service owns the table: syncwatch never writes it.
     pub observed: bool,
+    /// The type of the column connection ids are read from (a uuid on syncwatch's own
+    /// table; an observed table's is read from its catalogue at start).
+    pub connection_kind: ConnectionKind,
 }
 
 impl Default for TableMap {
@@ -123,6 +127,7 @@ impl Default for TableMap {
             connection_id: ConnectionIdSource::Connection,
             connector: ConnectorSource::default(),
             observed: false,
+            connection_kind: ConnectionKind::Uuid,
         }
     }
 }
@@ -203,9 +208,15 @@ impl TableMap {
             return String::new();
         }
         format!(
-            "table={} connection={} connection_id={} connector={}",
-            self.table, self.connection, self.connection_id, self.connector
+            "table={} connection={} connection_id={} connector={} key={}",
+            self.table, self.connection, self.connection_id, self.connector, self.connection_kind
         )
+    }
+
+    /// Parameter `n` holding a connection id, as the statement compares it with the
+    /// connection column.
+    pub fn connection_param(&self, d: &Dialect, n: usize) -> String {
+        d.typed(n, self.connection_kind.sql_type())
     }
 
     /// The table writes go to (only ever the owned table).
@@ -282,6 +293,7 @@ mod tests {
             connection: Ident::column("connection_id").unwrap(),
             connector: "lookup:app.workspace_connector.slug".parse().unwrap(),
             observed: true,
+            connection_kind: ConnectionKind::Uuid,
         };
         let sql = map.source(&POSTGRES, "s");
         assert!(sql.contains("t.\"connection_id\" as workspace_connector_id"));

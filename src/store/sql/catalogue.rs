@@ -36,6 +36,10 @@ impl<E: Engine> Catalogue for SqlStore<E> {
         self.table.key()
     }
 
+    fn connection_kind(&self) -> crate::domain::ConnectionKind {
+        self.table.connection_kind
+    }
+
     fn backend(&self) -> Backend {
         E::BACKEND
     }

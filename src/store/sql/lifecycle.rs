@@ -25,11 +25,12 @@ pub fn insert(d: &Dialect, t: &TableMap) -> String {
         "insert into {target} \
            (workspace_connector_sync_log_id, workspace_connector_id, connector_slug, status, \
             trigger_type, cloud_task_id, metadata, started_at) \
-         values ($1, $2, $3, $4, $5, $6, {metadata}, case when $8 then {now} end) \
+         values ($1, {connection}, $3, $4, $5, $6, {metadata}, case when $8 then {now} end) \
          on conflict (cloud_task_id) where cloud_task_id is not null and deleted_at is null \
          do nothing \
          returning {RUN_COLUMNS}",
         metadata = d.typed(7, "jsonb"),
+        connection = t.connection_param(d, 2),
         now = d.now,
         target = t.target(),
     )
@@ -150,7 +151,7 @@ pub fn connector_status(d: &Dialect, t: &TableMap) -> String {
         "with live as (
     select * from {src}
     where deleted_at is null
-      and ({p1} is null or workspace_connector_id = $1)
+      and ({p1} is null or workspace_connector_id = {p1})
       and ({p2} is null or connector_slug = $2)
 ), latest as (
     select workspace_connector_id, connector_slug, status, created_at,
@@ -184,7 +185,7 @@ left join last_error on last_error.workspace_connector_id = latest.workspace_con
                     and last_error.rn = 1
 where latest.rn = 1
 order by 7 desc, latest.workspace_connector_id",
-        p1 = d.typed(1, "uuid"),
+        p1 = t.connection_param(d, 1),
         p2 = d.typed(2, "text"),
         src = t.source(d, "s"),
     )
@@ -217,7 +218,7 @@ pub fn decode_run(row: &impl Columns) -> Result<SyncLog> {
     let metadata = optional(&mut bad, row.json(10))?;
     Ok(SyncLog {
         workspace_connector_sync_log_id: row.uuid_req(0)?,
-        workspace_connector_id: row.uuid_req(1)?,
+        workspace_connector_id: row.connection_req(1)?,
         connector_slug: row.connector(2)?,
         status: row.status(3)?,
         trigger_type,
@@ -236,7 +237,7 @@ pub fn decode_run(row: &impl Columns) -> Result<SyncLog> {
 /// A row of [`connector_status`].
 pub fn decode_connector_status(row: &impl Columns) -> Result<ConnectorStatus> {
     Ok(ConnectorStatus {
-        workspace_connector_id: row.uuid_req(0)?,
+        workspace_connector_id: row.connection_req(0)?,
         connector_slug: row.connector(1)?,
         last_status: row.status(2)?,
         last_run_at: row.timestamp_req(3)?,
@@ -270,7 +271,7 @@ impl<E: Engine> RunStore for SqlStore<E> {
         let sql = insert(E::DIALECT, &self.table);
         let params = vec![
             Uuid::new_v4().into(),
-            new.workspace_connector_id.into(),
+            (&new.workspace_connector_id).into(),
             new.connector_slug.as_str().into(),
             new.status.as_str().into(),
             Param::Text(new.trigger_type.map(|t| TriggerType::as_str(t).to_owned())),
@@ -316,19 +317,21 @@ impl<E: Engine> RunStore for SqlStore<E> {
     async fn list(&self, filter: &ListFilter) -> Result<Page> {
         let mut conditions = Vec::new();
         let mut params: Vec<Param> = Vec::new();
-        let mut condition = |column: &str, value: Param| {
+        let d = E::DIALECT;
+        let key_type = self.table.connection_kind.sql_type();
+        let mut condition = |column: &str, value: Param, sql_type: &str| {
             params.push(value);
-            conditions.push(format!("{column} = ${}", params.len()));
+            conditions.push(format!("{column} = {}", d.typed(params.len(), sql_type)));
         };
-        if let Some(id) = filter.workspace_connector_id {
-            condition("workspace_connector_id", id.into());
+        if let Some(id) = &filter.workspace_connector_id {
+            condition("workspace_connector_id", id.into(), key_type);
         }
         if let Some(slug) = &filter.connector_slug {
-            condition("connector_slug", slug.as_str().into());
+            condition("connector_slug", slug.as_str().into(), "text");
         }
         if let Some(status) = filter.status {
             // Compared as text: an observed table's status may be an enum type.
-            condition("cast(status as text)", status.as_str().into());
+            condition("cast(status as text)", status.as_str().into(), "text");
         }
         let cursor_from = filter.cursor.map(|cursor| {
             params.push(cursor.created_at.into());
@@ -372,7 +375,12 @@ impl<E: Engine> RunStore for SqlStore<E> {
     async fn connector_status(&self, filter: &StatusFilter) -> Result<Vec<ConnectorStatus>> {
         let sql = connector_status(E::DIALECT, &self.table);
         let params = vec![
-            Param::Uuid(filter.workspace_connector_id),
+            Param::Text(
+                filter
+                    .workspace_connector_id
+                    .as_ref()
+                    .map(ToString::to_string),
+            ),
             filter.connector_slug.clone().into(),
         ];
         let rows = self.engine.fetch_all(PoolKind::Api, &sql, params).await?;

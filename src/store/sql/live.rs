@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::SqlStore;
+use crate::domain::ConnectionId;
 use crate::store::engine::{Columns, Dialect, Engine, Param};
 use crate::store::observed::TableMap;
 use crate::store::{ActiveGroup, LiveReads, LiveRun, RecentRun, Result, StuckCutoffs};
@@ -75,7 +76,7 @@ pub fn live_runs_sql(d: &Dialect, t: &TableMap) -> String {
 /// read above it: its cost follows the number of connections, not their history.
 pub fn recent_runs_sql(d: &Dialect, t: &TableMap, ids: usize) -> String {
     let values: Vec<String> = (1..=ids)
-        .map(|n| format!("({})", d.typed(n, "uuid")))
+        .map(|n| format!("({})", t.connection_param(d, n)))
         .collect();
     let probe = |alias: &str| t.source(d, alias);
     format!(
@@ -114,7 +115,7 @@ where m.completed_at is not null and m.status = 'success' and m.deleted_at is nu
 /// A row of [`live_runs_sql`].
 pub fn decode_live_run(row: &impl Columns) -> Result<LiveRun> {
     Ok(LiveRun {
-        workspace_connector_id: row.uuid_req(0)?,
+        workspace_connector_id: row.connection_req(0)?,
         connector_slug: row.connector(1)?,
         status: row.status(2)?,
         trigger_type: row.text(3)?,
@@ -126,7 +127,7 @@ pub fn decode_live_run(row: &impl Columns) -> Result<LiveRun> {
 /// A row of [`recent_runs_sql`].
 pub fn decode_recent_run(row: &impl Columns) -> Result<RecentRun> {
     Ok(RecentRun {
-        workspace_connector_id: row.uuid_req(0)?,
+        workspace_connector_id: row.connection_req(0)?,
         connector_slug: row.connector(1)?,
         created_at: row.timestamp_req(2)?,
         completed_at: row.timestamp(3)?,
@@ -180,12 +181,12 @@ impl<E: Engine> LiveReads for SqlStore<E> {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn recent_runs(&self, ids: &[Uuid]) -> Result<Vec<RecentRun>> {
+    async fn recent_runs(&self, ids: &[ConnectionId]) -> Result<Vec<RecentRun>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let sql = recent_runs_sql(E::DIALECT, &self.table, ids.len());
-        let params = ids.iter().map(|id| Param::from(*id)).collect();
+        let params = ids.iter().map(Param::from).collect();
         self.scan_decoded(
             "recent runs",
             &sql,

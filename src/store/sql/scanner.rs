@@ -6,9 +6,9 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use super::SqlStore;
+use crate::domain::ConnectionId;
 use crate::store::engine::{readable, Columns, Dialect, Engine, Param};
 use crate::store::observed::TableMap;
 use crate::store::{
@@ -120,7 +120,7 @@ pub fn connection_states_sql(d: &Dialect, t: &TableMap, after: bool) -> String {
     let l = t.source(d, "l");
     let e = t.source(d, "e");
     let after = if after {
-        format!(" and workspace_connector_id > {}", d.typed(2, "uuid"))
+        format!(" and workspace_connector_id > {}", t.connection_param(d, 2))
     } else {
         String::new()
     };
@@ -223,7 +223,7 @@ pub fn decode_terminal_run(row: &impl Columns) -> Result<TerminalRun> {
     let completed_at = row.timestamp_req(8)?;
     Ok(TerminalRun {
         id: row.uuid_req(0)?,
-        workspace_connector_id: row.uuid_req(1)?,
+        workspace_connector_id: row.connection_req(1)?,
         connector_slug: row.connector(2)?,
         trigger_type: readable(row.text(3))?,
         status: row.status(4)?,
@@ -241,7 +241,7 @@ pub fn decode_terminal_run(row: &impl Columns) -> Result<TerminalRun> {
 /// A row of [`connection_states_sql`] or [`saved_connection_states_sql`].
 pub fn decode_connection_state(row: &impl Columns) -> Result<ConnectionState> {
     Ok(ConnectionState {
-        workspace_connector_id: row.uuid_req(0)?,
+        workspace_connector_id: row.connection_req(0)?,
         connector_slug: row.connector(1)?,
         last_status: row.status(2)?,
         last_completed_at: row.timestamp_req(3)?,
@@ -308,15 +308,15 @@ impl<E: Engine> ScanSource for SqlStore<E> {
     #[tracing::instrument(skip_all)]
     async fn connection_states(
         &self,
-        after: Option<Uuid>,
+        after: Option<ConnectionId>,
         limit: usize,
     ) -> Result<ConnectionChunk> {
         let sql = connection_states_sql(E::DIALECT, &self.table, after.is_some());
         let mut params = vec![Param::Int(limit.min(i64::MAX as usize) as i64)];
-        params.extend(after.map(Param::from));
+        params.extend(after.as_ref().map(Param::from));
         let rows = self.scan_rows(&sql, params).await?;
         // The walk goes on from the last connection read, even when its state is skipped.
-        let last = rows.last().map(|row| row.uuid_req(0)).transpose()?;
+        let last = rows.last().map(|row| row.connection_req(0)).transpose()?;
         let states = self.decode_lenient(
             "connection states",
             &rows,

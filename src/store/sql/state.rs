@@ -4,10 +4,10 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use super::scanner::decode_connection_state;
 use super::SqlStore;
+use crate::domain::ConnectionId;
 use crate::store::engine::{Columns, Dialect, Engine, Param, PoolKind};
 use crate::store::{ConnectionState, Result, StateStore};
 
@@ -34,7 +34,7 @@ pub fn saved_connection_states_sql(d: &Dialect, after: bool) -> String {
            consecutive_failures from syncwatch_connection_state{after} \
          order by workspace_connector_id limit $1",
         after = if after {
-            format!(" where workspace_connector_id > {}", d.typed(2, "uuid"))
+            format!(" where workspace_connector_id > {}", d.typed(2, "text"))
         } else {
             String::new()
         },
@@ -63,7 +63,7 @@ pub fn save_connection_states_sql(rows: usize) -> String {
 /// The parameters of one row of [`save_connection_states_sql`].
 fn state_params(state: &ConnectionState) -> [Param; 5] {
     [
-        state.workspace_connector_id.into(),
+        (&state.workspace_connector_id).into(),
         state.connector_slug.as_str().into(),
         state.last_status.as_str().into(),
         state.last_completed_at.into(),
@@ -114,12 +114,12 @@ impl<E: Engine> StateStore for SqlStore<E> {
     #[tracing::instrument(skip_all)]
     async fn saved_connection_states(
         &self,
-        after: Option<Uuid>,
+        after: Option<ConnectionId>,
         limit: usize,
     ) -> Result<Vec<ConnectionState>> {
         let sql = saved_connection_states_sql(E::DIALECT, after.is_some());
         let mut params = vec![Param::Int(limit.min(i64::MAX as usize) as i64)];
-        params.extend(after.map(Param::from));
+        params.extend(after.as_ref().map(Param::from));
         // syncwatch's own rows: one that does not decode is an error, not another's data.
         let rows = self.scan_rows(&sql, params).await?;
         rows.iter().map(decode_connection_state).collect()

@@ -5,10 +5,9 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use super::SqlStore;
-use crate::domain::Status;
+use crate::domain::{ConnectionId, Status};
 use crate::store::engine::{readable, Columns, Dialect, Engine, PoolKind};
 use crate::store::observed::TableMap;
 use crate::store::{
@@ -66,7 +65,7 @@ pub fn fold_outcomes(rows: &[impl Columns]) -> Result<Vec<ConnectorOutcomes>> {
 /// bounds, in its own branch so the bound is never `null`).
 pub fn connection_summary_sql(d: &Dialect, t: &TableMap) -> String {
     let src = |alias: &str| t.source(d, alias);
-    let id = d.typed(1, "uuid");
+    let id = t.connection_param(d, 1);
     format!(
         "with last_success as (
     select max(completed_at) as at from {s1}
@@ -125,7 +124,7 @@ impl<E: Engine> PageReads for SqlStore<E> {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn connection_summary(&self, id: Uuid) -> Result<ConnectionSummary> {
+    async fn connection_summary(&self, id: &ConnectionId) -> Result<ConnectionSummary> {
         let sql = connection_summary_sql(E::DIALECT, &self.table);
         let rows = self
             .engine

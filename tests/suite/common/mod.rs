@@ -763,7 +763,7 @@ pub async fn record_run(
     let created = store
         .runs()
         .create(&NewSyncLog {
-            workspace_connector_id: connection,
+            workspace_connector_id: connection.into(),
             connector_slug: connector.to_owned(),
             trigger_type: Some(TriggerType::CloudTask),
             cloud_task_id: cloud_task_id.map(str::to_owned),

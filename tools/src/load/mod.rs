@@ -160,7 +160,7 @@ async fn lifecycle(
         _ => TriggerType::OauthCallback,
     };
     let new = NewSyncLog {
-        workspace_connector_id: connection,
+        workspace_connector_id: connection.into(),
         connector_slug: connector.clone(),
         trigger_type: Some(trigger),
         cloud_task_id: (trigger == TriggerType::CloudTask)

@@ -44,7 +44,7 @@ fn a_column_of_a_type_syncwatch_does_not_read_fails_naming_what_it_reads() {
     assert!(check_table(Backend::Postgres, &map, &found).can_run);
     for (column, bad) in [
         ("workspace_connector_id", "jsonb"),
-        ("workspace_connector_id", "integer"),
+        ("workspace_connector_id", "timestamp with time zone"),
         ("duration_ms", "numeric(12,0)"),
         ("completed_at", "date"),
         ("metadata", "json"),
@@ -68,6 +68,18 @@ fn a_column_of_a_type_syncwatch_does_not_read_fails_naming_what_it_reads() {
             report.lines
         );
     }
+    // A connection column of any key type is read.
+    for key in ["integer", "bigint", "text", "character varying(64)"] {
+        let mut keyed = found.clone();
+        keyed
+            .columns
+            .iter_mut()
+            .find(|c| c.name == "workspace_connector_id")
+            .unwrap()
+            .sql_type = key.into();
+        let report = check_table(Backend::Postgres, &map, &keyed);
+        assert!(report.can_run, "{key}: {:?}", report.lines);
+    }
     // A fractional-seconds precision is still a timestamp.
     let mut precise = found.clone();
     for column in &mut precise.columns {
@@ -83,7 +95,7 @@ fn a_column_of_a_type_syncwatch_does_not_read_fails_naming_what_it_reads() {
         report.lines
     );
     // Behind a connection table's public id, the connection column may be an integer
-    // key; the public id must then be a uuid.
+    // key; the public id must then be of a key type too (not a timestamp).
     let map = TableMap {
         connection_id: ConnectionIdSource::Lookup {
             table: Ident::table("workspace_connector").unwrap(),
@@ -102,7 +114,7 @@ fn a_column_of_a_type_syncwatch_does_not_read_fails_naming_what_it_reads() {
     found.id_lookup = Some(Box::new(connections.clone()));
     let report = check_table(Backend::Postgres, &map, &found);
     assert!(report.can_run, "{:?}", report.lines);
-    connections.columns[1].sql_type = "integer".into();
+    connections.columns[1].sql_type = "timestamp with time zone".into();
     found.id_lookup = Some(Box::new(connections));
     let report = check_table(Backend::Postgres, &map, &found);
     assert!(!report.can_run, "{:?}", report.lines);
