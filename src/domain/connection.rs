@@ -31,11 +31,6 @@ impl ConnectionId {
     pub fn text(value: String) -> Self {
         Self(value)
     }
-
-    /// Heap bytes beyond the value itself (for memory accounting).
-    pub fn heap_bytes(&self) -> usize {
-        self.0.capacity()
-    }
 }
 
 impl From<Uuid> for ConnectionId {
