@@ -13,6 +13,7 @@ pub mod clock;
 pub mod domain;
 pub mod metrics;
 pub mod scan;
+pub mod server;
 pub mod settings;
 pub mod startup;
 pub mod store;

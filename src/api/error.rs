@@ -107,6 +107,7 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(msg) => ApiError::Conflict(msg),
             e @ StoreError::CloudTaskConflict { .. } => ApiError::Conflict(e.to_string()),
             StoreError::Rejected(msg) => ApiError::Validation(msg),
+            StoreError::Invalid(e) => e.into(),
             StoreError::Unreadable(e) => ApiError::UnreadableRow(e.to_string()),
             e @ (StoreError::Unavailable(_) | StoreError::StatementTimeout(_)) => {
                 ApiError::Unavailable(e)

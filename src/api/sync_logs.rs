@@ -11,14 +11,29 @@ use super::error::{ApiError, Result};
 use super::extract::{ApiJson, ApiQuery, OptionalJson, RunId};
 use super::AppState;
 use crate::domain::{
-    validate_cloud_task, validate_connector_slug, validate_error_text, validate_metadata, Action,
-    ConnectionId, ConnectionKind, ConnectorStatus, NewSyncLog, Status, SyncLog, TriggerType,
-    ValidationError,
+    capped_error_text, validate_cloud_task, validate_connector_slug, validate_error_text,
+    validate_metadata, Action, ConnectionId, ConnectionKind, ConnectorStatus, NewSyncLog, Status,
+    SyncLog, TriggerType, ValidationError,
 };
-use crate::store::{Change, Created, Cursor, ListFilter, StatusFilter};
+use crate::store::{Change, Created, Cursor, ListFilter, StatusCursor, StatusFilter};
 
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
 pub const MAX_PAGE_SIZE: u32 = 500;
+pub const DEFAULT_STATUS_PAGE_SIZE: u32 = 1000;
+pub const MAX_STATUS_PAGE_SIZE: u32 = 10_000;
+
+/// A page's `limit` parameter: `default` when absent, else 1 to `max`.
+fn page_limit(raw: Option<&str>, default: u32, max: u32) -> Result<u32> {
+    match raw {
+        None => Ok(default),
+        Some(raw) => match raw.parse::<u32>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(ApiError::BadRequest(format!(
+                "limit must be an integer from 1 to {max}"
+            ))),
+        },
+    }
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -96,17 +111,7 @@ pub struct ListParams {
 
 impl ListParams {
     fn into_filter(self, kind: ConnectionKind) -> Result<ListFilter> {
-        let limit = match self.limit.as_deref() {
-            None => DEFAULT_PAGE_SIZE,
-            Some(raw) => match raw.parse::<u32>() {
-                Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
-                _ => {
-                    return Err(ApiError::BadRequest(format!(
-                        "limit must be an integer from 1 to {MAX_PAGE_SIZE}"
-                    )))
-                }
-            },
-        };
+        let limit = page_limit(self.limit.as_deref(), DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
         Ok(ListFilter {
             workspace_connector_id: parse_connection(kind, self.workspace_connector_id.as_deref())?,
             connector_slug: parse_slug(self.connector_slug)?,
@@ -128,6 +133,8 @@ impl ListParams {
 pub struct StatusParams {
     workspace_connector_id: Option<String>,
     connector_slug: Option<String>,
+    cursor: Option<String>,
+    limit: Option<String>,
 }
 
 /// A connection id as the table's connection column holds them (a uuid on syncwatch's own
@@ -156,6 +163,7 @@ pub struct SyncLogPage {
 #[derive(Debug, Serialize)]
 pub struct ConnectorStatusList {
     items: Vec<ConnectorStatus>,
+    next_cursor: Option<String>,
 }
 
 pub async fn create(
@@ -201,7 +209,7 @@ pub async fn fail(
     validate_error_text(&body.error)?;
     let change = Change {
         metadata: checked_metadata(body.metadata)?,
-        error: Some(body.error),
+        error: Some(capped_error_text(body.error)),
         ..Change::new(Action::Fail)
     };
     apply(&state, id, change).await
@@ -245,15 +253,25 @@ pub async fn connector_status(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<StatusParams>,
 ) -> Result<Json<ConnectorStatusList>> {
+    let kind = state.store.catalogue().connection_kind();
     let filter = StatusFilter {
-        workspace_connector_id: parse_connection(
-            state.store.catalogue().connection_kind(),
-            params.workspace_connector_id.as_deref(),
-        )?,
+        workspace_connector_id: parse_connection(kind, params.workspace_connector_id.as_deref())?,
         connector_slug: parse_slug(params.connector_slug)?,
+        cursor: params
+            .cursor
+            .map(|c| StatusCursor::parse(&c, kind).map_err(ApiError::BadRequest))
+            .transpose()?,
+        limit: page_limit(
+            params.limit.as_deref(),
+            DEFAULT_STATUS_PAGE_SIZE,
+            MAX_STATUS_PAGE_SIZE,
+        )?,
     };
-    let items = state.store.runs().connector_status(&filter).await?;
-    Ok(Json(ConnectorStatusList { items }))
+    let page = state.store.runs().connector_status(&filter).await?;
+    Ok(Json(ConnectorStatusList {
+        items: page.items,
+        next_cursor: page.next_cursor.map(|c| c.to_string()),
+    }))
 }
 
 fn checked_metadata(metadata: Option<Value>) -> Result<Option<serde_json::Map<String, Value>>> {

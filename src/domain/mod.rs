@@ -13,7 +13,7 @@ pub use failure_rules::{FailureRules, Owner, RulesError};
 pub use run::{ConnectorStatus, NewSyncLog, SyncLog};
 pub use status::{Action, Status, TransitionError, TriggerType};
 pub use validate::{
-    validate_cloud_task, validate_connector_slug, validate_error_text, validate_metadata,
-    ValidationError,
+    capped_error_text, validate_cloud_task, validate_connector_slug, validate_error_text,
+    validate_metadata, ValidationError, MAX_ERROR_CHARS,
 };
 pub(crate) use validate::{MAX_CLOUD_TASK_ID_CHARS, MAX_METADATA_BYTES};

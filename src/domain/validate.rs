@@ -8,6 +8,8 @@ use super::TriggerType;
 pub const MAX_CLOUD_TASK_ID_CHARS: usize = 255;
 pub const MAX_METADATA_BYTES: usize = 64 * 1024;
 pub const MAX_CONNECTOR_SLUG_CHARS: usize = 64;
+/// The most characters of a failed run's error text that are stored.
+pub const MAX_ERROR_CHARS: usize = 8192;
 
 /// A value a client sent that the domain rejects. `field` names the JSON field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -113,6 +115,21 @@ pub fn validate_error_text(error: &str) -> Result<(), ValidationError> {
     Ok(())
 }
 
+/// A failed run's error text as stored: at most [`MAX_ERROR_CHARS`] characters. A longer
+/// text keeps its start and says how long it was (the failure is recorded either way: a
+/// refused `fail` would leave the run in progress).
+pub fn capped_error_text(error: String) -> String {
+    let total = error.chars().count();
+    if total <= MAX_ERROR_CHARS {
+        return error;
+    }
+    let marker = format!(" … [cut: {total} characters in all]");
+    let keep = MAX_ERROR_CHARS - marker.chars().count();
+    let mut capped: String = error.chars().take(keep).collect();
+    capped.push_str(&marker);
+    capped
+}
+
 fn contains_nul(value: &Value) -> bool {
     match value {
         Value::String(s) => s.contains('\0'),
@@ -173,6 +190,21 @@ mod tests {
         let just_fits = json!({ "b": "x".repeat(MAX_METADATA_BYTES - 10) });
         assert!(validate_metadata(&just_fits).is_ok());
         assert!(validate_metadata(&json!({"a": {"b": ["\u{0}"]}})).is_err());
+    }
+
+    #[test]
+    fn long_error_texts_are_cut_to_the_cap_saying_how_long_they_were() {
+        let short = "é".repeat(MAX_ERROR_CHARS);
+        assert_eq!(capped_error_text(short.clone()), short);
+        let long = format!("{}tail", "é".repeat(MAX_ERROR_CHARS));
+        let capped = capped_error_text(long);
+        assert_eq!(capped.chars().count(), MAX_ERROR_CHARS);
+        assert!(capped.starts_with("éé"));
+        assert!(
+            capped.ends_with(&format!("[cut: {} characters in all]", MAX_ERROR_CHARS + 4)),
+            "{}",
+            &capped[capped.len() - 60..]
+        );
     }
 
     #[test]

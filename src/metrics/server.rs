@@ -2,6 +2,7 @@
 //! behind an optional bearer token.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, VARY};
@@ -14,16 +15,24 @@ use tokio::net::TcpListener;
 
 use super::{accepts_gzip, Metrics};
 use crate::auth::ApiAuth;
+use crate::server::HttpLimits;
 
 /// `/metrics` and `/healthz` on a listener of their own.
 pub struct MetricsServer {
     listener: TcpListener,
     router: Router,
     local_addr: SocketAddr,
+    header_read_timeout: Duration,
+    max_connections: usize,
 }
 
 impl MetricsServer {
-    pub fn new(listener: TcpListener, metrics: Metrics, auth: ApiAuth) -> std::io::Result<Self> {
+    pub fn new(
+        listener: TcpListener,
+        metrics: Metrics,
+        auth: ApiAuth,
+        limits: &HttpLimits,
+    ) -> std::io::Result<Self> {
         let local_addr = listener.local_addr()?;
         let router = Router::new()
             .route("/metrics", get(render_metrics))
@@ -34,6 +43,8 @@ impl MetricsServer {
             listener,
             router,
             local_addr,
+            header_read_timeout: limits.header_read_timeout,
+            max_connections: limits.metrics_max_connections,
         })
     }
 
@@ -43,9 +54,14 @@ impl MetricsServer {
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!(addr = %self.local_addr, "metrics listening");
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(stop)
-            .await
+        crate::server::serve(
+            self.listener,
+            self.router,
+            self.header_read_timeout,
+            self.max_connections,
+            stop,
+        )
+        .await
     }
 }
 

@@ -79,6 +79,8 @@ pub struct Scanner {
     pub(crate) snapshots: SnapshotBuilder,
     phase: Option<Phase>,
     observer: Option<Arc<dyn RunObserver>>,
+    /// Whether the last lease check found another replica leading (said once per change).
+    following: bool,
 }
 
 fn chrono_duration(d: Duration) -> chrono::Duration {
@@ -103,6 +105,7 @@ impl Scanner {
             snapshots,
             phase: None,
             observer: None,
+            following: false,
         }
     }
 
@@ -158,6 +161,15 @@ impl Scanner {
                 return Err(ScanError::Lease(why));
             }
         };
+        if leader == self.following {
+            self.following = !leader;
+            if self.following {
+                tracing::info!(
+                    "another replica holds the scanner lease of this table and mapping; this \
+                     one serves the API and exports no domain metrics until it takes the lease"
+                );
+            }
+        }
         if !leader {
             // Stop exporting domain metrics first: another replica may lead now, and a
             // store error below must not leave the old snapshot published.

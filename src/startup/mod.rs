@@ -17,12 +17,16 @@ use crate::api::{self, ApiAuth, ApiSettings};
 use crate::clock::SystemClock;
 use crate::metrics::{Metrics, MetricsServer};
 use crate::scan::{ScanConfig, Scanner};
+use crate::server::HttpLimits;
 use crate::store::{Lease, Store};
 
+mod signal;
 mod store_settings;
+mod supervise;
 
 #[cfg(feature = "otlp")]
 use crate::telemetry::otlp::{OtlpConfig, Pipeline};
+pub use signal::shutdown_signal;
 pub use store_settings::{StoreSettings, NO_STATE_STORE};
 
 /// The flags of `serve`.
@@ -66,6 +70,9 @@ pub struct ServeSettings {
 
     #[command(flatten)]
     pub(crate) scan: ScanConfig,
+
+    #[command(flatten)]
+    pub(crate) http: HttpLimits,
 }
 
 impl ServeSettings {
@@ -105,6 +112,7 @@ impl ServeSettings {
     /// deadline (`0s` would silently be none).
     pub(crate) fn validate(&self) -> anyhow::Result<()> {
         self.scan.validate()?;
+        self.http.validate().map_err(anyhow::Error::msg)?;
         if self.api.request_timeout.is_zero() {
             anyhow::bail!("--request-timeout must be positive (a request would never time out)");
         }
@@ -149,6 +157,7 @@ pub struct Application {
     metrics: Metrics,
     metrics_server: Option<MetricsServer>,
     scanner: Option<Scanner>,
+    http: HttpLimits,
     #[cfg(feature = "otlp")]
     otlp: Option<OtlpConfig>,
 }
@@ -219,7 +228,7 @@ impl Application {
         }
         let scanner = Scanner::new(
             opened.clone(),
-            Lease::for_store(&store.database_url),
+            Lease::for_store(&store.database_url, &opened.catalogue().mapping_key()),
             serve.scan.clone(),
             Arc::new(SystemClock),
             metrics.clone(),
@@ -228,11 +237,13 @@ impl Application {
             metrics_listener,
             metrics.clone(),
             ApiAuth::new(metrics_token),
+            &serve.http,
         )?;
         #[allow(unused_mut)]
         let mut app = Self::from_parts(listener, opened, &settings, metrics)?
             .with_metrics_server(metrics_server)
             .with_scanner(scanner);
+        app.http = serve.http.clone();
         #[cfg(feature = "otlp")]
         {
             app.otlp = OtlpConfig::from_env().context("reading the OTEL_* configuration")?;
@@ -257,6 +268,7 @@ impl Application {
             metrics,
             metrics_server: None,
             scanner: None,
+            http: HttpLimits::default(),
             #[cfg(feature = "otlp")]
             otlp: None,
         })
@@ -283,15 +295,17 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stop_tx = Arc::new(stop_tx);
         let stopped = move || {
             let mut rx = stop_rx.clone();
             async move {
                 let _ = rx.wait_for(|stop| *stop).await;
             }
         };
+        let stop_on_signal = stop_tx.clone();
         tokio::spawn(async move {
             shutdown.await;
-            let _ = stop_tx.send(true);
+            let _ = stop_on_signal.send(true);
         });
 
         #[cfg_attr(not(feature = "otlp"), allow(unused_mut))]
@@ -326,56 +340,35 @@ impl Application {
             self.metrics.clone(),
             request_observer,
         );
-        let scanner = scanner.map(|scanner| tokio::spawn(scanner.run_until_stopped(stopped())));
+        let scanner = scanner.map(|scanner| {
+            supervise::supervise("scanner", scanner.run_until_stopped(stopped()), stop_tx)
+        });
         let metrics_server = self
             .metrics_server
             .map(|server| tokio::spawn(server.run_until_stopped(stopped())));
         tracing::info!(addr = %self.local_addr, "API listening");
-        let api = axum::serve(self.listener, router)
-            .with_graceful_shutdown(stopped())
-            .await;
+        let api = crate::server::serve(
+            self.listener,
+            router,
+            self.http.header_read_timeout,
+            self.http.max_connections,
+            stopped(),
+        )
+        .await;
         if let Some(server) = metrics_server {
             let _ = server.await;
         }
-        if let Some(scanner) = scanner {
-            let _ = scanner.await;
-        }
+        let scanner = match scanner {
+            Some(task) => task.await.unwrap_or_else(|e| Err(e.to_string())),
+            None => Ok(()),
+        };
         #[cfg(feature = "otlp")]
         if let Some((stop, task)) = otlp {
             let _ = stop.send(());
             let _ = task.await;
         }
-        api
+        api.and(scanner.map_err(std::io::Error::other))
     }
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutdown signal received, finishing in-flight requests");
 }
 
 #[cfg(test)]

@@ -165,20 +165,20 @@ impl StoreSettings {
         }
         // An observed table's connection ids are read and bound in the type its catalogue
         // gives (when the catalogue cannot be read, `check` and the start's probe say why).
+        let mut map = map;
         if let Ok(found) = table.catalogue().describe_table().await {
             if let Some(kind) = found.connection_kind(&map) {
                 if kind != map.connection_kind {
-                    let map = TableMap {
-                        connection_kind: kind,
-                        ..map
-                    };
+                    map.connection_kind = kind;
                     table = store::connect(&self.database_url, &options, &map).await?;
                 }
             }
         }
+        // The state store keeps this table and mapping's rows apart from others' (two
+        // deployments may share one): it is opened with the same map.
         let state = match self.state_home().await? {
             StateHome::Url(url) => Some(
-                store::connect(&url, &self.pool_options(None), &TableMap::default())
+                store::connect(&url, &self.pool_options(None), &map)
                     .await
                     .with_context(|| format!("opening the state store at {url}"))?,
             ),
@@ -187,7 +187,7 @@ impl StoreSettings {
                     schema: Some(STATE_SCHEMA.into()),
                     ..self.pool_options(None)
                 };
-                Some(store::connect(&self.database_url, &options, &TableMap::default()).await?)
+                Some(store::connect(&self.database_url, &options, &map).await?)
             }
             StateHome::Memory => None,
         };

@@ -21,6 +21,11 @@ pub enum StoreError {
     )]
     CloudTaskConflict { existing_id: Uuid },
 
+    /// The values are not acceptable given what is stored (e.g. metadata that merged with
+    /// the run's would exceed its limit); nothing was written.
+    #[error("{0}")]
+    Invalid(crate::domain::ValidationError),
+
     /// The database refused the values (a CHECK constraint); nothing was written.
     #[error("the store rejected the values: {0}")]
     Rejected(String),

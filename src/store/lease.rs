@@ -1,14 +1,46 @@
-//! The scanner lease: on Postgres a session-level advisory lock held on a dedicated
-//! connection outside the pool; on SQLite the one process always leads.
+//! The scanner lease, one per table and mapping: on Postgres a session-level advisory lock
+//! held on a dedicated connection outside the pool; on SQLite an exclusive lock on a file
+//! beside the database, so of two processes serving one file only one scans.
 
+use std::fs::{File, TryLockError};
+use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
+use sha2::{Digest, Sha256};
+use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, PgConnection};
 
 use super::{Backend, DatabaseUrl};
 
-/// Advisory lock key: the bytes of "syncwatc" as a big-endian integer.
+/// Advisory lock key of syncwatch's own table: the bytes of "syncwatc" as a big-endian
+/// integer (what every version has used, so replicas of two versions agree during an
+/// upgrade).
 pub const LEASE_KEY: i64 = 0x7379_6e63_7761_7463;
+
+/// A table and mapping's name in syncwatch's state and lock files: 16 hex digits of
+/// [`lease_key`], empty for syncwatch's own table.
+pub fn mapping_digest(mapping_key: &str) -> String {
+    if mapping_key.is_empty() {
+        String::new()
+    } else {
+        format!("{:016x}", lease_key(mapping_key) as u64)
+    }
+}
+
+/// The advisory lock key of the table and mapping `mapping_key` ([`TableMap::key`]
+/// (super::TableMap::key), empty for syncwatch's own table): deployments scanning two
+/// tables of one database each have a leader, replicas of one deployment share one.
+/// A SHA-256 prefix, so every build and version computes the same key.
+pub fn lease_key(mapping_key: &str) -> i64 {
+    if mapping_key.is_empty() {
+        return LEASE_KEY;
+    }
+    let digest = Sha256::digest(format!("syncwatch scanner lease\n{mapping_key}"));
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(bytes)
+}
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -24,21 +56,41 @@ pub enum Leadership {
 }
 
 pub enum Lease {
-    /// The single process leads (SQLite).
+    /// This process always leads (tests; an in-memory SQLite database).
     Always,
     Postgres {
         url: DatabaseUrl,
+        key: i64,
         held: Option<PgConnection>,
     },
+    /// An exclusive lock on `path` (beside the SQLite file), held while the file is open.
+    File { path: PathBuf, held: Option<File> },
 }
 
 impl Lease {
-    pub fn for_store(url: &DatabaseUrl) -> Self {
+    /// The lease of the table and mapping `mapping_key` in the store at `url`.
+    pub fn for_store(url: &DatabaseUrl, mapping_key: &str) -> Self {
+        let key = lease_key(mapping_key);
         match url.backend() {
-            Backend::Sqlite => Lease::Always,
             Backend::Postgres => Lease::Postgres {
                 url: url.clone(),
+                key,
                 held: None,
+            },
+            Backend::Sqlite => match sqlite_file(url) {
+                Some(database) => {
+                    let mut name = database.into_os_string();
+                    name.push(".syncwatch-lease");
+                    let digest = mapping_digest(mapping_key);
+                    if !digest.is_empty() {
+                        name.push(format!("-{digest}"));
+                    }
+                    Lease::File {
+                        path: name.into(),
+                        held: None,
+                    }
+                }
+                None => Lease::Always,
             },
         }
     }
@@ -47,8 +99,10 @@ impl Lease {
     /// answers); a lost session means a lost lock, and we try to take it again. When the
     /// database cannot be reached at all the answer is [`Leadership::Unknown`].
     pub async fn check(&mut self) -> Leadership {
-        let Lease::Postgres { url, held } = self else {
-            return Leadership::Leader;
+        let (url, key, held) = match self {
+            Lease::Always => return Leadership::Leader,
+            Lease::File { path, held } => return check_file(path, held),
+            Lease::Postgres { url, key, held } => (url, *key, held),
         };
         if let Some(conn) = held.as_mut() {
             let alive = tokio::time::timeout(CONNECT_TIMEOUT, conn.ping())
@@ -60,7 +114,7 @@ impl Lease {
             tracing::warn!("scanner lease connection lost; leadership dropped");
             *held = None;
         }
-        match tokio::time::timeout(CONNECT_TIMEOUT, try_lock(url)).await {
+        match tokio::time::timeout(CONNECT_TIMEOUT, try_lock(url, key)).await {
             Ok(Ok(Some(conn))) => {
                 tracing::info!("scanner lease acquired; this replica exports domain metrics");
                 *held = Some(conn);
@@ -78,18 +132,75 @@ impl Lease {
 
     /// Give the lease up (on shutdown), so another replica takes over at once.
     pub async fn release(&mut self) {
-        if let Lease::Postgres { held, .. } = self {
-            if let Some(conn) = held.take() {
-                let _ = conn.close().await;
+        match self {
+            Lease::Postgres { held, .. } => {
+                if let Some(conn) = held.take() {
+                    let _ = conn.close().await;
+                }
             }
+            // Closing the file releases its lock.
+            Lease::File { held, .. } => drop(held.take()),
+            Lease::Always => {}
         }
     }
 }
 
-async fn try_lock(url: &DatabaseUrl) -> Result<Option<PgConnection>, sqlx::Error> {
+/// The file an SQLite URL names (`None` for an in-memory database).
+fn sqlite_file(url: &DatabaseUrl) -> Option<PathBuf> {
+    let options = SqliteConnectOptions::from_str(url.expose()).ok()?;
+    let file = options.get_filename();
+    let text = file.to_string_lossy();
+    // sqlx names an in-memory database `file:sqlx-in-memory-N`.
+    if text.is_empty() || text == ":memory:" || text.starts_with("file:") {
+        return None;
+    }
+    Some(std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf()))
+}
+
+/// The file lease: held while its lock is (a process that dies releases it with its files).
+/// A lock file that cannot be created (a read-only directory) leaves this process leading,
+/// said once: that directory holds no second writer's journal either.
+fn check_file(path: &std::path::Path, held: &mut Option<File>) -> Leadership {
+    if held.is_some() {
+        return Leadership::Leader;
+    }
+    let file = match File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) => {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                tracing::warn!(
+                    error = %e,
+                    path = %path.display(),
+                    "cannot create the scanner lease file; this process scans without a lease"
+                );
+            });
+            return Leadership::Leader;
+        }
+    };
+    match file.try_lock() {
+        Ok(()) => {
+            tracing::info!(path = %path.display(), "scanner lease acquired; this process exports domain metrics");
+            *held = Some(file);
+            Leadership::Leader
+        }
+        Err(TryLockError::WouldBlock) => Leadership::Follower,
+        Err(TryLockError::Error(e)) => Leadership::Unknown(format!(
+            "cannot lock the scanner lease file {}: {e}",
+            path.display()
+        )),
+    }
+}
+
+async fn try_lock(url: &DatabaseUrl, key: i64) -> Result<Option<PgConnection>, sqlx::Error> {
     let mut conn = PgConnection::connect(url.expose()).await?;
     let locked: bool = sqlx::query_scalar("select pg_try_advisory_lock($1)")
-        .bind(LEASE_KEY)
+        .bind(key)
         .fetch_one(&mut conn)
         .await?;
     if locked {
@@ -97,5 +208,56 @@ async fn try_lock(url: &DatabaseUrl) -> Result<Option<PgConnection>, sqlx::Error
     } else {
         let _ = conn.close().await;
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_table_and_mapping_has_its_own_stable_key() {
+        assert_eq!(
+            lease_key(""),
+            LEASE_KEY,
+            "syncwatch's own table keeps its key"
+        );
+        let a = lease_key("table=a connection=c connection_id=c connector=column:s key=uuid");
+        let b = lease_key("table=b connection=c connection_id=c connector=column:s key=uuid");
+        assert_ne!(a, b);
+        assert_ne!(a, LEASE_KEY);
+        assert_eq!(
+            a,
+            lease_key("table=a connection=c connection_id=c connector=column:s key=uuid")
+        );
+        // Pinned: a change would give two leaders while replicas of two versions run.
+        assert_eq!(
+            lease_key("x"),
+            i64::from_be_bytes(
+                Sha256::digest("syncwatch scanner lease\nx")[..8]
+                    .try_into()
+                    .unwrap()
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn one_process_holds_the_file_lease_until_it_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let url: DatabaseUrl = format!("sqlite://{}/s.db", dir.path().display())
+            .parse()
+            .unwrap();
+        let mut first = Lease::for_store(&url, "");
+        let mut second = Lease::for_store(&url, "");
+        let mut other_table = Lease::for_store(&url, "table=other");
+        assert_eq!(first.check().await, Leadership::Leader);
+        assert_eq!(first.check().await, Leadership::Leader);
+        assert_eq!(second.check().await, Leadership::Follower);
+        assert_eq!(other_table.check().await, Leadership::Leader);
+        first.release().await;
+        assert_eq!(second.check().await, Leadership::Leader);
+        assert_eq!(first.check().await, Leadership::Follower);
+        let memory: DatabaseUrl = "sqlite::memory:".parse().unwrap();
+        assert!(matches!(Lease::for_store(&memory, ""), Lease::Always));
     }
 }

@@ -36,7 +36,7 @@ use engine::{PostgresEngine, SqliteEngine};
 use sql::SqlStore;
 
 pub use catalogue::{Catalogue, SchemaStatus};
-pub use cursor::Cursor;
+pub use cursor::{Cursor, StatusCursor};
 pub use engine::{create_schema, schema_exists};
 pub use error::{StoreError, Unreadable, UnreadableReason};
 pub use lease::{Leadership, Lease};
@@ -46,7 +46,7 @@ pub use observed::{
 };
 pub use pages::{ConnectionSummary, ConnectorOutcomes, LatestError, PageReads};
 pub use probe::Probed;
-pub use runs::{Change, Created, ListFilter, Page, Retention, RunStore, StatusFilter};
+pub use runs::{Change, Created, ListFilter, Page, Retention, RunStore, StatusFilter, StatusPage};
 pub use scanning::{
     ActiveGroup, ConnectionChunk, LiveReads, LiveRun, RecentRun, ScanSource, StuckCutoffs,
     TerminalAggregate, TerminalRun, ERROR_PREFIX_CHARS,

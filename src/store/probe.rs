@@ -115,9 +115,10 @@ impl Store {
         step(&mut done, "the API's connection status", async {
             let filter = StatusFilter {
                 workspace_connector_id: Some(connection.clone()),
+                limit: 1,
                 ..StatusFilter::default()
             };
-            Ok((self.runs().connector_status(&filter).await?.len(), ()))
+            Ok((self.runs().connector_status(&filter).await?.items.len(), ()))
         })
         .await;
         step(

@@ -7,8 +7,11 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::{Cursor, Result, StoreError};
-use crate::domain::{Action, ConnectionId, ConnectorStatus, NewSyncLog, Status, SyncLog};
+use super::{Cursor, Result, StatusCursor, StoreError};
+use crate::domain::{
+    Action, ConnectionId, ConnectorStatus, NewSyncLog, Status, SyncLog, ValidationError,
+    MAX_METADATA_BYTES,
+};
 
 /// What `create` did: inserted a new run, or found the live run with the same
 /// `cloud_task_id` (a repeated Cloud Tasks delivery).
@@ -58,6 +61,18 @@ pub struct Page {
 pub struct StatusFilter {
     pub workspace_connector_id: Option<ConnectionId>,
     pub connector_slug: Option<String>,
+    /// Where the page starts (`None`: the first page).
+    pub cursor: Option<StatusCursor>,
+    /// At most this many entries.
+    pub limit: u32,
+}
+
+/// One page of `GET /v1/connector-status`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusPage {
+    pub items: Vec<ConnectorStatus>,
+    /// Set when more entries may follow; pass it back as `cursor`.
+    pub next_cursor: Option<StatusCursor>,
 }
 
 /// What the lifecycle API (and the reaper, which fails stuck runs through it) asks of the
@@ -108,8 +123,9 @@ pub trait RunStore: Send + Sync + 'static {
     /// Sets `deleted_at`. `false` when there was no live run with that id.
     async fn soft_delete(&self, id: Uuid) -> Result<bool>;
 
-    /// One entry per connection, the connections with the most consecutive failures first.
-    async fn connector_status(&self, filter: &StatusFilter) -> Result<Vec<ConnectorStatus>>;
+    /// One entry per connection, the connections with the most consecutive failures first,
+    /// keyset-paginated.
+    async fn connector_status(&self, filter: &StatusFilter) -> Result<StatusPage>;
 }
 
 /// Deleting history: what `--retention` and `syncwatch prune` ask of the sync log.
@@ -135,11 +151,22 @@ fn existing_for_duplicate(new: &NewSyncLog, existing: SyncLog) -> Result<Created
 }
 
 /// Resolve a failed compare-and-set into the right error from the row's current status.
-pub(crate) fn cas_failure(change: &Change, current: Option<Status>) -> StoreError {
+/// Why a transition's compare-and-set matched no row, from the run's `current` status
+/// and the size its metadata would have had merged with the change's patch.
+pub(crate) fn cas_failure(change: &Change, current: Option<(Status, i64)>) -> StoreError {
     match current {
         None => StoreError::NotFound,
-        Some(current) => match change.action.apply(current) {
+        Some((current, merged_bytes)) => match change.action.apply(current) {
             Err(e) => StoreError::InvalidTransition(e),
+            Ok(_) if merged_bytes > MAX_METADATA_BYTES as i64 => {
+                StoreError::Invalid(ValidationError::new(
+                    "metadata",
+                    format!(
+                        "merged into the run's stored metadata it would be {merged_bytes} \
+                         bytes; at most {MAX_METADATA_BYTES} are allowed"
+                    ),
+                ))
+            }
             // The row moved into an allowed status after our UPDATE looked at it; the
             // caller may retry, but from its point of view the run was not where it
             // expected, which is a conflict.

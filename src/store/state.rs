@@ -17,6 +17,9 @@ pub struct ConnectionState {
     pub last_status: Status,
     pub last_completed_at: DateTime<Utc>,
     pub consecutive_failures: u64,
+    /// When its latest success completed, if known (`None`: never, or a state saved before
+    /// syncwatch kept it): a failure completed before it never extends the streak.
+    pub last_success_at: Option<DateTime<Utc>>,
 }
 
 /// Where the scanner's checkpoint is kept.

@@ -348,6 +348,7 @@ mod tests {
             last_status: Status::Error,
             last_completed_at: Utc::now(),
             consecutive_failures: count,
+            last_success_at: None,
         }
     }
 

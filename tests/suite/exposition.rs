@@ -118,7 +118,7 @@ async fn one_postgres_replica_leads_and_another_takes_over_without_a_drop() {
     let replica = |metrics: Metrics| {
         Scanner::new(
             app.db.store.clone(),
-            Lease::for_store(&app.db.url),
+            Lease::for_store(&app.db.url, ""),
             ScanConfig::default(),
             Arc::new(SystemClock),
             metrics,
@@ -173,6 +173,69 @@ async fn one_postgres_replica_leads_and_another_takes_over_without_a_drop() {
     assert!(m2.render_domain().contains(
         "connector_sync_runs_total{connector=\"hubspot\",trigger=\"manual\",status=\"error\"} 2"
     ));
+}
+
+/// The lease is the table's and mapping's: scanners of two tables in one database both
+/// lead, while two of one table still share one lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tables_in_one_postgres_database_each_have_a_leader() {
+    let Some(app) = TestApp::spawn(Backend::Postgres).await else {
+        return;
+    };
+    let other = "table=app.other_sync_log connection=workspace_connector_id \
+                 connection_id=column:workspace_connector_id connector=column:connector_slug key=uuid";
+    let replica = |mapping: &str| {
+        Scanner::new(
+            app.db.store.clone(),
+            Lease::for_store(&app.db.url, mapping),
+            ScanConfig::default(),
+            Arc::new(SystemClock),
+            Metrics::new(),
+        )
+    };
+    let mut own = replica("");
+    let mut observer = replica(other);
+    let mut own_again = replica("");
+    let mut observer_again = replica(other);
+    assert!(own.scan_once().await.unwrap().leader);
+    assert!(
+        observer.scan_once().await.unwrap().leader,
+        "another table, another lease"
+    );
+    assert!(!own_again.scan_once().await.unwrap().leader);
+    assert!(!observer_again.scan_once().await.unwrap().leader);
+}
+
+/// Two `serve` processes on one SQLite file: one scans (and writes checkpoints), the
+/// other serves the API only, and takes over when the first dies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_sqlite_file_have_one_leader() {
+    let db = common::TestDb::new(Backend::Sqlite).await.unwrap();
+    let url = db.url.expose().to_owned();
+    let flags = ["--scan-interval", "200ms"];
+    let leader = |text: &str| common::sample(text, "syncwatch_scanner_leader");
+    let first = common::Server::start(&url, &flags).await;
+    common::wait_until(
+        "the first process leads",
+        Duration::from_secs(30),
+        async || leader(&first.scrape().await) == Some(1.0),
+    )
+    .await;
+    let second = common::Server::start(&url, &flags).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        leader(&second.scrape().await),
+        Some(0.0),
+        "one leader per file"
+    );
+    assert_eq!(leader(&first.scrape().await), Some(1.0));
+    first.kill_9();
+    common::wait_until(
+        "the second process takes over",
+        Duration::from_secs(30),
+        async || leader(&second.scrape().await) == Some(1.0),
+    )
+    .await;
 }
 
 /// `/metrics` of the real binary, as Prometheus asks for it (`Accept-Encoding: gzip`) and

@@ -21,6 +21,7 @@ mod faults;
 mod fuzz;
 mod hostile;
 mod learned;
+mod limits;
 mod load;
 mod metrics;
 mod observe;

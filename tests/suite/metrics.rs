@@ -276,6 +276,66 @@ async fn a_late_commit_inside_the_window_is_counted_exactly_once(app: &TestApp) 
     assert_eq!(count(&sweeping.metrics().snapshot()), 3);
 }
 
+/// A failure that completed before a success but committed after the scanner saw the
+/// success is not part of the connection's streak, for a running scanner as for a new one
+/// and one continuing from the saved states.
+async fn a_failure_seen_after_a_later_success_does_not_extend_the_streak(app: &TestApp) {
+    let db = &app.db;
+    let mut running = scanner(db, ScanConfig::default(), Arc::new(SystemClock));
+    let now = db.store.scan().db_now().await.unwrap();
+    let secs = chrono::Duration::seconds;
+    let connection = Uuid::new_v4();
+    let mut success = Row::new("hubspot", "success", now - secs(300));
+    success.connection = connection;
+    success.started = Some(now - secs(290));
+    success.completed = Some(now - secs(60));
+    insert(db, &success).await;
+    running.scan_once().await.unwrap();
+
+    let mut late = Row::new("hubspot", "error", now - secs(280));
+    late.connection = connection;
+    late.started = Some(now - secs(270));
+    late.completed = Some(now - secs(120));
+    insert(db, &late).await;
+    let id = connection.to_string();
+    let streak = |s: &Snapshot| {
+        s.failing_list
+            .iter()
+            .find(|c| c.workspace_connector_id.to_string() == id)
+            .map_or(0, |c| c.consecutive_failures)
+    };
+    for _ in 0..2 {
+        running.scan_once().await.unwrap();
+        let snap = running.metrics().snapshot();
+        assert_eq!(
+            streak(&snap),
+            0,
+            "the late failure is older than the success"
+        );
+        assert_eq!(
+            snap.failing_connections
+                .get("hubspot")
+                .copied()
+                .unwrap_or(0),
+            0
+        );
+    }
+    // From the table, and from the states the running scanner saved.
+    for _ in 0..2 {
+        let mut fresh = scanner(db, ScanConfig::default(), Arc::new(SystemClock));
+        while fresh.scan_once().await.unwrap().building {}
+        assert_eq!(streak(&fresh.metrics().snapshot()), 0);
+    }
+    // A failure after the success does count.
+    let mut after = Row::new("hubspot", "error", now - secs(50));
+    after.connection = connection;
+    after.started = Some(now - secs(40));
+    after.completed = Some(now - secs(30));
+    insert(db, &after).await;
+    running.scan_once().await.unwrap();
+    assert_eq!(streak(&running.metrics().snapshot()), 1);
+}
+
 async fn stuck_runs_heartbeats_and_the_reaper_follow_the_clock(app: &TestApp) {
     let db = &app.db;
     let start = db.store.scan().db_now().await.unwrap();
@@ -559,6 +619,7 @@ on_both_stores!(
     a_failed_scan_keeps_the_last_values_and_recovers,
     counters_equal_sql_after_a_mixed_workload,
     a_late_commit_inside_the_window_is_counted_exactly_once,
+    a_failure_seen_after_a_later_success_does_not_extend_the_streak,
     stuck_runs_heartbeats_and_the_reaper_follow_the_clock,
 );
 

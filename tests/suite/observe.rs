@@ -556,7 +556,8 @@ async fn metadata_labels_a_state_schema_and_failover() {
 
 /// A checkpoint is keyed by the table and the whole mapping: restarted on the same state
 /// store with another `--connector-from`, the scanner builds anew from the table instead of
-/// continuing under the old labels, and forgets the connection states saved under them.
+/// continuing under the old labels, and keeps its connection states apart from the ones
+/// saved under them; two deployments with two mappings can share the state store at once.
 #[tokio::test]
 async fn a_mapping_change_rebuilds_and_never_mixes() {
     let Some(observed) = Observed::new().await else {
@@ -621,6 +622,32 @@ async fn a_mapping_change_rebuilds_and_never_mixes() {
     let server = Server::start(&observed.reader_url, &metadata).await;
     let text = scrape_when_built(&server).await;
     assert_metrics_match_sql(&observed.db, &text, METADATA_CONNECTOR).await;
+
+    // Both mappings at once on one database and one state store: each has its own lease
+    // (both lead), its own checkpoint and its own connection states.
+    let beside = Server::start(&observed.reader_url, &lookup).await;
+    let text = scrape_when_built(&beside).await;
+    assert_metrics_match_sql(&observed.db, &text, LOOKUP_CONNECTOR).await;
+    let text = scrape_when_built(&server).await;
+    assert_metrics_match_sql(&observed.db, &text, METADATA_CONNECTOR).await;
+    common::wait_until(
+        "two checkpoints, one per mapping",
+        Duration::from_secs(20),
+        async || {
+            let checkpoints: i64 =
+                sqlx::query_scalar("select count(*) from syncwatch_scanner_checkpoint")
+                    .fetch_one(&mut state_conn)
+                    .await
+                    .unwrap_or(0);
+            let scopes: i64 =
+                sqlx::query_scalar("select count(distinct scope) from syncwatch_connection_state")
+                    .fetch_one(&mut state_conn)
+                    .await
+                    .unwrap_or(0);
+            checkpoints == 2 && scopes == 2
+        },
+    )
+    .await;
 }
 
 /// The statements `check` printed for the table's owner.

@@ -21,7 +21,7 @@ fn failed(k: usize, j: usize) -> bool {
 }
 
 fn connector(k: usize) -> &'static str {
-    if k % 2 == 0 {
+    if k.is_multiple_of(2) {
         "hubspot"
     } else {
         "stripe"

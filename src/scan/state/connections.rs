@@ -55,11 +55,28 @@ impl Connections {
                 last_status: run.status,
                 last_completed_at: run.completed_at,
                 consecutive_failures: 0,
+                last_success_at: None,
             });
         match run.status {
-            Status::Error => entry.consecutive_failures += 1,
-            Status::Success if run.completed_at >= entry.last_completed_at => {
-                entry.consecutive_failures = 0;
+            // A failure that completed before the latest success (seen late: its
+            // transaction committed after the success's) is not part of the streak.
+            Status::Error
+                if entry
+                    .last_success_at
+                    .is_none_or(|success| run.completed_at > success) =>
+            {
+                entry.consecutive_failures += 1;
+            }
+            Status::Success => {
+                if run.completed_at >= entry.last_completed_at {
+                    entry.consecutive_failures = 0;
+                }
+                if entry
+                    .last_success_at
+                    .is_none_or(|success| run.completed_at > success)
+                {
+                    entry.last_success_at = Some(run.completed_at);
+                }
             }
             _ => {}
         }
@@ -98,6 +115,28 @@ mod tests {
         connections.add_run(&r);
         assert_eq!(connections.by_id[&id].consecutive_failures, 0);
         assert_eq!(connections.by_id[&id].last_status, Status::Success);
+    }
+
+    #[test]
+    fn a_failure_seen_after_a_later_success_does_not_extend_the_streak() {
+        let (mut connections, id, mut r) = failure();
+        connections.add_run(&r);
+        r.status = Status::Success;
+        r.completed_at = DateTime::from_timestamp(12, 0).unwrap();
+        connections.add_run(&r);
+        // Completed at 11, before the success at 12, committed after it.
+        r.status = Status::Error;
+        r.completed_at = DateTime::from_timestamp(11, 0).unwrap();
+        connections.add_run(&r);
+        assert_eq!(connections.by_id[&id].consecutive_failures, 0);
+        assert_eq!(connections.by_id[&id].last_status, Status::Success);
+        r.completed_at = DateTime::from_timestamp(13, 0).unwrap();
+        connections.add_run(&r);
+        assert_eq!(connections.by_id[&id].consecutive_failures, 1);
+        assert_eq!(
+            connections.by_id[&id].last_success_at,
+            DateTime::from_timestamp(12, 0)
+        );
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub struct Dialect {
     pub elapsed_ms: &'static str,
     /// `metadata` merged with the JSON object in the parameter named by `{p}` (RFC 7396).
     pub merge_patch: &'static str,
+    /// The size in bytes of the JSON document `{e}` as the database stores and prints it.
+    pub json_bytes: &'static str,
     /// A parameter used where the database must know its type (`{p}` is the placeholder,
     /// `{t}` the type); SQLite needs no cast.
     pub typed_param: fn(usize, &str) -> String,
@@ -40,6 +42,7 @@ pub const POSTGRES: Dialect = Dialect {
     elapsed_ms: "least(greatest(round(extract(epoch from ({now} - started_at)) * 1000), 0), \
         2147483647)::integer",
     merge_patch: "syncwatch_merge_patch(metadata, {p}::jsonb)",
+    json_bytes: "octet_length(({e})::text)",
     typed_param: |n, t| format!("${n}::{t}"),
     migrations_table_exists:
         "select case when to_regclass('_sqlx_migrations') is null then 0 else 1 end",
@@ -60,6 +63,7 @@ pub const SQLITE: Dialect = Dialect {
     elapsed_ms: "max(0, min(2147483647, cast(round((julianday({now}) - julianday(started_at)) \
         * 86400000.0) as integer)))",
     merge_patch: "json_patch(coalesce(metadata, '{}'), {p})",
+    json_bytes: "length(cast(({e}) as blob))",
     typed_param: |n, _| format!("${n}"),
     migrations_table_exists: "select count(*) from sqlite_master \
         where type = 'table' and name = '_sqlx_migrations'",
@@ -77,6 +81,11 @@ impl Dialect {
     /// The merge-patch expression for parameter `n`.
     pub fn merge_patch(&self, n: usize) -> String {
         self.merge_patch.replace("{p}", &format!("${n}"))
+    }
+
+    /// The stored size in bytes of `metadata` merged with parameter `n`.
+    pub fn merged_bytes(&self, n: usize) -> String {
+        self.json_bytes.replace("{e}", &self.merge_patch(n))
     }
 
     /// Parameter `n`, cast to `sql_type` where the dialect needs it.

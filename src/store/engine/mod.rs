@@ -27,6 +27,7 @@ pub enum Param {
     Text(Option<String>),
     Uuid(Option<Uuid>),
     Timestamp(DateTime<Utc>),
+    OptTimestamp(Option<DateTime<Utc>>),
     Bool(bool),
     Int(i64),
 }
@@ -34,6 +35,12 @@ pub enum Param {
 impl From<&str> for Param {
     fn from(value: &str) -> Self {
         Param::Text(Some(value.to_owned()))
+    }
+}
+
+impl From<String> for Param {
+    fn from(value: String) -> Self {
+        Param::Text(Some(value))
     }
 }
 

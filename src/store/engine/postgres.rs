@@ -87,6 +87,7 @@ fn bind(sql: &str, params: Vec<Param>) -> Query<'_, Postgres, PgArguments> {
         Param::Uuid(v) => query.bind(v),
         Param::Text(v) => query.bind(v),
         Param::Timestamp(v) => query.bind(v),
+        Param::OptTimestamp(v) => query.bind(v),
         Param::Bool(v) => query.bind(v),
         Param::Int(v) => query.bind(v),
     })

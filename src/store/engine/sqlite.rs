@@ -64,6 +64,7 @@ fn bind(sql: &str, params: Vec<Param>) -> Query<'_, Sqlite, SqliteArguments<'_>>
         Param::Uuid(v) => query.bind(v.map(|id| id.to_string())),
         Param::Bool(v) => query.bind(v),
         Param::Timestamp(v) => query.bind(format_ts(v)),
+        Param::OptTimestamp(v) => query.bind(v.map(format_ts)),
         Param::Int(v) => query.bind(v),
     })
 }

@@ -6,12 +6,14 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::{json_text, SqlStore};
-use crate::domain::{Action, ConnectorStatus, NewSyncLog, Status, SyncLog, TriggerType};
+use crate::domain::{Action, NewSyncLog, Status, SyncLog, TriggerType, MAX_METADATA_BYTES};
 use crate::store::engine::{Columns, Dialect, Engine, Param, PoolKind};
 use crate::store::observed::TableMap;
 use crate::store::runs::cas_failure;
 use crate::store::Cursor;
-use crate::store::{Change, ListFilter, Page, Result, RunStore, StatusFilter, StoreError};
+use crate::store::{
+    Change, ListFilter, Page, Result, RunStore, StatusFilter, StatusPage, StoreError,
+};
 
 /// The columns every statement returning a run selects, in the order [`decode_run`] reads.
 pub const RUN_COLUMNS: &str = "workspace_connector_sync_log_id, workspace_connector_id, \
@@ -53,19 +55,22 @@ pub fn live_by_id(d: &Dialect, t: &TableMap) -> String {
     )
 }
 
-/// The status of the live run with a public id (parameter 1).
+/// The status of the live run with a public id (parameter 1), and the size its metadata
+/// would have merged with the patch in parameter 2 (0 without one).
 pub fn live_status(d: &Dialect, t: &TableMap) -> String {
     format!(
-        "select status from {} \
+        "select status, case when $2 is null then 0 else {merged} end from {source} \
          where workspace_connector_sync_log_id = $1 and deleted_at is null",
-        t.source(d, "s")
+        merged = d.merged_bytes(2),
+        source = t.source(d, "s")
     )
 }
 
 /// The compare-and-set transition for `action`: it only matches a live run in one of the
 /// statuses the action is allowed from (written into the statement from the state
-/// machine, never from input). Parameters: 1 id, 2 new status, 3 error, 4 metadata patch
-/// (JSON text).
+/// machine, never from input), and only while its metadata merged with the patch stays
+/// within [`MAX_METADATA_BYTES`]. Parameters: 1 id, 2 new status, 3 error, 4 metadata
+/// patch (JSON text).
 pub fn transition(d: &Dialect, t: &TableMap, action: Action) -> String {
     let allowed: Vec<String> = action
         .allowed_from()
@@ -98,8 +103,10 @@ pub fn transition(d: &Dialect, t: &TableMap, action: Action) -> String {
            updated_at = {now} \
          where workspace_connector_sync_log_id = $1 and deleted_at is null \
            and status in ({allowed}) \
+           and ($4 is null or {merged} <= {MAX_METADATA_BYTES}) \
          returning {RUN_COLUMNS}",
         merge = d.merge_patch(4),
+        merged = d.merged_bytes(4),
         allowed = allowed.join(", "),
         target = t.target(),
     )
@@ -142,53 +149,6 @@ pub fn list(
         " order by created_at desc, workspace_connector_sync_log_id desc limit ${limit_param}"
     ));
     sql
-}
-
-/// Latest run per connection, last success, failures since it, and the newest error.
-/// Parameters: 1 connection (or null), 2 connector (or null).
-pub fn connector_status(d: &Dialect, t: &TableMap) -> String {
-    format!(
-        "with live as (
-    select * from {src}
-    where deleted_at is null
-      and ({p1} is null or workspace_connector_id = {p1})
-      and ({p2} is null or connector_slug = $2)
-), latest as (
-    select workspace_connector_id, connector_slug, status, created_at,
-           row_number() over (partition by workspace_connector_id
-                              order by created_at desc, workspace_connector_sync_log_id desc) as rn
-    from live
-), success as (
-    select workspace_connector_id, max(completed_at) as last_success_at
-    from live where status = 'success' group by workspace_connector_id
-), failures as (
-    select l.workspace_connector_id,
-           sum(case when s.last_success_at is null or l.completed_at > s.last_success_at
-                    then 1 else 0 end) as consecutive_failures,
-           max(l.completed_at) as last_failure_at
-    from live l left join success s using (workspace_connector_id)
-    where l.status = 'error'
-    group by l.workspace_connector_id
-), last_error as (
-    select workspace_connector_id, error,
-           row_number() over (partition by workspace_connector_id
-                              order by completed_at desc, workspace_connector_sync_log_id desc) as rn
-    from live where status = 'error'
-)
-select latest.workspace_connector_id, latest.connector_slug, latest.status,
-       latest.created_at, success.last_success_at, failures.last_failure_at,
-       coalesce(failures.consecutive_failures, 0), last_error.error
-from latest
-left join success using (workspace_connector_id)
-left join failures using (workspace_connector_id)
-left join last_error on last_error.workspace_connector_id = latest.workspace_connector_id
-                    and last_error.rn = 1
-where latest.rn = 1
-order by 7 desc, latest.workspace_connector_id",
-        p1 = t.connection_param(d, 1),
-        p2 = d.typed(2, "text"),
-        src = t.source(d, "s"),
-    )
 }
 
 /// The values `trigger_type` may have, for the error naming one outside them.
@@ -234,32 +194,18 @@ pub fn decode_run(row: &impl Columns) -> Result<SyncLog> {
     })
 }
 
-/// A row of [`connector_status`].
-pub fn decode_connector_status(row: &impl Columns) -> Result<ConnectorStatus> {
-    Ok(ConnectorStatus {
-        workspace_connector_id: row.connection_req(0)?,
-        connector_slug: row.connector(1)?,
-        last_status: row.status(2)?,
-        last_run_at: row.timestamp_req(3)?,
-        last_success_at: row.timestamp(4)?,
-        last_failure_at: row.timestamp(5)?,
-        consecutive_failures: row.int_req(6)?,
-        last_error: row.text(7)?,
-    })
-}
-
 impl<E: Engine> SqlStore<E> {
     #[tracing::instrument(skip_all)]
-    async fn current_status(&self, id: Uuid) -> Result<Option<Status>> {
+    async fn current_status(&self, id: Uuid, patch: Param) -> Result<Option<(Status, i64)>> {
         let row = self
             .engine
             .fetch_optional(
                 PoolKind::Api,
                 &live_status(E::DIALECT, &self.table),
-                vec![id.into()],
+                vec![id.into(), patch],
             )
             .await?;
-        row.map(|r| r.status(0)).transpose()
+        row.map(|r| Ok((r.status(0)?, r.int_req(1)?))).transpose()
     }
 }
 
@@ -303,7 +249,10 @@ impl<E: Engine> RunStore for SqlStore<E> {
         ];
         match self.one_run(&sql, params).await? {
             Some(row) => Ok(row),
-            None => Err(cas_failure(change, self.current_status(id).await?)),
+            None => Err(cas_failure(
+                change,
+                self.current_status(id, json_text(&change.metadata)).await?,
+            )),
         }
     }
 
@@ -372,23 +321,7 @@ impl<E: Engine> RunStore for SqlStore<E> {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn connector_status(&self, filter: &StatusFilter) -> Result<Vec<ConnectorStatus>> {
-        let sql = connector_status(E::DIALECT, &self.table);
-        let params = vec![
-            Param::Text(
-                filter
-                    .workspace_connector_id
-                    .as_ref()
-                    .map(ToString::to_string),
-            ),
-            filter.connector_slug.clone().into(),
-        ];
-        let rows = self.engine.fetch_all(PoolKind::Api, &sql, params).await?;
-        self.decode_lenient(
-            "connector status",
-            &rows,
-            Some((0, "connection")),
-            decode_connector_status,
-        )
+    async fn connector_status(&self, filter: &StatusFilter) -> Result<StatusPage> {
+        self.connector_status_page(filter).await
     }
 }

@@ -8,6 +8,7 @@
 //! `explain.rs` writes the scanner's statements out for `EXPLAIN`.
 
 mod catalogue;
+mod connector_status;
 mod explain;
 mod lifecycle;
 mod live;

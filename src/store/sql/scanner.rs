@@ -157,7 +157,8 @@ select x.workspace_connector_id, t.connector_slug, t.status, t.completed_at,
            (select count(*) from {e}
             where e.workspace_connector_id = x.workspace_connector_id
               and e.completed_at > x.last_success and e.status = 'error')
-       end as consecutive_failures
+       end as consecutive_failures,
+       x.last_success
 from latest x join {t} on t.id = x.last_id
 order by x.workspace_connector_id
 ",
@@ -246,6 +247,7 @@ pub fn decode_connection_state(row: &impl Columns) -> Result<ConnectionState> {
         last_status: row.status(2)?,
         last_completed_at: row.timestamp_req(3)?,
         consecutive_failures: row.count(4)?,
+        last_success_at: row.timestamp(5)?,
     })
 }
 

@@ -6,6 +6,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use super::connector_status::MAX_SUMMARY_ERROR_CHARS;
 use super::SqlStore;
 use crate::domain::{ConnectionId, Status};
 use crate::store::engine::{readable, Columns, Dialect, Engine, PoolKind};
@@ -62,7 +63,8 @@ pub fn fold_outcomes(rows: &[impl Columns]) -> Result<Vec<ConnectorOutcomes>> {
 /// The connection `$1`'s last success, the first failure after it, and its latest failed
 /// run: three probes of its `(connection, completed_at, id)` index entries, whatever its
 /// history (the first failure is looked up from the last success on, a range the index
-/// bounds, in its own branch so the bound is never `null`).
+/// bounds, in its own branch so the bound is never `null`). The error is cut to
+/// [`MAX_SUMMARY_ERROR_CHARS`], as every summary's.
 pub fn connection_summary_sql(d: &Dialect, t: &TableMap) -> String {
     let src = |alias: &str| t.source(d, alias);
     let id = t.connection_param(d, 1);
@@ -71,7 +73,8 @@ pub fn connection_summary_sql(d: &Dialect, t: &TableMap) -> String {
     select max(completed_at) as at from {s1}
     where workspace_connector_id = {id} and status = 'success'
 ), latest_error as (
-    select workspace_connector_sync_log_id, completed_at, error from {s2}
+    select workspace_connector_sync_log_id, completed_at,
+           substr(error, 1, {MAX_SUMMARY_ERROR_CHARS}) as error from {s2}
     where workspace_connector_id = {id} and status = 'error' and completed_at is not null
     order by completed_at desc, workspace_connector_sync_log_id desc limit 1
 )
