@@ -109,9 +109,9 @@ impl From<StoreError> for ApiError {
             StoreError::Rejected(msg) => ApiError::Validation(msg),
             StoreError::Invalid(e) => e.into(),
             StoreError::Unreadable(e) => ApiError::UnreadableRow(e.to_string()),
-            e @ (StoreError::Unavailable(_) | StoreError::StatementTimeout(_)) => {
-                ApiError::Unavailable(e)
-            }
+            e @ (StoreError::Unavailable(_)
+            | StoreError::StatementTimeout(_)
+            | StoreError::Fault { .. }) => ApiError::Unavailable(e),
             e => ApiError::Internal(e.into()),
         }
     }

@@ -73,7 +73,7 @@ fn parse<T: DeserializeOwned>(json_type: bool, bytes: &[u8]) -> Result<T, ApiErr
             "expected Content-Type: application/json".into(),
         ));
     }
-    serde_json::from_slice(bytes).map_err(|e| {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
         use serde_json::error::Category;
         match e.classify() {
             Category::Data => ApiError::Validation(e.to_string()),
@@ -81,7 +81,15 @@ fn parse<T: DeserializeOwned>(json_type: bool, bytes: &[u8]) -> Result<T, ApiErr
                 ApiError::BadRequest(format!("malformed JSON: {e}"))
             }
         }
-    })
+    })?;
+    // Every body is an object: serde would also read a struct from a positional array
+    // (and say so in Rust's terms when it does not fit).
+    if !value.is_object() {
+        return Err(ApiError::Validation(
+            "the request body must be a JSON object".into(),
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| ApiError::Validation(e.to_string()))
 }
 
 fn is_json(headers: &HeaderMap) -> bool {

@@ -14,33 +14,45 @@ pub async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
-/// Ready to serve: the store answers and its schema is the one this binary expects.
+/// Ready to serve: the store answers, its schema is the one this binary expects, and it
+/// can be read and written as the API and the scanner will ([`Catalogue::ping`]:
+/// the SQLite file is the one opened, a read of the sync log, no-op writes of it and of
+/// the checkpoint). A store that answers but cannot serve says why (`permission`,
+/// `read_only`, `corrupt`, `missing_database`, `missing_table`, `storage`, `replaced`).
+///
+/// [`Catalogue::ping`]: crate::store::Catalogue::ping
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let (ready, detail) = match state.store.catalogue().ping().await {
+    let catalogue = state.store.catalogue();
+    let (ready, detail) = match catalogue.schema_status().await {
         Err(e) => {
-            tracing::warn!(error = %e, "readiness: store unreachable");
-            (false, json!({ "store": "unreachable" }))
+            let reason = e.unavailable_reason().unwrap_or("unreachable");
+            tracing::warn!(error = %e, reason, "readiness: store unreachable");
+            (false, json!({ "store": reason }))
         }
-        Ok(()) => match state.store.catalogue().schema_status().await {
-            Ok(schema) if schema.is_current() => (
+        Ok(schema) if schema.is_current() => match catalogue.ping().await {
+            Ok(()) => (
                 true,
                 json!({ "store": "ok", "schema_version": schema.expected }),
             ),
-            Ok(schema) => (
-                false,
-                json!({
-                    "store": "ok",
-                    "schema": "not current",
-                    "schema_version": schema.applied,
-                    "expected_schema_version": schema.expected,
-                    "dirty": schema.dirty,
-                }),
-            ),
             Err(e) => {
-                tracing::warn!(error = %e, "readiness: schema check failed");
-                (false, json!({ "store": "unreachable" }))
+                let reason = e.unavailable_reason().unwrap_or("error");
+                tracing::warn!(error = %e, reason, "readiness: the store cannot serve");
+                (
+                    false,
+                    json!({ "store": reason, "schema_version": schema.expected }),
+                )
             }
         },
+        Ok(schema) => (
+            false,
+            json!({
+                "store": "ok",
+                "schema": "not current",
+                "schema_version": schema.applied,
+                "expected_schema_version": schema.expected,
+                "dirty": schema.dirty,
+            }),
+        ),
     };
     let code = if ready {
         StatusCode::OK

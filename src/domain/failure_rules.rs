@@ -155,6 +155,15 @@ impl FailureRules {
         if texts.len() > MAX_RULES {
             return Err(error(None, format!("more than {MAX_RULES} rules")));
         }
+        if texts.is_empty() {
+            // An empty file is a mistake (a wrong path, a truncated deploy), never "no
+            // rules": without the flag syncwatch uses its built-in rules.
+            return Err(error(
+                None,
+                "no rules: give at least one, or leave the flag out to use the built-in rules"
+                    .into(),
+            ));
+        }
         let lines = item_lines(text);
         let mut rules = Vec::new();
         let mut reasons: Vec<(String, Owner)> = Vec::new();
@@ -182,6 +191,16 @@ impl FailureRules {
                 }
                 Some(_) => {}
                 None => reasons.push((rule.reason.clone(), rule.owner)),
+            }
+            if rule.pattern.trim().is_empty() {
+                // It would match every error text.
+                return Err(error(
+                    line,
+                    format!(
+                        "pattern of {} is empty: it would match every error",
+                        rule.reason
+                    ),
+                ));
             }
             let pattern = RegexBuilder::new(&rule.pattern)
                 .case_insensitive(true)
@@ -358,6 +377,18 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.line, Some(2));
         assert!(FailureRules::parse("reason: a", "r").is_err(), "not a list");
+        for nothing in ["", "[]", "# only a comment\n"] {
+            assert!(
+                FailureRules::parse(nothing, "r").is_err(),
+                "{nothing:?} has no rule"
+            );
+        }
+        let err =
+            FailureRules::parse("- {reason: a, owner: customer, pattern: ''}\n", "r").unwrap_err();
+        assert!(err.reason.contains("every error"), "{err}");
+        let err = FailureRules::parse("- {reason: a, owner: customer, pattern: '  '}\n", "r")
+            .unwrap_err();
+        assert_eq!(err.line, Some(1), "{err}");
     }
 
     #[test]

@@ -8,6 +8,9 @@ use super::TriggerType;
 pub const MAX_CLOUD_TASK_ID_CHARS: usize = 255;
 pub const MAX_METADATA_BYTES: usize = 64 * 1024;
 pub const MAX_CONNECTOR_SLUG_CHARS: usize = 64;
+/// The largest `metadata.records_synced` counted (2^53, the last integer a float holds
+/// exactly); the SQL that reads other writers' rows ignores larger ones the same way.
+pub const MAX_RECORDS_SYNCED: f64 = 9_007_199_254_740_992.0;
 /// The most characters of a failed run's error text that are stored.
 pub const MAX_ERROR_CHARS: usize = 8192;
 
@@ -90,6 +93,19 @@ pub fn validate_metadata(metadata: &Value) -> Result<&Map<String, Value>, Valida
             "metadata",
             format!("is {size} bytes; at most {MAX_METADATA_BYTES} are allowed"),
         ));
+    }
+    if let Some(Value::Number(n)) = map.get("records_synced") {
+        // Counted into `connector_sync_records_synced_total`: a number no sync reaches
+        // would freeze that counter (adding 1 to 1e300 changes nothing).
+        if !n
+            .as_f64()
+            .is_some_and(|x| (0.0..=MAX_RECORDS_SYNCED).contains(&x))
+        {
+            return Err(ValidationError::new(
+                "metadata.records_synced",
+                format!("must be a number from 0 to {MAX_RECORDS_SYNCED} (2^53)"),
+            ));
+        }
     }
     if contains_nul(metadata) {
         // Postgres cannot store U+0000 in jsonb text; refuse it on both stores alike.
@@ -190,6 +206,21 @@ mod tests {
         let just_fits = json!({ "b": "x".repeat(MAX_METADATA_BYTES - 10) });
         assert!(validate_metadata(&just_fits).is_ok());
         assert!(validate_metadata(&json!({"a": {"b": ["\u{0}"]}})).is_err());
+        for absurd in [
+            json!(1e300),
+            json!(-1),
+            json!(9_007_199_254_740_993.0_f64 * 2.0),
+        ] {
+            assert!(validate_metadata(&json!({ "records_synced": absurd })).is_err());
+        }
+        for fine in [
+            json!(0),
+            json!(1200),
+            json!(9_007_199_254_740_992_u64),
+            json!("n/a"),
+        ] {
+            assert!(validate_metadata(&json!({ "records_synced": fine })).is_ok());
+        }
     }
 
     #[test]

@@ -175,10 +175,10 @@ impl StoreSettings {
             }
         }
         // The state store keeps this table and mapping's rows apart from others' (two
-        // deployments may share one): it is opened with the same map.
+        // deployments may share one).
         let state = match self.state_home().await? {
             StateHome::Url(url) => Some(
-                store::connect(&url, &self.pool_options(None), &map)
+                store::connect_state(&url, &self.pool_options(None), &map.key())
                     .await
                     .with_context(|| format!("opening the state store at {url}"))?,
             ),
@@ -187,7 +187,7 @@ impl StoreSettings {
                     schema: Some(STATE_SCHEMA.into()),
                     ..self.pool_options(None)
                 };
-                Some(store::connect(&self.database_url, &options, &map).await?)
+                Some(store::connect_state(&self.database_url, &options, &map.key()).await?)
             }
             StateHome::Memory => None,
         };
@@ -229,11 +229,20 @@ impl StoreSettings {
             }
         }
         let store = self.open(scan_statement_timeout).await?;
-        store
+        // Migrating takes `CREATE` (sqlx makes sure its own table exists first), so only
+        // when one is pending: a role with only DML grants serves a current schema.
+        let current = store
             .catalogue()
-            .migrate()
+            .schema_status()
             .await
-            .with_context(|| format!("migrating {}", self.database_url))?;
+            .is_ok_and(|schema| schema.is_current());
+        if !current {
+            store
+                .catalogue()
+                .migrate()
+                .await
+                .with_context(|| format!("migrating {}", self.database_url))?;
+        }
         if self.observe_only {
             self.log_observed().await?;
             return Ok(store);

@@ -34,6 +34,12 @@ pub enum StoreError {
     #[error("store unavailable: {0}")]
     Unavailable(sqlx::Error),
 
+    /// The store cannot serve until an operator acts ([`StoreFault`]): privileges revoked,
+    /// a read-only or corrupt database, a dropped database or table, a full disk, an
+    /// SQLite file removed or replaced. Nothing was written.
+    #[error("store fault ({fault}): {detail}")]
+    Fault { fault: StoreFault, detail: String },
+
     /// PostgreSQL cancelled a statement that ran longer than the connection's
     /// `statement_timeout`; nothing was written.
     #[error("a statement ran longer than its statement timeout and was cancelled: {0}")]
@@ -111,7 +117,85 @@ impl std::fmt::Display for Unreadable {
     }
 }
 
+/// What is wrong with a store that answers but cannot serve, as `/readyz` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreFault {
+    /// The role may not read or write what it must (or may no longer log in).
+    Permission,
+    /// The database refuses writes (a standby, `default_transaction_read_only`, a
+    /// read-only SQLite file or directory).
+    ReadOnly,
+    /// The database reports damaged data.
+    Corrupt,
+    /// The database is gone (dropped, or the SQLite file cannot be opened).
+    MissingDatabase,
+    /// The sync log or syncwatch's tables are gone.
+    MissingTable,
+    /// The disk is full or failing.
+    Storage,
+    /// The SQLite file was removed or replaced under a running syncwatch: writes would
+    /// go to a file no one reads.
+    Replaced,
+}
+
+impl StoreFault {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreFault::Permission => "permission",
+            StoreFault::ReadOnly => "read_only",
+            StoreFault::Corrupt => "corrupt",
+            StoreFault::MissingDatabase => "missing_database",
+            StoreFault::MissingTable => "missing_table",
+            StoreFault::Storage => "storage",
+            StoreFault::Replaced => "replaced",
+        }
+    }
+
+    /// The fault a database error code means: a PostgreSQL SQLSTATE (five characters),
+    /// or an SQLite result code (its primary code is the low byte), with the message for
+    /// SQLite's generic error.
+    fn of_code(code: &str, message: &str) -> Option<Self> {
+        if code.len() == 5 {
+            return match code {
+                "42501" | "28000" | "28P01" => Some(StoreFault::Permission),
+                "25006" => Some(StoreFault::ReadOnly),
+                "XX001" | "XX002" => Some(StoreFault::Corrupt),
+                "3D000" => Some(StoreFault::MissingDatabase),
+                "42P01" | "3F000" => Some(StoreFault::MissingTable),
+                "53100" | "58030" => Some(StoreFault::Storage),
+                _ => None,
+            };
+        }
+        match code.parse::<u32>().ok()? & 0xff {
+            3 | 23 => Some(StoreFault::Permission),
+            8 => Some(StoreFault::ReadOnly),
+            11 | 26 => Some(StoreFault::Corrupt),
+            14 => Some(StoreFault::MissingDatabase),
+            10 | 13 => Some(StoreFault::Storage),
+            1 if message.starts_with("no such table") => Some(StoreFault::MissingTable),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for StoreFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl StoreError {
+    /// Why the store cannot serve, for `/readyz`: a fault, `unreachable` for an
+    /// unreachable or exhausted store, `statement_timeout`; `None` for other errors.
+    pub fn unavailable_reason(&self) -> Option<&'static str> {
+        match self {
+            StoreError::Fault { fault, .. } => Some(fault.as_str()),
+            StoreError::Unavailable(_) => Some("unreachable"),
+            StoreError::StatementTimeout(_) => Some("statement_timeout"),
+            _ => None,
+        }
+    }
+
     /// A URL the backend's driver refused (the password never shown).
     pub(crate) fn invalid_url(url: &super::DatabaseUrl, reason: impl std::fmt::Display) -> Self {
         StoreError::InvalidUrl {
@@ -143,6 +227,12 @@ impl From<sqlx::Error> for StoreError {
                 if code == "57014" {
                     return StoreError::StatementTimeout(err);
                 }
+                if let Some(fault) = StoreFault::of_code(&code, db.message()) {
+                    return StoreError::Fault {
+                        fault,
+                        detail: db.message().to_owned(),
+                    };
+                }
                 if code.starts_with("08")
                     || code.starts_with("57P")
                     || code == "53300"
@@ -161,6 +251,82 @@ impl From<sqlx::Error> for StoreError {
                 }
             }
             _ => StoreError::Database(err),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_codes_are_classified_once_per_backend() {
+        for (code, message, fault) in [
+            (
+                "42501",
+                "permission denied for table t",
+                Some(StoreFault::Permission),
+            ),
+            (
+                "28P01",
+                "password authentication failed",
+                Some(StoreFault::Permission),
+            ),
+            (
+                "25006",
+                "cannot execute UPDATE in a read-only transaction",
+                Some(StoreFault::ReadOnly),
+            ),
+            (
+                "XX001",
+                "invalid page in block 1",
+                Some(StoreFault::Corrupt),
+            ),
+            (
+                "3D000",
+                "database \"x\" does not exist",
+                Some(StoreFault::MissingDatabase),
+            ),
+            (
+                "42P01",
+                "relation \"t\" does not exist",
+                Some(StoreFault::MissingTable),
+            ),
+            ("53100", "could not extend file", Some(StoreFault::Storage)),
+            ("23505", "duplicate key", None),
+            // SQLite: extended codes by their primary code (the low byte).
+            (
+                "8",
+                "attempt to write a readonly database",
+                Some(StoreFault::ReadOnly),
+            ),
+            (
+                "1032",
+                "attempt to write a readonly database",
+                Some(StoreFault::ReadOnly),
+            ),
+            (
+                "11",
+                "database disk image is malformed",
+                Some(StoreFault::Corrupt),
+            ),
+            ("26", "file is not a database", Some(StoreFault::Corrupt)),
+            (
+                "14",
+                "unable to open database file",
+                Some(StoreFault::MissingDatabase),
+            ),
+            ("13", "database or disk is full", Some(StoreFault::Storage)),
+            ("1", "no such table: t", Some(StoreFault::MissingTable)),
+            ("1", "near \"x\": syntax error", None),
+            ("5", "database is locked", None),
+            ("2067", "UNIQUE constraint failed", None),
+        ] {
+            assert_eq!(
+                StoreFault::of_code(code, message),
+                fault,
+                "{code} {message}"
+            );
         }
     }
 }

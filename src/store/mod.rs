@@ -38,7 +38,7 @@ use sql::SqlStore;
 pub use catalogue::{Catalogue, SchemaStatus};
 pub use cursor::{Cursor, StatusCursor};
 pub use engine::{create_schema, schema_exists};
-pub use error::{StoreError, Unreadable, UnreadableReason};
+pub use error::{StoreError, StoreFault, Unreadable, UnreadableReason};
 pub use lease::{Leadership, Lease};
 pub use observed::{
     check_table, CheckReport, ConnectionIdSource, ConnectorSource, Ident, TableDescription,
@@ -183,6 +183,26 @@ impl Default for PoolOptions {
 /// With `options.read_only` the sync log is observed: see [`Store::observed`] for where
 /// its state goes.
 pub async fn connect(url: &DatabaseUrl, options: &PoolOptions, table: &TableMap) -> Result<Store> {
+    connect_scoped(url, options, table, &table.key()).await
+}
+
+/// Open a state store (`--state-database-url`, or the observed database's `syncwatch`
+/// schema) for the table and mapping `mapping_key` ([`TableMap::key`]): syncwatch's own
+/// tables, its rows there kept apart from other mappings'.
+pub async fn connect_state(
+    url: &DatabaseUrl,
+    options: &PoolOptions,
+    mapping_key: &str,
+) -> Result<Store> {
+    connect_scoped(url, options, &TableMap::default(), mapping_key).await
+}
+
+async fn connect_scoped(
+    url: &DatabaseUrl,
+    options: &PoolOptions,
+    table: &TableMap,
+    mapping_key: &str,
+) -> Result<Store> {
     let table = table.clone();
     let read_only = options.read_only;
     let skipped = Arc::new(SkippedRows::default());
@@ -193,7 +213,8 @@ pub async fn connect(url: &DatabaseUrl, options: &PoolOptions, table: &TableMap)
                 table,
                 read_only,
                 skipped.clone(),
-            ),
+            )
+            .scoped(mapping_key),
             skipped,
         ),
         Backend::Sqlite => Store::owned(
@@ -202,7 +223,8 @@ pub async fn connect(url: &DatabaseUrl, options: &PoolOptions, table: &TableMap)
                 table,
                 read_only,
                 skipped.clone(),
-            ),
+            )
+            .scoped(mapping_key),
             skipped,
         ),
     })

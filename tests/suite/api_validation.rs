@@ -53,6 +53,18 @@ async fn invalid_creates_are_rejected_and_write_nothing(app: &TestApp) {
     let nested = format!("{}1{}", "[".repeat(200), "]".repeat(200));
     let cases: Vec<(&str, Value, StatusCode, &str)> = vec![
         (
+            "a positional array instead of an object",
+            json!([uuid::Uuid::new_v4(), "hubspot", null, null, null, null]),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            "a string instead of an object",
+            json!("hubspot"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
             "malformed workspace_connector_id",
             with(
                 valid_create(),
@@ -200,6 +212,12 @@ async fn invalid_creates_are_rejected_and_write_nothing(app: &TestApp) {
     for (case, body, want, code) in cases {
         let (status, err) = app.post("/v1/sync-logs", body).await;
         assert_error(status, &err, want, code, case);
+        // Messages speak of the request, never of the server's types.
+        let message = err["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            !message.contains("struct") && !message.contains("Body"),
+            "{case}: {message}"
+        );
     }
 
     let raw_cases: Vec<(&str, &str, Vec<u8>, StatusCode, &str)> = vec![

@@ -33,5 +33,6 @@ mod openapi;
 mod otlp;
 mod properties;
 mod rules_and_dashboards;
+mod store_faults;
 mod ui;
 mod ui_browser;

@@ -116,7 +116,15 @@ async fn rows_outside_the_contract_are_skipped_and_counted_and_the_rest_stays_ex
     // within the late-commit window the build reads so), each counted once however often
     // the steady scan's overlap reads it again; the walk over connections took the
     // readable run before it as its connection's latest.
-    assert_eq!(skipped(&text, "unknown_value", "status"), 2.0, "{text}");
+    assert_eq!(
+        skipped(&text, "unknown_value", "status"),
+        2.0,
+        "{}",
+        text.lines()
+            .filter(|l| l.starts_with("syncwatch_rows_skipped_total"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 
     // The API lists the runs it can show, and says what it cannot.
     let list = get_json(&format!("{}/v1/sync-logs?limit=200", server.api)).await;

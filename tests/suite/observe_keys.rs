@@ -256,9 +256,34 @@ async fn django_postgres_bigint_keys() {
     }) {
         db.execute(&sql).await;
     }
-    let (_, url) = db.select_only_role(&["workspace_connector_sync_log"]).await;
+    // The public uuid in the connection table, in the opposite order of the keys: the
+    // walk goes by the public id (the connection table's index), two connections a chunk.
+    db.execute(
+        "create table workspace_connector (
+            id bigint primary key,
+            workspace_connector_id uuid not null unique
+        )",
+    )
+    .await;
+    let public = |k: usize| uuid::Uuid::from_u128((100 - k) as u128).to_string();
+    for k in 0..CONNECTIONS {
+        db.execute(&format!(
+            "insert into workspace_connector values ({}, '{}')",
+            9_000_000_000_i64 + k as i64,
+            public(k)
+        ))
+        .await;
+    }
+    let (_, url) = db
+        .select_only_role(&["workspace_connector_sync_log", "workspace_connector"])
+        .await;
     check_passes(&url, &[], "bigint");
     assert_scanned_exactly(&url, &[], |k| (9_000_000_000_i64 + k as i64).to_string());
+    let by_public_id = [
+        "--connection-id-from",
+        "lookup:workspace_connector.workspace_connector_id",
+    ];
+    assert_scanned_exactly(&url, &by_public_id, public);
 }
 
 /// Django on SQLite: `integer` keys, uuids as 32 hex digits in `char(32)`, `datetime`
@@ -302,4 +327,31 @@ async fn django_sqlite_integer_keys() {
         db.execute(&sql).await;
     }
     assert_scanned_exactly(db.url.expose(), &[], |k| (10 + k).to_string());
+    // The public id from the connection table, Django's uuid as 32 hex digits, sorting
+    // opposite to the keys.
+    db.execute(
+        "create table \"workspace_connector\" (
+            \"id\" integer not null primary key autoincrement,
+            \"workspace_connector_id\" char(32) not null unique
+        )",
+    )
+    .await;
+    let public = |k: usize| {
+        uuid::Uuid::from_u128((100 - k) as u128)
+            .simple()
+            .to_string()
+    };
+    for k in 0..CONNECTIONS {
+        db.execute(&format!(
+            "insert into workspace_connector values ({}, '{}')",
+            10 + k,
+            public(k)
+        ))
+        .await;
+    }
+    let by_public_id = [
+        "--connection-id-from",
+        "lookup:workspace_connector.workspace_connector_id",
+    ];
+    assert_scanned_exactly(db.url.expose(), &by_public_id, public);
 }

@@ -10,7 +10,9 @@ pub struct Dialect {
     /// `started_at - created_at` in seconds, as a float rounded to milliseconds (the
     /// stores' common precision, so both give the same figures).
     pub delay_seconds: &'static str,
-    /// `metadata.records_synced` when it is a non-negative number, as a float, else null.
+    /// `metadata.records_synced` when it is a number from 0 to 2^53 (a larger one is no
+    /// count of records, and would freeze the counter it is added to), as a float, else
+    /// null.
     pub records_synced: &'static str,
     /// Whole milliseconds from `started_at` to the clock (`{now}`), clamped to
     /// `0..=i32::MAX`.
@@ -37,7 +39,7 @@ pub const POSTGRES: Dialect = Dialect {
     delay_seconds: "case when isfinite(started_at) and isfinite(created_at) then \
         (round(date_part('epoch', started_at - created_at) * 1000::float8) / 1000::float8) end",
     records_synced: "case when jsonb_typeof(metadata -> 'records_synced') = 'number' \
-        and (metadata ->> 'records_synced')::float8 >= 0 \
+        and (metadata ->> 'records_synced')::float8 between 0 and 9007199254740992 \
         then (metadata ->> 'records_synced')::float8 end",
     elapsed_ms: "least(greatest(round(extract(epoch from ({now} - started_at)) * 1000), 0), \
         2147483647)::integer",
@@ -58,7 +60,7 @@ pub const SQLITE: Dialect = Dialect {
     // Only valid JSON: the JSON functions fail the whole statement on a malformed document.
     records_synced: "case when json_valid(metadata) then \
         case when json_type(metadata, '$.records_synced') in ('integer', 'real') \
-        and json_extract(metadata, '$.records_synced') >= 0 \
+        and json_extract(metadata, '$.records_synced') between 0 and 9007199254740992 \
         then cast(json_extract(metadata, '$.records_synced') as real) end end",
     elapsed_ms: "max(0, min(2147483647, cast(round((julianday({now}) - julianday(started_at)) \
         * 86400000.0) as integer)))",

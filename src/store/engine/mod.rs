@@ -220,6 +220,13 @@ pub trait Engine: Send + Sync + 'static {
     /// Rows affected.
     async fn execute(&self, pool: PoolKind, sql: &str, params: Vec<Param>) -> Result<u64>;
 
+    /// Whether the database is still the one opened: an SQLite file removed or replaced
+    /// since is a [`StoreFault::Replaced`](crate::store::StoreFault::Replaced) fault
+    /// (writes would go to a file no one reads). Always true of a server.
+    fn file_intact(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// The first row, for statements that match at most one.
     async fn fetch_optional(
         &self,

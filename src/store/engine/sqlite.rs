@@ -32,6 +32,21 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct SqliteEngine {
     pool: SqlitePool,
+    /// The database file and its identity (device, inode) when opened; `None` in memory.
+    file: Option<(std::path::PathBuf, (u64, u64))>,
+}
+
+/// A file's device and inode: what stays the same while it is the same file.
+#[cfg(unix)]
+fn identity(path: &std::path::Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::metadata(path)?;
+    Ok((metadata.dev(), metadata.ino()))
+}
+
+#[cfg(not(unix))]
+fn identity(path: &std::path::Path) -> std::io::Result<(u64, u64)> {
+    std::fs::metadata(path).map(|_| (0, 0))
 }
 
 impl SqliteEngine {
@@ -48,12 +63,19 @@ impl SqliteEngine {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
         };
+        let filename = connect.get_filename().to_path_buf();
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
             .connect_with(connect)
             .await?;
-        Ok(Self { pool })
+        // sqlx names an in-memory database `file:sqlx-in-memory-N`: nothing to watch.
+        let file = if filename.to_string_lossy().starts_with("file:") {
+            None
+        } else {
+            identity(&filename).ok().map(|id| (filename, id))
+        };
+        Ok(Self { pool, file })
     }
 }
 
@@ -71,6 +93,29 @@ fn bind(sql: &str, params: Vec<Param>) -> Query<'_, Sqlite, SqliteArguments<'_>>
 
 #[async_trait]
 impl Engine for SqliteEngine {
+    fn file_intact(&self) -> Result<()> {
+        let Some((path, opened)) = &self.file else {
+            return Ok(());
+        };
+        let detail = match identity(path) {
+            Ok(now) if now == *opened => return Ok(()),
+            Ok(_) => format!(
+                "{} was replaced by another file since syncwatch opened it; restart syncwatch \
+                 to use the new file",
+                path.display()
+            ),
+            Err(e) => format!(
+                "{} was removed since syncwatch opened it ({e}); what is written now would \
+                 be lost: restore it or restart syncwatch",
+                path.display()
+            ),
+        };
+        Err(StoreError::Fault {
+            fault: crate::store::StoreFault::Replaced,
+            detail,
+        })
+    }
+
     type Row = SqliteRow;
 
     const BACKEND: Backend = Backend::Sqlite;

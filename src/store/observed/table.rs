@@ -150,6 +150,13 @@ pub const READ_COLUMNS: &[&str] = &[
     "deleted_at",
 ];
 
+/// How [`TableMap::source_reading`] reads a `lookup:` column.
+#[derive(Debug, Clone, Copy)]
+enum Lookups {
+    Joined,
+    Probed,
+}
+
 impl TableMap {
     /// Whether the table's columns are the sync log's own names (no derived table needed).
     fn is_identity(&self) -> bool {
@@ -159,37 +166,56 @@ impl TableMap {
     }
 
     /// The relation reads select from, with `alias`: the table itself, or a derived table
-    /// with the sync log's column names.
+    /// with the sync log's column names. A `lookup:` is a left join, which the database
+    /// removes where the read does not use its column and otherwise makes one pass over
+    /// the looked-up table: for reads of many rows (a build's chunk, a sweep).
     pub fn source(&self, d: &Dialect, alias: &str) -> String {
+        self.source_reading(d, alias, Lookups::Joined)
+    }
+
+    /// [`TableMap::source`] for reads of few rows (the live runs, a steady scan's window):
+    /// each `lookup:` is an index probe per row read, never a pass over the looked-up
+    /// table (which PostgreSQL's planner prefers for a join even at a thousand rows).
+    /// Never for a read that filters or orders by the connection id it looks up.
+    pub fn source_of_few(&self, d: &Dialect, alias: &str) -> String {
+        self.source_reading(d, alias, Lookups::Probed)
+    }
+
+    fn source_reading(&self, d: &Dialect, alias: &str, lookups: Lookups) -> String {
         if self.is_identity() {
             return format!("{} {alias}", self.table.quoted());
         }
         let columns: Vec<String> = READ_COLUMNS.iter().map(|c| format!("t.{c}")).collect();
+        let connection = self.connection.quoted();
+        // A looked-up column under `alias`, and the join it needs (none when probed).
+        let lookup = |table: &Ident, column: &Ident, alias: &str| match lookups {
+            Lookups::Joined => (
+                format!("{alias}.{}", column.quoted()),
+                format!(
+                    " left join {} {alias} on {alias}.id = t.{connection}",
+                    table.quoted()
+                ),
+            ),
+            // `limit 1`: a looked-up table whose `id` is not unique never fails the read.
+            Lookups::Probed => (
+                format!(
+                    "(select {alias}.{} from {} {alias} where {alias}.id = t.{connection} \
+                     limit 1)",
+                    column.quoted(),
+                    table.quoted()
+                ),
+                String::new(),
+            ),
+        };
         let (connector, join) = match &self.connector {
             ConnectorSource::Column(c) => (format!("t.{}", c.quoted()), String::new()),
             ConnectorSource::Metadata(key) => ((d.metadata_text)("t.metadata", key), String::new()),
-            ConnectorSource::Lookup { table, column } => (
-                format!("w.{}", column.quoted()),
-                format!(
-                    " left join {} w on w.id = t.{}",
-                    table.quoted(),
-                    self.connection.quoted()
-                ),
-            ),
+            ConnectorSource::Lookup { table, column } => lookup(table, column, "w"),
         };
         let (connection_id, id_join) = match &self.connection_id {
-            ConnectionIdSource::Connection => {
-                (format!("t.{}", self.connection.quoted()), String::new())
-            }
+            ConnectionIdSource::Connection => (format!("t.{connection}"), String::new()),
             ConnectionIdSource::Column(c) => (format!("t.{}", c.quoted()), String::new()),
-            ConnectionIdSource::Lookup { table, column } => (
-                format!("p.{}", column.quoted()),
-                format!(
-                    " left join {} p on p.id = t.{}",
-                    table.quoted(),
-                    self.connection.quoted()
-                ),
-            ),
+            ConnectionIdSource::Lookup { table, column } => lookup(table, column, "p"),
         };
         format!(
             "(select {}, {connection_id} as workspace_connector_id, cast({connector} as text) \
@@ -303,6 +329,13 @@ mod tests {
              on w.id = t.\"connection_id\""
         ));
         assert!(sql.ends_with(") s"));
+        // Read few rows at a time, a lookup is an index probe per row, never a join.
+        let few = map.source_of_few(&POSTGRES, "s");
+        assert!(few.contains(
+            "cast((select w.\"slug\" from \"app\".\"workspace_connector\" w \
+             where w.id = t.\"connection_id\" limit 1) as text) as connector_slug"
+        ));
+        assert!(!few.contains("join"));
         let map = TableMap {
             connection_id: ConnectionIdSource::Connection,
             connector: "metadata:slug".parse().unwrap(),

@@ -25,6 +25,7 @@ pub fn connector_status(d: &Dialect, t: &TableMap) -> String {
       and ({p2} is null or connector_slug = $2)
 ), latest as (
     select workspace_connector_id, connector_slug, status, created_at,
+           workspace_connector_sync_log_id,
            row_number() over (partition by workspace_connector_id
                               order by created_at desc, workspace_connector_sync_log_id desc) as rn
     from live
@@ -47,7 +48,8 @@ pub fn connector_status(d: &Dialect, t: &TableMap) -> String {
 )
 select latest.workspace_connector_id, latest.connector_slug, latest.status,
        latest.created_at, success.last_success_at, failures.last_failure_at,
-       coalesce(failures.consecutive_failures, 0), last_error.error
+       coalesce(failures.consecutive_failures, 0), last_error.error,
+       latest.workspace_connector_sync_log_id
 from latest
 left join success using (workspace_connector_id)
 left join failures using (workspace_connector_id)
@@ -111,7 +113,9 @@ impl<E: Engine> SqlStore<E> {
         let items = self.decode_lenient(
             "connector status",
             page,
-            Some((0, "connection")),
+            // Named by its latest run, whose values the entry must read: a run the
+            // scanner skipped too is counted once.
+            Some((8, "run")),
             decode_connector_status,
         )?;
         let next_cursor = if more {

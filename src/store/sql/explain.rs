@@ -1,7 +1,7 @@
 //! The scanner's PostgreSQL statements as `EXPLAIN` reads them: each with its parameters
 //! written in as SQL, for the benchmarks' and the docs' query plans.
 
-use super::{live, scanner};
+use super::{connection_walk, live, scanner};
 use crate::store::engine::POSTGRES;
 use crate::store::observed::TableMap;
 
@@ -28,7 +28,7 @@ pub fn postgres_scanner_queries(
         ),
         (
             "first start: connection states, a chunk of 2000 connections from the middle",
-            scanner::connection_states_sql(d, t, true)
+            connection_walk::connection_states_sql(d, t, true)
                 .replace("$2::uuid", "'80000000-0000-0000-0000-000000000000'::uuid")
                 .replace("$1", "2000"),
         ),

@@ -27,7 +27,7 @@ pub fn active_groups_sql(d: &Dialect, t: &TableMap) -> String {
      from {} \
      where status in ('scheduled', 'in_progress') and deleted_at is null \
      group by connector_slug, status",
-        t.source(d, "s")
+        t.source_of_few(d, "s")
     )
 }
 
@@ -40,7 +40,7 @@ pub fn stuck_ids_sql(d: &Dialect, t: &TableMap) -> String {
        (status = 'in_progress' and (updated_at < $2 \
           or coalesce(started_at, created_at) < $3))) \
      order by created_at limit 1000",
-        t.source(d, "s")
+        t.source_of_few(d, "s")
     )
 }
 
@@ -65,7 +65,7 @@ pub fn live_runs_sql(d: &Dialect, t: &TableMap) -> String {
          where status in ('scheduled', 'in_progress') and deleted_at is null \
            and (status = 'in_progress' or trigger_type = 'cloud_task') \
          order by created_at limit $1",
-        t.source(d, "s")
+        t.source_of_few(d, "s")
     )
 }
 

@@ -8,6 +8,7 @@
 //! `explain.rs` writes the scanner's statements out for `EXPLAIN`.
 
 mod catalogue;
+mod connection_walk;
 mod connector_status;
 mod explain;
 mod lifecycle;
@@ -20,6 +21,7 @@ mod status_page;
 use std::sync::Arc;
 
 use super::engine::{Columns, Engine, Param, PoolKind};
+use super::lease::mapping_digest;
 use super::observed::TableMap;
 use super::skipped::SkippedRows;
 use super::{Result, StoreError};
@@ -37,6 +39,9 @@ pub struct SqlStore<E> {
     table: TableMap,
     read_only: bool,
     skipped: Arc<SkippedRows>,
+    /// Which rows of syncwatch's state tables are this store's: the digest of the table
+    /// and mapping they were counted from (empty for syncwatch's own table).
+    scope: String,
 }
 
 /// Which column of a scanner read names its row, for [`SkippedRows::record`]: its index and
@@ -45,20 +50,31 @@ type RowName = Option<(usize, &'static str)>;
 
 impl<E: Engine> SqlStore<E> {
     pub fn new(engine: E, table: TableMap, read_only: bool, skipped: Arc<SkippedRows>) -> Self {
+        let scope = mapping_digest(&table.key());
         Self {
             engine,
             table,
             read_only,
             skipped,
+            scope,
         }
     }
 
+    /// The same store keeping the state of the table and mapping `mapping_key` (a state
+    /// store's own map is syncwatch's table; the rows it keeps are another mapping's).
+    pub fn scoped(mut self, mapping_key: &str) -> Self {
+        self.scope = mapping_digest(mapping_key);
+        self
+    }
+
     /// The one place a write to the sync log is refused when syncwatch only observes it.
+    /// The file check of [`Engine::file_intact`] runs here too, so a write never goes to
+    /// a removed or replaced SQLite file.
     fn writable(&self) -> Result<()> {
         if self.read_only {
             Err(StoreError::ObserveOnly)
         } else {
-            Ok(())
+            self.engine.file_intact()
         }
     }
 

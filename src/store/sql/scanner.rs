@@ -7,6 +7,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use super::connection_walk::connection_states_sql;
 use super::SqlStore;
 use crate::domain::ConnectionId;
 use crate::store::engine::{readable, Columns, Dialect, Engine, Param};
@@ -96,74 +97,14 @@ pub fn terminal_after_sql(d: &Dialect, t: &TableMap, upto: bool) -> String {
          where completed_at is not null and completed_at > $1{upper} \
          order by completed_at",
         delay = d.delay_seconds,
-        src = t.source(d, "s"),
+        // Unbounded above, it is a steady scan's window: few runs.
+        src = if upto {
+            t.source(d, "s")
+        } else {
+            t.source_of_few(d, "s")
+        },
         records = d.records_synced,
         upper = if upto { " and completed_at <= $2" } else { "" },
-    )
-}
-
-/// Per connection, for at most `$1` connections in id order (with `after`, after `$2`):
-/// the latest terminal run and the failures after the last success. (Two texts rather
-/// than `$2 is null or …`, which would keep the index from starting at `$2`.)
-///
-/// Written as index probes on `connection_terminal_idx` (workspace_connector_id,
-/// completed_at, id) so its cost follows the number of connections in the chunk and their
-/// current failure streaks, not the length of the history: the chunk's connections are
-/// enumerated by a loose index scan (one probe each), then per connection the latest
-/// terminal run, the latest success, and the failures after it are read from the same
-/// index. A run of a status outside the contract is no outcome, as the steady scan skips
-/// it: the latest run is the latest of the four statuses among the connection's 8 latest
-/// (one bounded probe; filtering the probe itself makes PostgreSQL leave the index), and
-/// the failures after the latest success are an index range each checked for its status.
-/// A connection that never succeeded counts all its errors.
-pub fn connection_states_sql(d: &Dialect, t: &TableMap, after: bool) -> String {
-    let l = t.source(d, "l");
-    let e = t.source(d, "e");
-    let after = if after {
-        format!(" and workspace_connector_id > {}", t.connection_param(d, 2))
-    } else {
-        String::new()
-    };
-    format!(
-        "
-with recursive connections(id, n) as (
-    select (select workspace_connector_id from {s}
-            where completed_at is not null{after}
-            order by workspace_connector_id limit 1), 1
-    union all
-    select (select l.workspace_connector_id from {l}
-            where l.completed_at is not null and l.workspace_connector_id > c.id
-            order by l.workspace_connector_id limit 1), c.n + 1
-    from connections c where c.id is not null and c.n < $1
-), latest as (
-    select c.id as workspace_connector_id,
-           (select z.id from (select l.id, l.status, l.completed_at from {l}
-                where l.workspace_connector_id = c.id and l.completed_at is not null
-                order by l.completed_at desc, l.id desc limit 8) z
-            where z.status in ('scheduled', 'in_progress', 'success', 'error')
-            order by z.completed_at desc, z.id desc limit 1) as last_id,
-           (select l.completed_at from {l}
-            where l.workspace_connector_id = c.id and l.completed_at is not null
-              and l.status = 'success'
-            order by l.completed_at desc, l.id desc limit 1) as last_success
-    from connections c where c.id is not null
-)
-select x.workspace_connector_id, t.connector_slug, t.status, t.completed_at,
-       case when x.last_success is null then
-           (select count(*) from {e}
-            where e.workspace_connector_id = x.workspace_connector_id
-              and e.completed_at is not null and e.status = 'error')
-       else
-           (select count(*) from {e}
-            where e.workspace_connector_id = x.workspace_connector_id
-              and e.completed_at > x.last_success and e.status = 'error')
-       end as consecutive_failures,
-       x.last_success
-from latest x join {t} on t.id = x.last_id
-order by x.workspace_connector_id
-",
-        s = t.source(d, "s"),
-        t = t.source(d, "t"),
     )
 }
 

@@ -9,20 +9,11 @@ use super::scanner::decode_connection_state;
 use super::SqlStore;
 use crate::domain::ConnectionId;
 use crate::store::engine::{Columns, Dialect, Engine, Param, PoolKind};
-use crate::store::lease::mapping_digest;
-use crate::store::observed::TableMap;
 use crate::store::{ConnectionState, Result, StateStore};
 
 /// The scanner's saved totals of one table and mapping (parameter 1, [`checkpoint_name`]).
 pub const LOAD_CHECKPOINT: &str =
     "select settled_upto, totals from syncwatch_scanner_checkpoint where name = $1";
-
-/// Which rows of the state tables are a table and mapping's: its [`TableMap::key`]'s
-/// digest ([`mapping_digest`]), empty for syncwatch's own table (whose rows predate the
-/// scope), so deployments scanning two tables can share one state store.
-fn scope(table: &TableMap) -> String {
-    mapping_digest(&table.key())
-}
 
 /// The name of a scope's checkpoint row.
 fn checkpoint_name(scope: &str) -> String {
@@ -114,7 +105,7 @@ const CONNECTION_STATES_PER_STATEMENT: usize = 999 / STATE_PARAMS;
 impl<E: Engine> StateStore for SqlStore<E> {
     #[tracing::instrument(skip_all)]
     async fn load_checkpoint(&self) -> Result<Option<(DateTime<Utc>, String)>> {
-        let name = checkpoint_name(&scope(&self.table));
+        let name = checkpoint_name(&self.scope);
         let rows = self.scan_rows(LOAD_CHECKPOINT, vec![name.into()]).await?;
         rows.first()
             .map(|row| Ok((row.timestamp_req(0)?, row.text_req(1)?)))
@@ -131,10 +122,10 @@ impl<E: Engine> StateStore for SqlStore<E> {
         // The states first: a failure between the two leaves them ahead of the totals,
         // which a start handles (it applies a run to a connection only when newer); the
         // reverse would leave the checkpoint claiming states that were never saved.
-        let scope = scope(&self.table);
+        let scope = &self.scope;
         for chunk in connections.chunks(CONNECTION_STATES_PER_STATEMENT) {
             let sql = save_connection_states_sql(chunk.len());
-            let params = chunk.iter().flat_map(|s| state_params(s, &scope)).collect();
+            let params = chunk.iter().flat_map(|s| state_params(s, scope)).collect();
             self.engine.execute(PoolKind::Scan, &sql, params).await?;
         }
         let sql = save_checkpoint(E::DIALECT);
@@ -145,7 +136,7 @@ impl<E: Engine> StateStore for SqlStore<E> {
                 vec![
                     settled_upto.into(),
                     totals.into(),
-                    checkpoint_name(&scope).into(),
+                    checkpoint_name(scope).into(),
                 ],
             )
             .await?;
@@ -161,7 +152,7 @@ impl<E: Engine> StateStore for SqlStore<E> {
         let sql = saved_connection_states_sql(E::DIALECT, after.is_some());
         let mut params = vec![
             Param::Int(limit.min(i64::MAX as usize) as i64),
-            scope(&self.table).into(),
+            self.scope.clone().into(),
         ];
         params.extend(after.as_ref().map(Param::from));
         // syncwatch's own rows: one that does not decode is an error, not another's data.
@@ -171,15 +162,15 @@ impl<E: Engine> StateStore for SqlStore<E> {
 
     #[tracing::instrument(skip_all)]
     async fn forget_checkpoint(&self) -> Result<()> {
-        let scope = scope(&self.table);
+        let scope = &self.scope;
         for (sql, key) in [
             (
                 "delete from syncwatch_scanner_checkpoint where name = $1",
-                checkpoint_name(&scope),
+                checkpoint_name(scope),
             ),
             (
                 "delete from syncwatch_connection_state where scope = $1",
-                scope,
+                scope.clone(),
             ),
         ] {
             self.engine
