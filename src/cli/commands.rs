@@ -25,8 +25,11 @@ pub async fn serve(store: &StoreSettings, serve: &ServeSettings) -> anyhow::Resu
     Ok(ExitCode::SUCCESS)
 }
 
-/// `syncwatch migrate`: apply pending migrations.
+/// `syncwatch migrate`: apply pending migrations (whatever `--no-migrate` says: it is
+/// `serve`'s).
 pub async fn migrate(settings: &StoreSettings) -> anyhow::Result<ExitCode> {
+    let mut settings = settings.clone();
+    settings.no_migrate = false;
     let store = settings.open_and_migrate(None).await?;
     let schema = store.catalogue().schema_status().await?;
     println!(

@@ -46,6 +46,12 @@ pub struct StoreSettings {
     #[arg(long, env = "SYNCWATCH_DB_STATEMENT_TIMEOUT", value_parser = parse_duration, default_value = "10s", global = true)]
     pub(crate) db_statement_timeout: Duration,
 
+    /// Never migrate at start: a pending migration stops `serve` with the reason (for a
+    /// role without `CREATE`, whose schema another role migrates with `syncwatch migrate`).
+    /// A current schema is never migrated anyway.
+    #[arg(long, env = "SYNCWATCH_NO_MIGRATE", global = true)]
+    pub no_migrate: bool,
+
     /// Watch a sync log another service writes: never create, alter or write it (no
     /// migrations on it, no reaper, no pruning; the API's writes answer 403).
     #[arg(long, env = "SYNCWATCH_OBSERVE_ONLY", global = true)]
@@ -236,6 +242,13 @@ impl StoreSettings {
             .schema_status()
             .await
             .is_ok_and(|schema| schema.is_current());
+        if !current && self.no_migrate {
+            anyhow::bail!(
+                "the schema of {} is not current and --no-migrate is set: run `syncwatch \
+                 migrate` as a role that may create tables",
+                self.database_url
+            );
+        }
         if !current {
             store
                 .catalogue()

@@ -5,14 +5,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
 use serde::Deserialize;
 use uuid::Uuid;
 
 use super::format::{ratio, When};
-use super::render::{connection_href, query_value, render, UiError};
+use super::render::{connection_href, query_value, render, PageQuery, UiError};
 use super::{UiState, PAGE_SIZE};
 use crate::domain::{ConnectionId, ConnectionKind};
 use crate::store::{ConnectionState, ConnectionSummary, Store};
@@ -185,7 +185,7 @@ fn is_after(state: &ConnectionState, (count, id): &(u64, ConnectionId)) -> bool 
 
 pub async fn failing(
     State(ui): State<UiState>,
-    Query(query): Query<FailingQuery>,
+    PageQuery(query): PageQuery<FailingQuery>,
 ) -> Result<Response, UiError> {
     let q = query.q.as_deref().map(str::trim).unwrap_or_default();
     let mut notice = None;

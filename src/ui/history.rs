@@ -1,14 +1,14 @@
 //! A connection's runs (keyset pages, newest first) and one run, read from the table.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use uuid::Uuid;
 
 use super::format::{duration_ms, When};
-use super::render::{connection_href, query_value, render, UiError};
+use super::render::{connection_href, query_value, render, PageQuery, UiError};
 use super::{UiState, PAGE_SIZE};
 use crate::domain::{Status, SyncLog};
 use crate::store::{Cursor, ListFilter};
@@ -83,7 +83,7 @@ fn parse_id(text: &str, what: &str) -> Result<Uuid, UiError> {
 pub async fn connection(
     State(ui): State<UiState>,
     Path(id): Path<String>,
-    Query(query): Query<ConnectionQuery>,
+    PageQuery(query): PageQuery<ConnectionQuery>,
 ) -> Result<Response, UiError> {
     let id = ui
         .store

@@ -21,11 +21,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
+use axum::handler::Handler;
 use axum::http::header::{self, HeaderName, HeaderValue};
 use axum::http::StatusCode;
 use axum::middleware::{from_fn, from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get, MethodRouter};
 use axum::Router;
 use base64::Engine as _;
 
@@ -141,15 +142,45 @@ impl UiState {
 /// The status page's routes, behind Basic authentication when `auth` has tokens, every
 /// response with the security headers.
 pub fn router<S: Clone + Send + Sync + 'static>(state: UiState, auth: ApiAuth) -> Router<S> {
+    // Every path under /ui, and every method, is the status page's: an unknown page or a
+    // method other than GET is an HTML page with the same headers, behind the same sign-in.
     Router::new()
-        .route("/ui", get(fleet::overview))
-        .route("/ui/failing", get(fleet::failing))
-        .route("/ui/connections/{id}", get(history::connection))
-        .route("/ui/runs/{id}", get(history::run))
-        .route("/ui/style.css", get(stylesheet))
+        .route("/ui", page(fleet::overview))
+        .route("/ui/failing", page(fleet::failing))
+        .route("/ui/connections/{id}", page(history::connection))
+        .route("/ui/runs/{id}", page(history::run))
+        .route(
+            "/ui/style.css",
+            get(stylesheet).fallback(method_not_allowed),
+        )
+        .route("/ui/{*rest}", any(not_found))
         .route_layer(from_fn_with_state(auth, require_basic))
         .layer(from_fn(security_headers))
         .with_state(state)
+}
+
+/// A page's route: GET (and HEAD), any other method answered by [`method_not_allowed`].
+fn page<H, T>(handler: H) -> MethodRouter<UiState>
+where
+    H: Handler<T, UiState>,
+    T: 'static,
+{
+    get(handler).fallback(method_not_allowed)
+}
+
+async fn not_found() -> Response {
+    render::message_page(StatusCode::NOT_FOUND, "Not found", "There is no such page.")
+}
+
+async fn method_not_allowed() -> Response {
+    let mut page = render::message_page(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "Method not allowed",
+        "The status page only shows pages (GET).",
+    );
+    page.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    page
 }
 
 const STYLESHEET: &str = include_str!("style.css");

@@ -8,6 +8,26 @@ use axum::response::{Html, IntoResponse, Response};
 
 use crate::store::StoreError;
 
+/// A page's query string; one that does not parse (a repeated or malformed parameter) is
+/// a 400 page, not the framework's plain-text answer.
+pub struct PageQuery<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestParts<S>
+    for PageQuery<T>
+{
+    type Rejection = UiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(query)| PageQuery(query))
+            .map_err(|e| UiError::BadRequest(e.body_text()))
+    }
+}
+
 /// Why a page could not be shown; rendered as a page of its own.
 #[derive(Debug)]
 pub enum UiError {

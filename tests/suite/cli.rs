@@ -40,12 +40,32 @@ fn check_fails_before_migrate_and_passes_after() {
         text(&before)
     );
 
-    let migrate = syncwatch(&["migrate", "--database-url", &url]);
+    // `serve --no-migrate` refuses a schema that is not current, saying what to run.
+    let refused = syncwatch(&[
+        "serve",
+        "--no-migrate",
+        "--database-url",
+        &url,
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("syncwatch migrate"),
+        "{}",
+        text(&refused)
+    );
+
+    // `migrate` migrates whatever --no-migrate says (it is serve's).
+    let migrate = syncwatch(&["migrate", "--no-migrate", "--database-url", &url]);
     assert!(migrate.status.success(), "{}", text(&migrate));
 
     let after = syncwatch(&["check", "--database-url", &url]);
     assert!(after.status.success(), "{}", text(&after));
     assert!(text(&after).contains("schema: ok"), "{}", text(&after));
+    assert!(text(&after).contains("access: ok"), "{}", text(&after));
 }
 
 #[test]

@@ -123,7 +123,16 @@ struct Page {
 }
 
 async fn get_with(router: &Router, path: &str, authorization: Option<&str>) -> Page {
-    let mut request = Request::get(path);
+    request_with(router, "GET", path, authorization).await
+}
+
+async fn request_with(
+    router: &Router,
+    method: &str,
+    path: &str,
+    authorization: Option<&str>,
+) -> Page {
+    let mut request = Request::builder().method(method).uri(path);
     if let Some(value) = authorization {
         request = request.header(header::AUTHORIZATION, value);
     }
@@ -405,6 +414,39 @@ async fn with_tokens_the_page_asks_for_basic_credentials() {
             let page = get_with(&ui, path, Some(&credentials)).await;
             assert_eq!(page.status, StatusCode::OK, "{path} {credentials}");
         }
+    }
+    // An unknown page and a method the page does not take: behind the same sign-in, and
+    // then HTML pages with the same headers, not the API's JSON.
+    let signed_in = basic("oncall", "on-call-token");
+    for (method, path, status) in [
+        ("GET", "/ui/x", StatusCode::NOT_FOUND),
+        ("GET", "/ui/runs/a/b", StatusCode::NOT_FOUND),
+        ("POST", "/ui", StatusCode::METHOD_NOT_ALLOWED),
+        ("DELETE", "/ui/failing", StatusCode::METHOD_NOT_ALLOWED),
+        (
+            "GET",
+            "/ui/failing?connector=a&connector=b",
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let anonymous = request_with(&ui, method, path, None).await;
+        assert_eq!(
+            anonymous.status,
+            StatusCode::UNAUTHORIZED,
+            "{method} {path}"
+        );
+        assert_safe(&anonymous, path);
+        let page = request_with(&ui, method, path, Some(&signed_in)).await;
+        assert_eq!(page.status, status, "{method} {path}");
+        assert_safe(&page, path);
+        assert!(
+            page.headers[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
+            "{method} {path}: {:?}",
+            page.headers
+        );
     }
 }
 
