@@ -17,21 +17,21 @@ use uuid::Uuid;
 
 const TOKEN: &str = "container-test-token";
 
-/// Podman as `scripts/image` runs it: with runc, and the containers.conf it writes.
+/// Podman as `scripts/image` runs it: with runc, and the containers.conf it writes
+/// unless one is set in the environment.
 fn podman(args: &[&str]) -> std::process::Output {
     let root = env!("CARGO_MANIFEST_DIR");
     let mut command = Command::new("/usr/bin/podman");
     if Path::new("/usr/sbin/runc").exists() {
         command.args(["--runtime", "/usr/sbin/runc"]);
     }
-    command
-        .args(args)
-        .env(
+    if std::env::var_os("CONTAINERS_CONF").is_none() {
+        command.env(
             "CONTAINERS_CONF",
             format!("{root}/target/image/containers.conf"),
-        )
-        .output()
-        .expect("run podman")
+        );
+    }
+    command.args(args).output().expect("run podman")
 }
 
 fn ok(output: &std::process::Output) -> String {

@@ -1,9 +1,143 @@
-//! The deployment files that are not the image: the systemd unit passes
+//! The deployment files that are not the image: the Kubernetes manifests validate
+//! against the Kubernetes and Prometheus Operator schemas (tests/k8s, pinned), their
+//! `PrometheusRule` is alerts/syncwatch.rules.yml's rules, and the systemd unit passes
 //! `systemd-analyze verify` with the binary this run built in place of the installed one.
 
 use crate::common;
 
-use common::require_tool;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{in_ci, require_tool};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// Every YAML file under `dir`, sorted.
+fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(yaml_files(&path));
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    files
+}
+
+/// `node tests/k8s/validate.mjs files…`: whether it passed, and what it said. `None`
+/// (skipped, or failed in CI) when node or the installed schemas are missing.
+fn validate(files: &[PathBuf]) -> Option<(bool, String)> {
+    let installed = Path::new(ROOT).join("tests/k8s/node_modules/kubernetes-models");
+    if !Path::new("/usr/bin/node").exists() || !installed.exists() {
+        let why = "node or tests/k8s/node_modules is missing; scripts/test runs npm ci there";
+        assert!(!in_ci(), "{why}");
+        eprintln!("SKIPPED: {why}");
+        return None;
+    }
+    let output = Command::new("/usr/bin/node")
+        .arg(Path::new(ROOT).join("tests/k8s/validate.mjs"))
+        .args(files)
+        .output()
+        .expect("run node");
+    let said = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    Some((output.status.success(), said))
+}
+
+#[test]
+fn the_kubernetes_manifests_validate_against_their_schemas() {
+    let files = yaml_files(&Path::new(ROOT).join("deploy/kubernetes"));
+    assert!(files.len() >= 9, "{files:?}");
+    let Some((ok, said)) = validate(&files) else {
+        return;
+    };
+    assert!(ok, "{said}");
+    for kind in [
+        "Deployment syncwatch: ok",
+        "Service syncwatch: ok",
+        "PodDisruptionBudget syncwatch: ok",
+        "ServiceMonitor syncwatch: ok",
+        "PrometheusRule syncwatch: ok",
+        "patched Deployment syncwatch: ok",
+    ] {
+        assert!(said.contains(kind), "{kind} not checked:\n{said}");
+    }
+}
+
+/// The check above can fail: a wrong type in a Deployment and a ServiceMonitor, and a
+/// kind it has no schema for.
+#[test]
+fn the_manifest_check_rejects_what_the_schemas_forbid() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec:\n  replicas: two\n  \
+         selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n    \
+         spec: {containers: [{name: c, image: i}]}\n---\napiVersion: monitoring.coreos.com/v1\n\
+         kind: ServiceMonitor\nmetadata: {name: y}\nspec: {selector: {}, endpoints: [{port: 9477}]}\n\
+         ---\napiVersion: example.com/v1\nkind: Unknown\nmetadata: {name: z}\n",
+    )
+    .unwrap();
+    let Some((ok, said)) = validate(&[bad]) else {
+        return;
+    };
+    assert!(!ok, "{said}");
+    assert!(said.contains("spec/replicas must be integer"), "{said}");
+    assert!(said.contains("endpoints/0/port must be string"), "{said}");
+    assert!(said.contains("no schema known here"), "{said}");
+}
+
+/// `spec` of deploy/kubernetes/base/prometheusrule.yaml as alerts/syncwatch.rules.yml's
+/// `groups` section, indented: what the file must hold.
+fn prometheusrule_from_alerts(current: &str) -> String {
+    let alerts =
+        std::fs::read_to_string(Path::new(ROOT).join("alerts/syncwatch.rules.yml")).unwrap();
+    let groups = &alerts[alerts.find("\ngroups:").expect("a groups: line") + 1..];
+    let body: Vec<String> = groups
+        .trim_end()
+        .lines()
+        .map(|l| {
+            if l.trim().is_empty() {
+                String::new()
+            } else {
+                format!("  {l}")
+            }
+        })
+        .collect();
+    let head = &current[..current.find("\nspec:\n").expect("a spec: line") + "\nspec:\n".len()];
+    format!("{head}{}\n", body.join("\n"))
+}
+
+#[test]
+fn the_prometheusrule_carries_the_rules_of_alerts() {
+    let path = Path::new(ROOT).join("deploy/kubernetes/base/prometheusrule.yaml");
+    let current = std::fs::read_to_string(&path).unwrap();
+    let wanted = prometheusrule_from_alerts(&current);
+    if std::env::var_os("UPDATE_PROMETHEUSRULE").is_some() {
+        std::fs::write(&path, &wanted).unwrap();
+        return;
+    }
+    // The same rules, compared as data (and as text, so comments stay in step too).
+    let rule: serde_json::Value = serde_yaml_ng::from_str(&current).unwrap();
+    let alerts: serde_json::Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(Path::new(ROOT).join("alerts/syncwatch.rules.yml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(rule["spec"]["groups"], alerts["groups"]);
+    assert!(
+        alerts["groups"].as_array().is_some_and(|g| !g.is_empty()),
+        "alerts/ has rule groups"
+    );
+    assert!(
+        current == wanted,
+        "deploy/kubernetes/base/prometheusrule.yaml differs from alerts/syncwatch.rules.yml: \
+         regenerate it with UPDATE_PROMETHEUSRULE=1 scripts/test --test suite -- deploy::"
+    );
+}
 
 #[test]
 fn the_systemd_unit_verifies() {
