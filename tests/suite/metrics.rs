@@ -336,6 +336,59 @@ async fn a_failure_seen_after_a_later_success_does_not_extend_the_streak(app: &T
     assert_eq!(streak(&running.metrics().snapshot()), 1);
 }
 
+/// A completion time far ahead of the clock (another writer's clock, a year 9999) is no
+/// outcome yet: not counted, not the connector's last success, not its connection's
+/// latest run; the row is skipped and counted once, however many scans read it.
+async fn a_completion_far_in_the_future_is_no_outcome_yet(app: &TestApp) {
+    let db = &app.db;
+    let mut running = scanner(db, ScanConfig::default(), Arc::new(SystemClock));
+    app.run_in_status("hubspot", "success").await;
+    running.scan_once().await.unwrap();
+    let before = running.metrics().snapshot();
+    let now = db.store.scan().db_now().await.unwrap();
+    // Never started (a duration to year 9999 would not fit the column).
+    let mut ahead = Row::new("hubspot", "success", now - chrono::Duration::seconds(60));
+    ahead.completed = Some(
+        DateTime::parse_from_rfc3339("9999-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc),
+    );
+    insert(db, &ahead).await;
+    let skipped = |text: &str| {
+        common::family_samples(text, "syncwatch_rows_skipped_total")
+            .into_iter()
+            .filter(|(labels, _)| {
+                labels.contains(&("reason".to_owned(), "out_of_range".to_owned()))
+                    && labels.contains(&("column".to_owned(), "completed_at".to_owned()))
+            })
+            .map(|(_, v)| v)
+            .sum::<f64>()
+    };
+    for _ in 0..3 {
+        running.scan_once().await.unwrap();
+        let snap = running.metrics().snapshot();
+        assert_eq!(snap.runs, before.runs, "not counted");
+        assert_eq!(
+            snap.last_success, before.last_success,
+            "not the last success"
+        );
+        assert_eq!(skipped(&running.metrics().render()), 1.0, "skipped once");
+    }
+    // From the table: the same.
+    let mut fresh = scanner(db, ScanConfig::default(), Arc::new(SystemClock));
+    while fresh.scan_once().await.unwrap().building {}
+    let snap = fresh.metrics().snapshot();
+    assert_eq!(snap.runs, before.runs);
+    assert_eq!(snap.last_success, before.last_success);
+    assert!(
+        !snap
+            .failing_list
+            .iter()
+            .any(|c| c.workspace_connector_id.to_string() == ahead.connection.to_string()),
+        "no state for a connection whose only run is not done yet"
+    );
+}
+
 async fn stuck_runs_heartbeats_and_the_reaper_follow_the_clock(app: &TestApp) {
     let db = &app.db;
     let start = db.store.scan().db_now().await.unwrap();
@@ -620,6 +673,7 @@ on_both_stores!(
     counters_equal_sql_after_a_mixed_workload,
     a_late_commit_inside_the_window_is_counted_exactly_once,
     a_failure_seen_after_a_later_success_does_not_extend_the_streak,
+    a_completion_far_in_the_future_is_no_outcome_yet,
     stuck_runs_heartbeats_and_the_reaper_follow_the_clock,
 );
 

@@ -19,6 +19,9 @@ pub struct Dialect {
     pub elapsed_ms: &'static str,
     /// `metadata` merged with the JSON object in the parameter named by `{p}` (RFC 7396).
     pub merge_patch: &'static str,
+    /// The latest completion time a terminal run is read with: a day ahead of the database
+    /// clock. A later one (another writer's clock, or a year 9999) is no completion yet.
+    pub horizon: &'static str,
     /// The size in bytes of the JSON document `{e}` as the database stores and prints it.
     pub json_bytes: &'static str,
     /// A parameter used where the database must know its type (`{p}` is the placeholder,
@@ -45,6 +48,7 @@ pub const POSTGRES: Dialect = Dialect {
         2147483647)::integer",
     merge_patch: "syncwatch_merge_patch(metadata, {p}::jsonb)",
     json_bytes: "octet_length(({e})::text)",
+    horizon: "(now() + interval '1 day')",
     typed_param: |n, t| format!("${n}::{t}"),
     migrations_table_exists:
         "select case when to_regclass('_sqlx_migrations') is null then 0 else 1 end",
@@ -66,6 +70,7 @@ pub const SQLITE: Dialect = Dialect {
         * 86400000.0) as integer)))",
     merge_patch: "json_patch(coalesce(metadata, '{}'), {p})",
     json_bytes: "length(cast(({e}) as blob))",
+    horizon: "strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+1 day')",
     typed_param: |n, _| format!("${n}"),
     migrations_table_exists: "select count(*) from sqlite_master \
         where type = 'table' and name = '_sqlx_migrations'",

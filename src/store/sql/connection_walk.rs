@@ -81,7 +81,9 @@ fn walk(d: &Dialect, t: &TableMap, after: bool) -> Walk {
 /// it: the latest run is the latest of the four statuses among the connection's 8 latest
 /// (one bounded probe; filtering the probe itself makes PostgreSQL leave the index), and
 /// the failures after the latest success are an index range each checked for its status.
-/// A connection that never succeeded counts all its errors.
+/// A connection that never succeeded counts all its errors. A run completed more than a
+/// day ahead of the database clock ([`Dialect::horizon`]) is no outcome yet, as the
+/// scanner's reads of single runs skip it.
 ///
 /// Where the public id is looked up (`--connection-id-from lookup:`), the walk goes over
 /// the connection table's index on that id instead (keeping connections with a terminal
@@ -103,12 +105,13 @@ with recursive connections(id, n) as (
     select c.id as workspace_connector_id, c.k,
            (select z.id from (select l.id, l.status, l.completed_at from {l}
                 where l.{key} = c.k and l.completed_at is not null
+                  and l.completed_at <= {horizon}
                 order by l.completed_at desc, l.id desc limit 8) z
             where z.status in ('scheduled', 'in_progress', 'success', 'error')
             order by z.completed_at desc, z.id desc limit 1) as last_id,
            (select l.completed_at from {l}
             where l.{key} = c.k and l.completed_at is not null
-              and l.status = 'success'
+              and l.completed_at <= {horizon} and l.status = 'success'
             order by l.completed_at desc, l.id desc limit 1) as last_success
     from keyed c
 )
@@ -116,11 +119,13 @@ select x.workspace_connector_id, t.connector_slug, t.status, t.completed_at,
        case when x.last_success is null then
            (select count(*) from {e}
             where e.{key} = x.k
-              and e.completed_at is not null and e.status = 'error')
+              and e.completed_at is not null and e.completed_at <= {horizon}
+              and e.status = 'error')
        else
            (select count(*) from {e}
             where e.{key} = x.k
-              and e.completed_at > x.last_success and e.status = 'error')
+              and e.completed_at > x.last_success and e.completed_at <= {horizon}
+              and e.status = 'error')
        end as consecutive_failures,
        x.last_success
 from latest x join {t} on t.id = x.last_id
@@ -129,6 +134,7 @@ order by x.workspace_connector_id
         first = w.first,
         next = w.next,
         key_of = w.key_of,
+        horizon = d.horizon,
         t = t.source_of_few(d, "t"),
     )
 }

@@ -14,7 +14,7 @@ use crate::store::engine::{readable, Columns, Dialect, Engine, Param};
 use crate::store::observed::TableMap;
 use crate::store::{
     ConnectionChunk, ConnectionState, Result, ScanSource, StoreError, TerminalAggregate,
-    TerminalRun, ERROR_PREFIX_CHARS,
+    TerminalRun, Unreadable, UnreadableReason, ERROR_PREFIX_CHARS,
 };
 
 /// Format a bucket bound for SQL. Bounds come from validated configuration, never from
@@ -92,11 +92,13 @@ pub fn terminal_after_sql(d: &Dialect, t: &TableMap, upto: bool) -> String {
            trigger_type, status, duration_ms, \
            case when started_at is not null then {delay} end as delay_seconds, \
            {records} as records_synced, completed_at, created_at, started_at, error, \
-           case when deleted_at is not null then 1 else 0 end as deleted \
+           case when deleted_at is not null then 1 else 0 end as deleted, \
+           case when completed_at > {horizon} then 1 else 0 end as ahead \
          from {src} \
          where completed_at is not null and completed_at > $1{upper} \
          order by completed_at",
         delay = d.delay_seconds,
+        horizon = d.horizon,
         // Unbounded above, it is a steady scan's window: few runs.
         src = if upto {
             t.source(d, "s")
@@ -163,6 +165,18 @@ pub fn decode_aggregate(
 /// decode is taken as the completion. Otherwise the row is skipped.
 pub fn decode_terminal_run(row: &impl Columns) -> Result<TerminalRun> {
     let completed_at = row.timestamp_req(8)?;
+    if row.int(13)?.unwrap_or(0) != 0 {
+        // Counted, it would stay the connector's last success (or failure) until then.
+        return Err(StoreError::Unreadable(Unreadable {
+            column: "completed_at".into(),
+            sql_type: "timestamp".into(),
+            reason: UnreadableReason::OutOfRange,
+            detail: format!(
+                "{completed_at} is more than a day ahead of the database clock; the run is \
+                 read when that day comes"
+            ),
+        }));
+    }
     Ok(TerminalRun {
         id: row.uuid_req(0)?,
         workspace_connector_id: row.connection_req(1)?,
