@@ -1,5 +1,5 @@
 //! Faults an operator causes while syncwatch serves — privileges revoked, the database made
-//! read-only or dropped, the SQLite file removed or damaged — each answered
+//! read-only or dropped, the SQLite file removed or replaced — each answered
 //! `503 store_unavailable` with `Retry-After`, reported by `/readyz` with its reason, and
 //! nothing written; and a role with only DML grants serves a store whose schema is current.
 
