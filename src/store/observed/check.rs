@@ -5,7 +5,7 @@
 
 use super::inspect::TableDescription;
 use super::sources::{ConnectionIdSource, ConnectorSource};
-use super::table::{TableMap, READ_COLUMNS};
+use super::table::{Ident, TableMap, READ_COLUMNS};
 use crate::store::Backend;
 
 /// An index syncwatch's reads want: what it serves and its key columns.
@@ -220,7 +220,37 @@ pub fn check_table(backend: Backend, map: &TableMap, found: &TableDescription) -
             Some((name, _)) => lines.push(format!("index for {}: ok ({name})", index.purpose)),
             None => {
                 lines.push(format!("index for {}: missing", index.purpose));
-                create_index.push(create_index_sql(backend, map, &index));
+                create_index.push(create_index_sql(backend, &map.table, &index));
+            }
+        }
+    }
+    // The connection table of `--connection-id-from lookup:`: the first start walks its
+    // index on the public id, and every read resolves a public id or a key through it.
+    if let (ConnectionIdSource::Lookup { table, column }, Some(lookup)) =
+        (&map.connection_id, found.id_lookup.as_deref())
+    {
+        for (purpose, suffix, key) in [
+            ("the walk over public ids", "public_id", column.to_string()),
+            ("a connection's key", "id", "id".to_owned()),
+        ] {
+            let index = WantedIndex {
+                purpose,
+                suffix,
+                columns: vec![key],
+                predicate: "",
+            };
+            match lookup
+                .indexes
+                .iter()
+                .find(|(_, keys)| keys.starts_with(&index.columns))
+            {
+                Some((name, _)) => {
+                    lines.push(format!("index of {table} for {purpose}: ok ({name})"))
+                }
+                None => {
+                    lines.push(format!("index of {table} for {purpose}: missing"));
+                    create_index.push(create_index_sql(backend, table, &index));
+                }
             }
         }
     }
@@ -284,22 +314,21 @@ fn without_precision(sql_type: &str) -> String {
     }
 }
 
-fn create_index_sql(backend: Backend, map: &TableMap, index: &WantedIndex) -> String {
-    let mut name = format!("syncwatch_{}_{}_idx", map.table.name(), index.suffix);
+fn create_index_sql(backend: Backend, table: &Ident, index: &WantedIndex) -> String {
+    let mut name = format!("syncwatch_{}_{}_idx", table.name(), index.suffix);
     name.truncate(63);
     let concurrently = match backend {
         Backend::Postgres => " concurrently",
         Backend::Sqlite => "",
     };
-    let schema = map
-        .table
+    let schema = table
         .schema()
         .filter(|_| backend == Backend::Sqlite)
         .map(|s| format!("\"{s}\"."))
         .unwrap_or_default();
     let on = match backend {
-        Backend::Postgres => map.table.quoted(),
-        Backend::Sqlite => format!("\"{}\"", map.table.name()),
+        Backend::Postgres => table.quoted(),
+        Backend::Sqlite => format!("\"{}\"", table.name()),
     };
     let columns: Vec<String> = index.columns.iter().map(|c| format!("\"{c}\"")).collect();
     let predicate = if index.predicate.is_empty() {

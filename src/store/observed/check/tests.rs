@@ -109,11 +109,29 @@ fn a_column_of_a_type_syncwatch_does_not_read_fails_naming_what_it_reads() {
         .find(|c| c.name == "workspace_connector_id")
         .unwrap()
         .sql_type = "integer".into();
-    let mut connections = description(&["id", "public_id"], &[]);
+    let mut connections = description(&["id", "public_id"], &[("pk", &["id"])]);
     connections.columns[1].sql_type = "uuid".into();
     found.id_lookup = Some(Box::new(connections.clone()));
     let report = check_table(Backend::Postgres, &map, &found);
     assert!(report.can_run, "{:?}", report.lines);
+    // The walk over public ids wants the connection table's index on the public column.
+    assert!(
+        report.create_index.contains(
+            &"create index concurrently if not exists \"syncwatch_workspace_connector_public_id_idx\" \
+              on \"workspace_connector\" (\"public_id\");"
+                .to_owned()
+        ),
+        "{:?}",
+        report.create_index
+    );
+    assert!(
+        report
+            .lines
+            .iter()
+            .any(|l| l.contains("for a connection's key: ok (pk)")),
+        "{:?}",
+        report.lines
+    );
     connections.columns[1].sql_type = "timestamp with time zone".into();
     found.id_lookup = Some(Box::new(connections));
     let report = check_table(Backend::Postgres, &map, &found);
