@@ -5,9 +5,10 @@
 //! resolves. Another fails as often for a reason only the customer can fix (a revoked
 //! token): it never pages, and its ticket arrives instead.
 //!
-//! Only timings are changed, by a script over copies of the shipped files: every `for:`
-//! becomes 0s and Alertmanager's group timings become short; the shipped files stay as
-//! they are.
+//! The rules are the mixin's (mixin/) for a scrape job named `connector-sync`, not the
+//! default `syncwatch`: the page and the ticket prove the selector reaches the expressions
+//! and the queries the annotations run. Only timings are changed, by a script over copies:
+//! every `for:` becomes 0s and Alertmanager's group timings become short.
 
 use crate::common;
 
@@ -97,19 +98,22 @@ async fn a_failing_connector_pages_and_resolves_and_customer_failures_do_not_pag
     let hook = start_webhook(inbox.clone()).await;
     let (api, metrics, prom, am) = (free_port(), free_port(), free_port(), free_port());
 
-    // Copies of the shipped files with short timings.
+    // The mixin's rules for a job not named syncwatch (the selector must reach every
+    // expression and every query the annotations run), with short timings.
+    let job = crate::mixin::CUSTOM_JOB;
+    let Some(generated) = crate::mixin::render(Some(&format!(r#"job="{job}""#))) else {
+        return;
+    };
     let for_clause = regex::Regex::new(r"(?m)^(\s*)for:\s*\S+").unwrap();
-    let mut rule_paths = Vec::new();
-    for entry in std::fs::read_dir(Path::new(ROOT).join("alerts")).unwrap() {
-        let path = entry.unwrap().path();
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        if path.extension().is_some_and(|x| x == "yml") && text.contains("groups:") {
-            let copy = dir.path().join(path.file_name().unwrap());
-            std::fs::write(&copy, for_clause.replace_all(&text, "${1}for: 0s").as_ref()).unwrap();
-            rule_paths.push(copy);
-        }
-    }
-    assert!(!rule_paths.is_empty(), "no rule files in alerts/");
+    let rules = dir.path().join("syncwatch.rules.yml");
+    std::fs::write(
+        &rules,
+        for_clause
+            .replace_all(&generated["alerts/syncwatch.rules.yml"], "${1}for: 0s")
+            .as_ref(),
+    )
+    .unwrap();
+    let rule_paths = [rules];
     let example =
         std::fs::read_to_string(Path::new(ROOT).join("alerts/alertmanager.example.yml")).unwrap();
     let timing = regex::Regex::new(r"(?m)^(\s*)(group_wait|group_interval):\s*\S+").unwrap();
@@ -133,7 +137,7 @@ async fn a_failing_connector_pages_and_resolves_and_customer_failures_do_not_pag
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
              rule_files:\n{}\n\
              alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am}']\n\
-             scrape_configs:\n  - job_name: syncwatch\n    static_configs:\n      - targets: ['127.0.0.1:{metrics}']\n",
+             scrape_configs:\n  - job_name: {job}\n    static_configs:\n      - targets: ['127.0.0.1:{metrics}']\n",
             rule_list.join("\n")
         ),
     )
@@ -184,8 +188,11 @@ async fn a_failing_connector_pages_and_resolves_and_customer_failures_do_not_pag
         }
     }
 
-    let connection = Uuid::new_v4();
-    let run = |connector: &'static str, outcome: &'static str, error: &'static str| {
+    let (connection, customer_connection) = (Uuid::new_v4(), Uuid::new_v4());
+    let run = |connection: Uuid,
+               connector: &'static str,
+               outcome: &'static str,
+               error: &'static str| {
         let client = client.clone();
         let base = base.clone();
         async move {
@@ -197,8 +204,22 @@ async fn a_failing_connector_pages_and_resolves_and_customer_failures_do_not_pag
     // The platform's failure (a provider outage: owner provider) pages; the same storm of
     // failures only the customer can fix (a revoked token: owner customer) does not, and
     // raises a ticket instead.
-    let finish = |outcome: &'static str| run("hubspot", outcome, "upstream returned status 503");
-    let customer_failure = || run("salesforce", "fail", "401 Unauthorized: token revoked");
+    let finish = |outcome: &'static str| {
+        run(
+            connection,
+            "hubspot",
+            outcome,
+            "upstream returned status 503",
+        )
+    };
+    let customer_failure = || {
+        run(
+            customer_connection,
+            "salesforce",
+            "fail",
+            "401 Unauthorized: token revoked",
+        )
+    };
     // A healthy connector alongside, which must not page.
     let healthy = Uuid::new_v4();
     run_through_api(
@@ -297,6 +318,15 @@ async fn a_failing_connector_pages_and_resolves_and_customer_failures_do_not_pag
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
     assert_eq!(ticket["labels"]["reason"], "auth");
+    // Its description lists the connection failing in a row, from the query it runs with
+    // the job selector.
+    let listed = ticket["annotations"]["description"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        listed.contains(&format!("failing in a row: {customer_connection} (")),
+        "{ticket}"
+    );
     assert!(
         delivered(
             &inbox,

@@ -26,6 +26,7 @@ mod learned;
 mod limits;
 mod load;
 mod metrics;
+mod mixin;
 mod observe;
 mod observe_bad_rows;
 mod observe_keys;
