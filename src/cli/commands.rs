@@ -258,6 +258,20 @@ async fn print_probe(store: &Store) -> bool {
             }
         }
     }
+    // Rows the reads skipped (another writer's values syncwatch cannot decode): not a
+    // failure, `serve` skips and counts them too, but named here with their column.
+    let skipped = store.skipped().counts();
+    if skipped.is_empty() {
+        println!("rows the reads could not decode: none among the rows read");
+    }
+    for (reason, column, rows) in skipped {
+        println!(
+            "rows the reads could not decode: {rows} ({column}: {}), skipped and counted by \
+             serve as well (syncwatch_rows_skipped_total{{reason=\"{}\"}})",
+            reason.as_str(),
+            reason.as_str()
+        );
+    }
     all
 }
 

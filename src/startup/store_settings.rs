@@ -119,6 +119,7 @@ impl StoreSettings {
             connector: self.connector_from.clone(),
             observed: self.observe_only,
             connection_kind: ConnectionKind::Uuid,
+            key_kind: ConnectionKind::Uuid,
         };
         if !self.observe_only {
             if map != TableMap::default() {
@@ -173,9 +174,11 @@ impl StoreSettings {
         // gives (when the catalogue cannot be read, `check` and the start's probe say why).
         let mut map = map;
         if let Ok(found) = table.catalogue().describe_table().await {
-            if let Some(kind) = found.connection_kind(&map) {
-                if kind != map.connection_kind {
+            let kinds = (found.connection_kind(&map), found.key_kind(&map));
+            if let (Some(kind), Some(key_kind)) = kinds {
+                if (kind, key_kind) != (map.connection_kind, map.key_kind) {
                     map.connection_kind = kind;
+                    map.key_kind = key_kind;
                     table = store::connect(&self.database_url, &options, &map).await?;
                 }
             }

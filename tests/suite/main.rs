@@ -30,6 +30,7 @@ mod mixin;
 mod observe;
 mod observe_bad_rows;
 mod observe_keys;
+mod observe_lookups;
 mod observe_orm;
 mod openapi;
 #[cfg(feature = "otlp")]

@@ -94,6 +94,7 @@ async fn rows_outside_the_contract_are_skipped_and_counted_and_the_rest_stays_ex
     // `check` reads every kind of read and passes: these rows are skipped, not fatal.
     let (ok, said) = check(&url, MAPPING);
     assert!(ok, "{said}");
+    assert!(said.contains("rows the reads could not decode: "), "{said}");
 
     let mut flags = MAPPING.to_vec();
     flags.extend(["--scan-interval", "200ms"]);

@@ -43,6 +43,13 @@ impl TableDescription {
         let column = columns.iter().find(|c| c.name == name)?;
         ConnectionKind::of_column(&column.sql_type)
     }
+
+    /// The kind of the connection column itself (what `lookup:` tables are keyed by).
+    pub fn key_kind(&self, map: &TableMap) -> Option<ConnectionKind> {
+        let name = map.connection.to_string();
+        let column = self.columns.iter().find(|c| c.name == name)?;
+        ConnectionKind::of_column(&column.sql_type)
+    }
 }
 
 /// The catalogue queries of one database, each taking the table's name as parameter 1:

@@ -112,6 +112,9 @@ pub struct TableMap {
     /// The type of the column connection ids are read from (a uuid on syncwatch's own
     /// table; an observed table's is read from its catalogue at start).
     pub connection_kind: ConnectionKind,
+    /// The type of the connection column itself, which `lookup:` tables are keyed by (the
+    /// same as `connection_kind` unless the public id is looked up; from the catalogue).
+    pub key_kind: ConnectionKind,
 }
 
 impl Default for TableMap {
@@ -128,6 +131,7 @@ impl Default for TableMap {
             connector: ConnectorSource::default(),
             observed: false,
             connection_kind: ConnectionKind::Uuid,
+            key_kind: ConnectionKind::Uuid,
         }
     }
 }
@@ -155,6 +159,9 @@ pub const READ_COLUMNS: &[&str] = &[
 enum Lookups {
     Joined,
     Probed,
+    /// Not at all: a looked-up connector reads null and a looked-up public id reads the
+    /// connection column's own key, for the caller to resolve.
+    Keys,
 }
 
 impl TableMap {
@@ -181,14 +188,23 @@ impl TableMap {
         self.source_reading(d, alias, Lookups::Probed)
     }
 
+    /// [`TableMap::source`] without lookups, for reads whose `lookup:` values syncwatch
+    /// resolves itself (the live runs, read every scan, through a cache): a looked-up
+    /// connector reads null, a looked-up public id the connection column's key.
+    pub fn source_of_keys(&self, d: &Dialect, alias: &str) -> String {
+        self.source_reading(d, alias, Lookups::Keys)
+    }
+
     fn source_reading(&self, d: &Dialect, alias: &str, lookups: Lookups) -> String {
         if self.is_identity() {
             return format!("{} {alias}", self.table.quoted());
         }
         let columns: Vec<String> = READ_COLUMNS.iter().map(|c| format!("t.{c}")).collect();
         let connection = self.connection.quoted();
-        // A looked-up column under `alias`, and the join it needs (none when probed).
-        let lookup = |table: &Ident, column: &Ident, alias: &str| match lookups {
+        // A looked-up column under `alias`, and the join it needs (none when probed);
+        // `unresolved` what it reads when syncwatch resolves it (Lookups::Keys).
+        let lookup = |table: &Ident, column: &Ident, alias: &str, unresolved: String| match lookups
+        {
             Lookups::Joined => (
                 format!("{alias}.{}", column.quoted()),
                 format!(
@@ -206,16 +222,19 @@ impl TableMap {
                 ),
                 String::new(),
             ),
+            Lookups::Keys => (unresolved, String::new()),
         };
         let (connector, join) = match &self.connector {
             ConnectorSource::Column(c) => (format!("t.{}", c.quoted()), String::new()),
             ConnectorSource::Metadata(key) => ((d.metadata_text)("t.metadata", key), String::new()),
-            ConnectorSource::Lookup { table, column } => lookup(table, column, "w"),
+            ConnectorSource::Lookup { table, column } => lookup(table, column, "w", "null".into()),
         };
         let (connection_id, id_join) = match &self.connection_id {
             ConnectionIdSource::Connection => (format!("t.{connection}"), String::new()),
             ConnectionIdSource::Column(c) => (format!("t.{}", c.quoted()), String::new()),
-            ConnectionIdSource::Lookup { table, column } => lookup(table, column, "p"),
+            ConnectionIdSource::Lookup { table, column } => {
+                lookup(table, column, "p", format!("t.{connection}"))
+            }
         };
         format!(
             "(select {}, {connection_id} as workspace_connector_id, cast({connector} as text) \
@@ -243,6 +262,12 @@ impl TableMap {
     /// connection column.
     pub fn connection_param(&self, d: &Dialect, n: usize) -> String {
         d.typed(n, self.connection_kind.sql_type())
+    }
+
+    /// Parameter `n` holding a connection column's key, as a `lookup:` table's `id` is
+    /// compared with it.
+    pub fn key_param(&self, d: &Dialect, n: usize) -> String {
+        d.typed(n, self.key_kind.sql_type())
     }
 
     /// The table writes go to (only ever the owned table).
@@ -320,6 +345,7 @@ mod tests {
             connector: "lookup:app.workspace_connector.slug".parse().unwrap(),
             observed: true,
             connection_kind: ConnectionKind::Uuid,
+            key_kind: ConnectionKind::Uuid,
         };
         let sql = map.source(&POSTGRES, "s");
         assert!(sql.contains("t.\"connection_id\" as workspace_connector_id"));

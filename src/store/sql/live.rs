@@ -6,17 +6,33 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use super::lookups::resolves_by_key;
 use super::SqlStore;
 use crate::domain::ConnectionId;
 use crate::store::engine::{Columns, Dialect, Engine, Param};
-use crate::store::observed::TableMap;
+use crate::store::observed::{ConnectorSource, TableMap};
 use crate::store::{ActiveGroup, LiveReads, LiveRun, RecentRun, Result, StuckCutoffs};
 
 /// Active runs grouped by connector and status, with stuck counts. Parameters: 1 the
 /// scheduled cut-off, 2 the idle cut-off, 3 the started cut-off ([`cutoff_params`]).
 pub fn active_groups_sql(d: &Dialect, t: &TableMap) -> String {
+    active_groups_from(&t.source_of_few(d, "s"), false)
+}
+
+/// [`active_groups_sql`] by connection key too, without lookups: the groups of a table whose
+/// `lookup:` connector syncwatch resolves ([`resolves_by_key`]).
+pub fn active_groups_by_key_sql(d: &Dialect, t: &TableMap) -> String {
+    active_groups_from(&t.source_of_keys(d, "s"), true)
+}
+
+fn active_groups_from(source: &str, by_key: bool) -> String {
+    let key = if by_key {
+        "workspace_connector_id, "
+    } else {
+        ""
+    };
     format!(
-        "select connector_slug, status, count(*) as runs, \
+        "select {key}connector_slug, status, count(*) as runs, \
        coalesce(sum(case \
          when status = 'scheduled' and created_at < $1 then 1 \
          when status = 'in_progress' and (updated_at < $2 \
@@ -24,10 +40,9 @@ pub fn active_groups_sql(d: &Dialect, t: &TableMap) -> String {
          else 0 end), 0) as stuck, \
        min(case when status = 'in_progress' then coalesce(started_at, created_at) \
                 else created_at end) as oldest \
-     from {} \
+     from {source} \
      where status in ('scheduled', 'in_progress') and deleted_at is null \
-     group by connector_slug, status",
-        t.source_of_few(d, "s")
+     group by {key}connector_slug, status"
     )
 }
 
@@ -46,26 +61,34 @@ pub fn stuck_ids_sql(d: &Dialect, t: &TableMap) -> String {
 
 /// A row of [`active_groups_sql`].
 pub fn decode_active(row: &impl Columns) -> Result<ActiveGroup> {
+    decode_active_from(row, 0)
+}
+
+/// An active group from column `first` on.
+fn decode_active_from(row: &impl Columns, first: usize) -> Result<ActiveGroup> {
     Ok(ActiveGroup {
-        connector_slug: row.connector(0)?,
-        status: row.status(1)?,
-        count: row.count(2)?,
-        stuck: row.count(3)?,
-        oldest: row.timestamp_req(4)?,
+        connector_slug: row.connector(first)?,
+        status: row.status(first + 1)?,
+        count: row.count(first + 2)?,
+        stuck: row.count(first + 3)?,
+        oldest: row.timestamp_req(first + 4)?,
     })
 }
 
 /// Live runs in progress, and live scheduled-trigger runs (the ones the learned state
 /// reads), oldest first; at most `$1`.
 pub fn live_runs_sql(d: &Dialect, t: &TableMap) -> String {
+    live_runs_from(&t.source_of_few(d, "s"))
+}
+
+fn live_runs_from(source: &str) -> String {
     format!(
         "select workspace_connector_id, connector_slug, status, trigger_type, created_at, \
            started_at, workspace_connector_sync_log_id \
-         from {} \
+         from {source} \
          where status in ('scheduled', 'in_progress') and deleted_at is null \
            and (status = 'in_progress' or trigger_type = 'cloud_task') \
-         order by created_at limit $1",
-        t.source_of_few(d, "s")
+         order by created_at limit $1"
     )
 }
 
@@ -148,15 +171,52 @@ fn cutoff_params(cutoffs: &StuckCutoffs) -> Vec<Param> {
 impl<E: Engine> LiveReads for SqlStore<E> {
     #[tracing::instrument(skip_all)]
     async fn active_groups(&self, cutoffs: &StuckCutoffs) -> Result<Vec<ActiveGroup>> {
-        let sql = active_groups_sql(E::DIALECT, &self.table);
-        self.scan_decoded(
-            "active groups",
-            &sql,
-            cutoff_params(cutoffs),
-            None,
-            decode_active,
-        )
-        .await
+        if !resolves_by_key(&self.table) {
+            let sql = active_groups_sql(E::DIALECT, &self.table);
+            return self
+                .scan_decoded(
+                    "active groups",
+                    &sql,
+                    cutoff_params(cutoffs),
+                    None,
+                    decode_active,
+                )
+                .await;
+        }
+        // By connection key, each key's connector resolved here, then summed by connector.
+        let sql = active_groups_by_key_sql(E::DIALECT, &self.table);
+        let by_key = self
+            .scan_decoded(
+                "active groups",
+                &sql,
+                cutoff_params(cutoffs),
+                Some((0, "connection")),
+                |row| Ok((row.connection_req(0)?, decode_active_from(row, 1)?)),
+            )
+            .await?;
+        let keys: Vec<ConnectionId> = by_key.iter().map(|(key, _)| key.clone()).collect();
+        let resolved = self.resolve_keys(&keys).await?;
+        let looked_up = matches!(self.table.connector, ConnectorSource::Lookup { .. });
+        let mut groups: Vec<ActiveGroup> = Vec::new();
+        for (key, mut group) in by_key {
+            if looked_up {
+                if let Some(r) = resolved.get(key.as_str()) {
+                    group.connector_slug.clone_from(&r.connector);
+                }
+            }
+            match groups
+                .iter_mut()
+                .find(|g| g.connector_slug == group.connector_slug && g.status == group.status)
+            {
+                Some(g) => {
+                    g.count += group.count;
+                    g.stuck += group.stuck;
+                    g.oldest = g.oldest.min(group.oldest);
+                }
+                None => groups.push(group),
+            }
+        }
+        Ok(groups)
     }
 
     #[tracing::instrument(skip_all)]
@@ -174,10 +234,46 @@ impl<E: Engine> LiveReads for SqlStore<E> {
 
     #[tracing::instrument(skip_all)]
     async fn live_runs(&self, limit: usize) -> Result<Vec<LiveRun>> {
-        let sql = live_runs_sql(E::DIALECT, &self.table);
         let params = vec![Param::Int(limit.min(i64::MAX as usize) as i64)];
-        self.scan_decoded("live runs", &sql, params, Some((6, "run")), decode_live_run)
-            .await
+        if !resolves_by_key(&self.table) {
+            let sql = live_runs_sql(E::DIALECT, &self.table);
+            return self
+                .scan_decoded("live runs", &sql, params, Some((6, "run")), decode_live_run)
+                .await;
+        }
+        // By connection key: the connector and public id resolved here. A run whose public
+        // id cannot be resolved is skipped and recorded, as the joined read skips it.
+        let sql = live_runs_from(&self.table.source_of_keys(E::DIALECT, "s"));
+        let keyed = self
+            .scan_decoded("live runs", &sql, params, Some((6, "run")), |row| {
+                Ok((decode_live_run(row)?, row.raw_text(6)))
+            })
+            .await?;
+        let keys: Vec<ConnectionId> = keyed
+            .iter()
+            .map(|(run, _)| run.workspace_connector_id.clone())
+            .collect();
+        let resolved = self.resolve_keys(&keys).await?;
+        let looked_up = matches!(self.table.connector, ConnectorSource::Lookup { .. });
+        let mut runs = Vec::with_capacity(keyed.len());
+        for (mut run, name) in keyed {
+            let Some(r) = resolved.get(run.workspace_connector_id.as_str()) else {
+                continue;
+            };
+            match &r.public {
+                Ok(public) => run.workspace_connector_id = public.clone(),
+                Err(why) => {
+                    let name = name.map(|id| format!("run {id}"));
+                    self.skipped.record("live runs", name.as_deref(), why);
+                    continue;
+                }
+            }
+            if looked_up {
+                run.connector_slug.clone_from(&r.connector);
+            }
+            runs.push(run);
+        }
+        Ok(runs)
     }
 
     #[tracing::instrument(skip_all)]

@@ -13,6 +13,7 @@ mod connector_status;
 mod explain;
 mod lifecycle;
 mod live;
+mod lookups;
 mod retention;
 mod scanner;
 mod state;
@@ -39,6 +40,8 @@ pub struct SqlStore<E> {
     table: TableMap,
     read_only: bool,
     skipped: Arc<SkippedRows>,
+    /// The live reads' `lookup:` values by connection key (`lookups.rs`).
+    lookups: Arc<lookups::LookupCache>,
     /// Which rows of syncwatch's state tables are this store's: the digest of the table
     /// and mapping they were counted from (empty for syncwatch's own table).
     scope: String,
@@ -56,6 +59,7 @@ impl<E: Engine> SqlStore<E> {
             table,
             read_only,
             skipped,
+            lookups: Arc::default(),
             scope,
         }
     }
