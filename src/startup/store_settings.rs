@@ -67,6 +67,12 @@ pub struct StoreSettings {
     #[arg(long, env = "SYNCWATCH_CONNECTION_COLUMN", default_value = store::DEFAULT_CONNECTION_COLUMN, value_parser = Ident::column, global = true)]
     connection_column: Ident,
 
+    /// The run's internal key (with `--observe-only`): the column the scanner's keyset
+    /// walks order by after the completion time, of any type the table orders by (an
+    /// integer, uuid or text; never shown).
+    #[arg(long, env = "SYNCWATCH_ID_COLUMN", default_value = store::DEFAULT_ID_COLUMN, value_parser = Ident::column, global = true)]
+    id_column: Ident,
+
     /// Where the connection's public id comes from (with `--observe-only`): the connection
     /// column itself (the default), `column:NAME` (another column of the table), or
     /// `lookup:TABLE.COLUMN` (joined on `TABLE.id` = the connection column: an ORM's
@@ -115,6 +121,7 @@ impl StoreSettings {
         let map = TableMap {
             table: self.table.clone(),
             connection: self.connection_column.clone(),
+            id: self.id_column.clone(),
             connection_id: self.connection_id_from.clone().unwrap_or_default(),
             connector: self.connector_from.clone(),
             observed: self.observe_only,
@@ -124,7 +131,7 @@ impl StoreSettings {
         if !self.observe_only {
             if map != TableMap::default() {
                 anyhow::bail!(
-                    "--table, --connection-column, --connection-id-from and --connector-from describe a table \
+                    "--table, --id-column, --connection-column, --connection-id-from and --connector-from describe a table \
                      another service owns: add --observe-only"
                 );
             }

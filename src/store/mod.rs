@@ -42,7 +42,7 @@ pub use error::{StoreError, StoreFault, Unreadable, UnreadableReason};
 pub use lease::{Leadership, Lease};
 pub use observed::{
     check_table, CheckReport, ConnectionIdSource, ConnectorSource, Ident, TableDescription,
-    TableMap, DEFAULT_CONNECTION_COLUMN, DEFAULT_TABLE,
+    TableMap, DEFAULT_CONNECTION_COLUMN, DEFAULT_ID_COLUMN, DEFAULT_TABLE,
 };
 pub use pages::{ConnectionSummary, ConnectorOutcomes, LatestError, PageReads};
 pub use probe::Probed;

@@ -284,6 +284,30 @@ async fn django_postgres_bigint_keys() {
         "lookup:workspace_connector.workspace_connector_id",
     ];
     assert_scanned_exactly(&url, &by_public_id, public);
+
+    // The run's key under another name: `check` names the missing `id` until
+    // `--id-column` says which, then reads, advises its indexes by that name and passes;
+    // the scan walks by it and stays exact.
+    db.execute("alter table workspace_connector_sync_log rename column id to sync_log_pk")
+        .await;
+    let check = |flags: &[&str]| {
+        let mut all = vec!["--observe-only"];
+        all.extend(flags);
+        crate::observe_orm::check(&url, &all)
+    };
+    let (ok, said) = check(&[]);
+    assert!(!ok && said.contains("column id"), "{said}");
+    let renamed = ["--id-column", "sync_log_pk"];
+    let (ok, said) = check(&renamed);
+    assert!(ok, "{said}");
+    assert!(
+        said.contains("column sync_log_pk (the run's key): ok, bigint")
+            && said.contains("\"completed_at\", \"sync_log_pk\""),
+        "{said}"
+    );
+    let mut flags = by_public_id.to_vec();
+    flags.extend(renamed);
+    assert_scanned_exactly(&url, &flags, public);
 }
 
 /// Django on SQLite: `integer` keys, uuids as 32 hex digits in `char(32)`, `datetime`

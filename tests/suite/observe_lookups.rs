@@ -76,6 +76,7 @@ async fn fixture(db: &TestDb) {
 fn mapping() -> TableMap {
     TableMap {
         table: Ident::table("workspace_connector_sync_log").unwrap(),
+        id: Ident::column("id").unwrap(),
         connection: Ident::column("workspace_connector_id").unwrap(),
         connection_id: "lookup:workspace_connector.workspace_connector_id"
             .parse()

@@ -35,7 +35,11 @@ fn wanted_indexes(map: &TableMap) -> Vec<WantedIndex> {
         WantedIndex {
             purpose: "scanner: each connection's latest terminal runs",
             suffix: "connection_terminal",
-            columns: vec![connection.clone(), "completed_at".into(), "id".into()],
+            columns: vec![
+                connection.clone(),
+                "completed_at".into(),
+                map.id.to_string(),
+            ],
             predicate: "completed_at is not null",
         },
         WantedIndex {
@@ -104,7 +108,10 @@ pub fn check_table(backend: Backend, map: &TableMap, found: &TableDescription) -
     // (the table's column, what it is to syncwatch, the sync log column it is read as)
     let mut wanted: Vec<(String, &str, &str)> = READ_COLUMNS
         .iter()
-        .map(|c| ((*c).to_owned(), "read", *c))
+        .map(|c| match *c {
+            "id" => (map.id.to_string(), "the run's key", "id"),
+            c => (c.to_owned(), "read", c),
+        })
         .collect();
     match &map.connection_id {
         ConnectionIdSource::Connection => wanted.insert(

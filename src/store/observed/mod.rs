@@ -22,7 +22,7 @@ pub use check::{check_table, CheckReport};
 pub use inspect::TableDescription;
 pub(crate) use inspect::{catalogue_name, decode_description, describe_sql};
 pub use sources::{ConnectionIdSource, ConnectorSource};
-pub use table::{Ident, TableMap, DEFAULT_CONNECTION_COLUMN, DEFAULT_TABLE};
+pub use table::{Ident, TableMap, DEFAULT_CONNECTION_COLUMN, DEFAULT_ID_COLUMN, DEFAULT_TABLE};
 
 impl Store {
     /// The store of an observed table: `table` (opened with

@@ -19,6 +19,7 @@ use crate::store::engine::Dialect;
 
 pub const DEFAULT_TABLE: &str = "workspace_connector_sync_log";
 pub const DEFAULT_CONNECTION_COLUMN: &str = "workspace_connector_id";
+pub const DEFAULT_ID_COLUMN: &str = "id";
 pub const DEFAULT_CONNECTOR_COLUMN: &str = "connector_slug";
 
 /// A table (`name` or `schema.name`) or column name from configuration: letters, digits,
@@ -104,6 +105,8 @@ impl FromStr for Ident {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableMap {
     pub table: Ident,
+    /// The run's internal key (`--id-column`), read as `id`.
+    pub id: Ident,
     pub connection: Ident,
     pub connection_id: ConnectionIdSource,
     pub connector: ConnectorSource,
@@ -123,6 +126,9 @@ impl Default for TableMap {
         Self {
             table: Ident {
                 parts: vec![DEFAULT_TABLE.into()],
+            },
+            id: Ident {
+                parts: vec![DEFAULT_ID_COLUMN.into()],
             },
             connection: Ident {
                 parts: vec![DEFAULT_CONNECTION_COLUMN.into()],
@@ -167,7 +173,8 @@ enum Lookups {
 impl TableMap {
     /// Whether the table's columns are the sync log's own names (no derived table needed).
     fn is_identity(&self) -> bool {
-        self.connection.to_string() == DEFAULT_CONNECTION_COLUMN
+        self.id.to_string() == DEFAULT_ID_COLUMN
+            && self.connection.to_string() == DEFAULT_CONNECTION_COLUMN
             && self.connection_id == ConnectionIdSource::Connection
             && self.connector == ConnectorSource::default()
     }
@@ -199,7 +206,13 @@ impl TableMap {
         if self.is_identity() {
             return format!("{} {alias}", self.table.quoted());
         }
-        let columns: Vec<String> = READ_COLUMNS.iter().map(|c| format!("t.{c}")).collect();
+        let columns: Vec<String> = READ_COLUMNS
+            .iter()
+            .map(|c| match *c {
+                "id" => format!("t.{} as id", self.id.quoted()),
+                c => format!("t.{c}"),
+            })
+            .collect();
         let connection = self.connection.quoted();
         // A looked-up column under `alias`, and the join it needs (none when probed);
         // `unresolved` what it reads when syncwatch resolves it (Lookups::Keys).
@@ -252,8 +265,14 @@ impl TableMap {
         if self.is_identity() && self.table.to_string() == DEFAULT_TABLE {
             return String::new();
         }
+        // The run's key only when it is not `id`, so the keys of earlier checkpoints hold.
+        let id = if self.id.to_string() == DEFAULT_ID_COLUMN {
+            String::new()
+        } else {
+            format!(" id={}", self.id)
+        };
         format!(
-            "table={} connection={} connection_id={} connector={} key={}",
+            "table={} connection={} connection_id={} connector={} key={}{id}",
             self.table, self.connection, self.connection_id, self.connector, self.connection_kind
         )
     }
@@ -340,6 +359,7 @@ mod tests {
     fn an_observed_table_is_read_through_a_renaming_derived_table() {
         let map = TableMap {
             connection_id: ConnectionIdSource::Connection,
+            id: Ident::column("id").unwrap(),
             table: Ident::table("app.sync_log").unwrap(),
             connection: Ident::column("connection_id").unwrap(),
             connector: "lookup:app.workspace_connector.slug".parse().unwrap(),

@@ -15,6 +15,8 @@ struct Walk {
     runs_l: String,
     runs_e: String,
     key: String,
+    /// Their column holding the run's key (`--id-column` on the table itself).
+    id: String,
 }
 
 fn walk(d: &Dialect, t: &TableMap, after: bool) -> Walk {
@@ -43,6 +45,7 @@ fn walk(d: &Dialect, t: &TableMap, after: bool) -> Walk {
             runs_l: format!("{runs} l"),
             runs_e: format!("{runs} e"),
             key: connection,
+            id: t.id.quoted(),
         };
     }
     let bound = if after {
@@ -65,6 +68,7 @@ fn walk(d: &Dialect, t: &TableMap, after: bool) -> Walk {
         runs_l: t.source(d, "l"),
         runs_e: t.source(d, "e"),
         key: "workspace_connector_id".into(),
+        id: "id".into(),
     }
 }
 
@@ -91,7 +95,7 @@ fn walk(d: &Dialect, t: &TableMap, after: bool) -> Walk {
 /// public ids would read the whole table for every chunk.
 pub fn connection_states_sql(d: &Dialect, t: &TableMap, after: bool) -> String {
     let w = walk(d, t, after);
-    let (l, e, key) = (&w.runs_l, &w.runs_e, &w.key);
+    let (l, e, key, id) = (&w.runs_l, &w.runs_e, &w.key, &w.id);
     format!(
         "
 with recursive connections(id, n) as (
@@ -103,16 +107,16 @@ with recursive connections(id, n) as (
     select c.id, {key_of} as k from connections c where c.id is not null
 ), latest as (
     select c.id as workspace_connector_id, c.k,
-           (select z.id from (select l.id, l.status, l.completed_at from {l}
+           (select z.id from (select l.{id} as id, l.status, l.completed_at from {l}
                 where l.{key} = c.k and l.completed_at is not null
                   and l.completed_at <= {horizon}
-                order by l.completed_at desc, l.id desc limit 8) z
+                order by l.completed_at desc, l.{id} desc limit 8) z
             where z.status in ('scheduled', 'in_progress', 'success', 'error')
             order by z.completed_at desc, z.id desc limit 1) as last_id,
            (select l.completed_at from {l}
             where l.{key} = c.k and l.completed_at is not null
               and l.completed_at <= {horizon} and l.status = 'success'
-            order by l.completed_at desc, l.id desc limit 1) as last_success
+            order by l.completed_at desc, l.{id} desc limit 1) as last_success
     from keyed c
 )
 select x.workspace_connector_id, t.connector_slug, t.status, t.completed_at,
