@@ -12,8 +12,8 @@
 //! `--connection-id-from lookup:`. For each: a first start (a new scanner building from the table until caught up:
 //! what an observed table without a state store pays at every restart) and, once the
 //! scans that read each connection's latest runs for the learned signals are done, the
-//! steady scan (each after 5 new runs finished), alternating between the stores so all see
-//! the same machine, each followed by an untimed scrape that waits for its snapshot's
+//! steady scan (each after 5 new runs finished), alternating between the stores (each
+//! round starting with the next one) so all see the same machine, each followed by an untimed scrape that waits for its snapshot's
 //! background encoding (so it never runs during the next store's timed scan). Then the whole history's aggregate through the lookup mapping, as an exporter
 //! that recounts at every scrape runs it. Printed last, one table with medians.
 
@@ -120,10 +120,14 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let mut steady = vec![Vec::new(); stores.len()];
-    for _ in 0..steady_scans {
+    for round in 0..steady_scans {
         db.finish_live_runs(5).await?;
         finish_integer_key_runs(&db.url, 5).await?;
-        for (i, s) in scanners.iter_mut().enumerate() {
+        // Each round starts with another store, so no store is always first after the
+        // writes (or always last).
+        let count = scanners.len();
+        for i in (0..count).map(|k| (round + k) % count) {
+            let s = &mut scanners[i];
             let started = Instant::now();
             let report = s.scan_once().await?;
             steady[i].push(started.elapsed());
