@@ -48,5 +48,30 @@
     runbookUrl: 'https://github.com/syncwatch/syncwatch/blob/main/docs/runbooks.md',
     connectorDashboardPath: '/d/syncwatch-connector',
     exporterDashboardPath: '/d/syncwatch-exporter',
+
+    // Exemplars: the dashboards' queries of connector_sync_duration_seconds_bucket (the
+    // duration quantiles and heatmaps) and of connector_sync_failures_total (failures by
+    // reason) ask Prometheus for exemplars, each the latest run of its series with its
+    // trace_id and run_id. Prometheus keeps them only with
+    // --enable-feature=exemplar-storage; false leaves them out of the queries.
+    exemplars: true,
+    // syncwatch's status page as Grafana's users reach it (syncwatch's --public-url, no
+    // trailing slash): an exemplar's run_id links to <statusPageUrl>/ui/runs/<run_id>.
+    // Grafana expands $VAR and ${VAR} in the provisioning file from its environment, so
+    // '${SYNCWATCH_PUBLIC_URL}' works; write $$ for a literal $.
+    statusPageUrl: 'http://syncwatch:8080',
+    // The Grafana data source of dashboards/provisioning/datasources.example.yaml: the Prometheus that
+    // scrapes syncwatch, with the exemplar links of the panels above.
+    grafana: {
+      datasourceName: 'Prometheus',
+      datasourceUid: 'prometheus',
+      prometheusUrl: 'http://prometheus:9090',
+      // The scrape interval of the syncwatch job, so $__rate_interval spans at least four
+      // scrapes.
+      scrapeInterval: '15s',
+      // The uid of the trace data source (Tempo, Jaeger, …) that receives syncwatch's OTLP
+      // spans: an exemplar's trace_id opens the run's trace there. '' leaves that link out.
+      traceDatasourceUid: 'tempo',
+    },
   },
 }

@@ -49,6 +49,25 @@ function(mixin) {
           app.kubernetes.io/name: syncwatch
       spec:
     ||| + indented(groups),
+
+    'dashboards/provisioning/datasources.example.yaml': |||
+      # Generated from mixin/ (jsonnet) by scripts/mixin: edit _config.grafana and
+      # _config.statusPageUrl in mixin/config.libsonnet, then run scripts/mixin.
+      # tests/suite/mixin.rs fails while this file differs from the mixin.
+      #
+      # Grafana data source provisioning for the Prometheus that scrapes syncwatch, with the
+      # links of the exemplars on the dashboards' run duration and failure panels:
+      # - an exemplar's run_id opens the run on syncwatch's status page.
+    ||| + (
+      if mixin._config.grafana.traceDatasourceUid == '' then ''
+      else "# - its trace_id opens the run's trace in the trace data source.\n"
+    ) + |||
+      # Copy to /etc/grafana/provisioning/datasources/prometheus.yaml and set url (the
+      # dashboards list every Prometheus data source, defaulting to this one). Prometheus keeps
+      # exemplars only with --enable-feature=exemplar-storage. Grafana expands $VAR and
+      # ${VAR} in this file from its environment: $$ is a literal $, so $${__value.raw}
+      # reaches Grafana as ${__value.raw}, the exemplar label's value.
+    ||| + std.rstripChars(yaml.manifest(mixin.grafanaDatasources), '\n'),
   },
 
   dashboards:: mixin.grafanaDashboards,

@@ -103,6 +103,8 @@ pub trait MetricsExt {
     fn render_domain(&self) -> String;
     /// The published snapshot's exposition, encoded once (text and gzip).
     fn domain_exposition(&self) -> Arc<Exposition>;
+    /// The same in `format`.
+    fn domain_exposition_in(&self, format: crate::metrics::Format) -> Arc<Exposition>;
 }
 
 impl MetricsExt for Metrics {
@@ -112,6 +114,10 @@ impl MetricsExt for Metrics {
 
     fn domain_exposition(&self) -> Arc<Exposition> {
         Metrics::domain_exposition(self)
+    }
+
+    fn domain_exposition_in(&self, format: crate::metrics::Format) -> Arc<Exposition> {
+        Metrics::domain_exposition_in(self, format)
     }
 }
 

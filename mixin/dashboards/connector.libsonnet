@@ -2,6 +2,7 @@ local lib = import 'lib.libsonnet';
 
 function(config)
   local variables = lib.variables(config);
+  local exemplar = lib.exemplar(config);
   lib.frame {
     uid: 'syncwatch-connector',
     title: 'Connector syncs / Connector',
@@ -187,9 +188,9 @@ function(config)
         id: 16,
         gridPos: { h: 8, w: 12, x: 0, y: 23 },
         targets: [
-          lib.target('histogram_quantile(0.5, sum by (le) (rate(connector_sync_duration_seconds_bucket{job=~"$job", instance=~"$instance", connector="$connector"}[$__rate_interval])))', 'A') + { legendFormat: 'p50' },
-          lib.target('histogram_quantile(0.95, sum by (le) (rate(connector_sync_duration_seconds_bucket{job=~"$job", instance=~"$instance", connector="$connector"}[$__rate_interval])))', 'B') + { legendFormat: 'p95' },
-          lib.target('histogram_quantile(0.99, sum by (le) (rate(connector_sync_duration_seconds_bucket{job=~"$job", instance=~"$instance", connector="$connector"}[$__rate_interval])))', 'C') + { legendFormat: 'p99' },
+          lib.target('histogram_quantile(0.5, sum by (le) (rate(connector_sync_duration_seconds_bucket{job=~"$job", instance=~"$instance", connector="$connector"}[$__rate_interval])))', 'A') + { legendFormat: 'p50' } + exemplar,
+          lib.target('histogram_quantile(0.95, sum by (le) (rate(connector_sync_duration_seconds_bucket{job=~"$job", instance=~"$instance", connector="$connector"}[$__rate_interval])))', 'B') + { legendFormat: 'p95' } + exemplar,
+          lib.target('histogram_quantile(0.99, sum by (le) (rate(connector_sync_duration_seconds_bucket{job=~"$job", instance=~"$instance", connector="$connector"}[$__rate_interval])))', 'C') + { legendFormat: 'p99' } + exemplar,
         ],
       },
       lib.panel.heatmap {
@@ -198,7 +199,7 @@ function(config)
         id: 17,
         gridPos: { h: 8, w: 12, x: 12, y: 23 },
         targets: [
-          lib.target('sum by (le) (rate(connector_sync_duration_seconds_bucket{job=~"$job", instance=~"$instance", connector="$connector"}[$__rate_interval]))', 'A') + { legendFormat: '{{le}}', format: 'heatmap' },
+          lib.target('sum by (le) (rate(connector_sync_duration_seconds_bucket{job=~"$job", instance=~"$instance", connector="$connector"}[$__rate_interval]))', 'A') + { legendFormat: '{{le}}', format: 'heatmap' } + exemplar,
         ],
       },
       lib.panel.timeseries {
@@ -219,7 +220,7 @@ function(config)
         id: 18,
         gridPos: { h: 8, w: 12, x: 0, y: 31 },
         targets: [
-          lib.target('histogram_quantile(0.95, sum by (status, le) (rate(connector_sync_duration_seconds_bucket{job=~"$job", instance=~"$instance", connector="$connector"}[$__rate_interval])))', 'A') + { legendFormat: '{{status}}' },
+          lib.target('histogram_quantile(0.95, sum by (status, le) (rate(connector_sync_duration_seconds_bucket{job=~"$job", instance=~"$instance", connector="$connector"}[$__rate_interval])))', 'A') + { legendFormat: '{{status}}' } + exemplar,
         ],
       },
       lib.panel.timeseries {
@@ -337,7 +338,7 @@ function(config)
         id: 28,
         gridPos: { h: 8, w: 24, x: 0, y: 58 },
         targets: [
-          lib.target('sum by (reason, owner) (rate(connector_sync_failures_total{job=~"$job", instance=~"$instance", connector="$connector"}[$__rate_interval]))', 'A') + { legendFormat: '{{reason}} ({{owner}})' },
+          lib.target('sum by (reason, owner) (rate(connector_sync_failures_total{job=~"$job", instance=~"$instance", connector="$connector"}[$__rate_interval]))', 'A') + { legendFormat: '{{reason}} ({{owner}})' } + exemplar,
         ],
       },
       lib.panel.timeseries {

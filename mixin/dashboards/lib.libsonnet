@@ -1,6 +1,7 @@
 // Building blocks of the dashboards: the fields every panel of a kind shares, the query
-// targets, the template variables (the job variable reads _config.syncwatchSelector) and
-// the frame every dashboard shares. Each dashboard file states only what differs.
+// targets, the template variables (the job variable reads _config.syncwatchSelector), the
+// frame every dashboard shares and the exemplar switch (_config.exemplars). Each dashboard
+// file states only what differs.
 {
   target(expr, refId):: {
     datasource: { type: 'prometheus', uid: '$datasource' },
@@ -260,4 +261,8 @@
     version: 1,
   },
   instantTarget(expr, refId):: self.target(expr, refId) + { instant: true, range: false, format: 'table' },
+  // Added to the targets reading connector_sync_duration_seconds_bucket or
+  // connector_sync_failures_total, whose series carry exemplars (trace_id, run_id): Grafana
+  // draws them as points linking to the run (dashboards/provisioning/datasources.example.yaml).
+  exemplar(config):: if config.exemplars then { exemplar: true } else {},
 }

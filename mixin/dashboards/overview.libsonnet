@@ -2,6 +2,7 @@ local lib = import 'lib.libsonnet';
 
 function(config)
   local variables = lib.variables(config);
+  local exemplar = lib.exemplar(config);
   lib.frame {
     uid: 'syncwatch-overview',
     title: 'Connector syncs / Overview',
@@ -146,9 +147,9 @@ function(config)
         id: 14,
         gridPos: { h: 8, w: 12, x: 0, y: 23 },
         targets: [
-          lib.target('histogram_quantile(0.5, sum by (le) (rate(connector_sync_duration_seconds_bucket{job=~"$job", instance=~"$instance"}[$__rate_interval])))', 'A') + { legendFormat: 'p50' },
-          lib.target('histogram_quantile(0.95, sum by (le) (rate(connector_sync_duration_seconds_bucket{job=~"$job", instance=~"$instance"}[$__rate_interval])))', 'B') + { legendFormat: 'p95' },
-          lib.target('histogram_quantile(0.99, sum by (le) (rate(connector_sync_duration_seconds_bucket{job=~"$job", instance=~"$instance"}[$__rate_interval])))', 'C') + { legendFormat: 'p99' },
+          lib.target('histogram_quantile(0.5, sum by (le) (rate(connector_sync_duration_seconds_bucket{job=~"$job", instance=~"$instance"}[$__rate_interval])))', 'A') + { legendFormat: 'p50' } + exemplar,
+          lib.target('histogram_quantile(0.95, sum by (le) (rate(connector_sync_duration_seconds_bucket{job=~"$job", instance=~"$instance"}[$__rate_interval])))', 'B') + { legendFormat: 'p95' } + exemplar,
+          lib.target('histogram_quantile(0.99, sum by (le) (rate(connector_sync_duration_seconds_bucket{job=~"$job", instance=~"$instance"}[$__rate_interval])))', 'C') + { legendFormat: 'p99' } + exemplar,
         ],
       },
       lib.panel.heatmap {
@@ -157,7 +158,7 @@ function(config)
         id: 15,
         gridPos: { h: 8, w: 12, x: 12, y: 23 },
         targets: [
-          lib.target('sum by (le) (rate(connector_sync_duration_seconds_bucket{job=~"$job", instance=~"$instance"}[$__rate_interval]))', 'A') + { legendFormat: '{{le}}', format: 'heatmap' },
+          lib.target('sum by (le) (rate(connector_sync_duration_seconds_bucket{job=~"$job", instance=~"$instance"}[$__rate_interval]))', 'A') + { legendFormat: '{{le}}', format: 'heatmap' } + exemplar,
         ],
       },
       lib.panel.timeseries {
@@ -166,7 +167,7 @@ function(config)
         id: 16,
         gridPos: { h: 8, w: 12, x: 0, y: 31 },
         targets: [
-          lib.target('histogram_quantile(0.95, sum by (connector, le) (rate(connector_sync_duration_seconds_bucket{job=~"$job", instance=~"$instance"}[$__rate_interval])))', 'A') + { legendFormat: '{{connector}}' },
+          lib.target('histogram_quantile(0.95, sum by (connector, le) (rate(connector_sync_duration_seconds_bucket{job=~"$job", instance=~"$instance"}[$__rate_interval])))', 'A') + { legendFormat: '{{connector}}' } + exemplar,
         ],
       },
       lib.panel.timeseries {
@@ -426,7 +427,7 @@ function(config)
         id: 28,
         gridPos: { h: 8, w: 24, x: 0, y: 75 },
         targets: [
-          lib.target('sum by (reason, owner) (rate(connector_sync_failures_total{job=~"$job", instance=~"$instance"}[$__rate_interval]))', 'A') + { legendFormat: '{{reason}} ({{owner}})' },
+          lib.target('sum by (reason, owner) (rate(connector_sync_failures_total{job=~"$job", instance=~"$instance"}[$__rate_interval]))', 'A') + { legendFormat: '{{reason}} ({{owner}})' } + exemplar,
         ],
       },
       lib.panel.timeseries {

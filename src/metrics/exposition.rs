@@ -32,9 +32,13 @@ impl Exposition {
         Self::from_text(text(families))
     }
 
-    /// Write `snapshot`'s text straight from its maps (the same bytes) into the compressor,
+    /// Write `snapshot`'s text in `format` straight from its maps into the compressor,
     /// keeping the text too only when `keep_text`: without it the whole text is never held.
-    pub fn from_snapshot(snapshot: &crate::metrics::Snapshot, keep_text: bool) -> Self {
+    pub fn from_snapshot(
+        snapshot: &crate::metrics::Snapshot,
+        format: super::openmetrics::Format,
+        keep_text: bool,
+    ) -> Self {
         let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
         let mut text = Vec::new();
         let mut text_len = 0;
@@ -46,7 +50,7 @@ impl Exposition {
                 text.extend_from_slice(piece);
             }
         };
-        let mut sink = super::text::TextSink::new(&mut spill);
+        let mut sink = super::text::TextSink::new(format, &mut spill);
         snapshot.write_to(&mut sink);
         let series = sink.series;
         sink.finish();
@@ -180,8 +184,9 @@ mod tests {
             "spans many pieces: {}",
             text.len()
         );
-        let kept = Exposition::from_snapshot(&snapshot, true);
-        let dropped = Exposition::from_snapshot(&snapshot, false);
+        let text_format = crate::metrics::openmetrics::Format::Text;
+        let kept = Exposition::from_snapshot(&snapshot, text_format, true);
+        let dropped = Exposition::from_snapshot(&snapshot, text_format, false);
         assert_eq!(kept.text, text);
         assert!(dropped.text.is_empty());
         for exposition in [&kept, &dropped] {

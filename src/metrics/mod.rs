@@ -5,13 +5,13 @@
 pub(crate) mod exposition;
 mod histogram;
 pub(crate) mod labels;
+pub(crate) mod openmetrics;
 mod published;
-use published::{Job, Published};
+use published::{Job, Published, Requested};
 mod server;
 pub(crate) mod snapshot;
 mod text;
 
-use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, OnceLock, RwLock};
 
 use prometheus::core::Collector;
@@ -22,7 +22,9 @@ use prometheus::{
 };
 
 pub(crate) use exposition::{accepts_gzip, Exposition};
+pub use histogram::Exemplar;
 pub(crate) use labels::{LabelCapper, OVERFLOW_LABEL};
+pub use openmetrics::Format;
 pub use server::MetricsServer;
 pub use snapshot::{HistogramData, Label, Snapshot};
 
@@ -70,7 +72,7 @@ pub struct Metrics {
     registry: Registry,
     published: Arc<RwLock<Arc<Published>>>,
     encoder: Arc<OnceLock<std::sync::mpsc::Sender<Job>>>,
-    plain_requested: Arc<AtomicI64>,
+    requested: Arc<Requested>,
     pub up: IntGauge,
     pub last_scan_duration: Gauge,
     pub last_scan_success: Gauge,
@@ -203,13 +205,13 @@ impl Metrics {
         let exposition_bytes = IntGaugeVec::new(
             Opts::new(
                 "syncwatch_exposition_bytes",
-                "Bytes of the domain section of the last published snapshot's exposition, by encoding (identity, gzip).",
+                "Bytes of the domain section of the last published snapshot's exposition encoded in a format, by format (text, openmetrics) and encoding (identity, gzip); a format is encoded once scraped.",
             ),
-            &["encoding"],
+            &["format", "encoding"],
         )
         .expect("valid metric");
         for encoding in ["identity", "gzip"] {
-            exposition_bytes.with_label_values(&[encoding]);
+            exposition_bytes.with_label_values(&["text", encoding]);
         }
 
         let ui_info = IntGaugeVec::new(
@@ -249,7 +251,7 @@ impl Metrics {
             registry,
             published,
             encoder: Arc::default(),
-            plain_requested: Arc::default(),
+            requested: Arc::default(),
             up,
             last_scan_duration,
             last_scan_success,
@@ -293,7 +295,12 @@ impl Metrics {
 
     /// Every metric family, for other exporters (OTLP).
     pub fn gather(&self) -> Vec<MetricFamily> {
-        let mut families = self.snapshot().families();
+        self.gather_from(&self.snapshot())
+    }
+
+    /// The same, with the domain families of `snapshot`.
+    pub fn gather_from(&self, snapshot: &Snapshot) -> Vec<MetricFamily> {
+        let mut families = snapshot.families();
         families.extend(self.registry.gather());
         families
     }

@@ -1,44 +1,70 @@
 //! The published snapshot: the scanner swaps a new one in whole, scrapes read it without
-//! waiting; its exposition is encoded once (text and gzip), on an encoder thread of its own
-//! or by the first scrape that comes before it, and the text is kept only while somebody
-//! scrapes without gzip.
+//! waiting; its exposition is encoded once per format (text and gzip), on an encoder
+//! thread of its own or by the first scrape that comes before it. The encoder thread
+//! encodes the formats scraped in the last ten minutes (the Prometheus text format until
+//! the first scrape); the text is kept only while somebody scrapes without gzip.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use prometheus::{IntGauge, IntGaugeVec};
 
+use super::openmetrics::{self, Format};
 use super::{exposition, Exposition, Metrics, Snapshot};
 
-/// A published snapshot and, once encoded, its exposition (and, once a scrape without
-/// gzip asked for it and the text was not kept, the text decompressed once).
+/// A published snapshot and, once encoded, its exposition in each format (and, once a
+/// scrape without gzip asked for it and the text was not kept, the text decompressed
+/// once).
 pub(super) struct Published {
     snapshot: Arc<Snapshot>,
-    exposition: OnceLock<Arc<Exposition>>,
-    plain: OnceLock<Arc<Vec<u8>>>,
+    exposition: [OnceLock<Arc<Exposition>>; 2],
+    plain: [OnceLock<Arc<Vec<u8>>>; 2],
 }
 
 impl Published {
     pub(super) fn new(snapshot: Snapshot) -> Arc<Self> {
         Arc::new(Self {
             snapshot: Arc::new(snapshot),
-            exposition: OnceLock::new(),
-            plain: OnceLock::new(),
+            exposition: Default::default(),
+            plain: Default::default(),
         })
     }
 }
 
-/// How long after a scrape without gzip the text of each new snapshot is kept encoded.
+/// How long after a scrape without gzip the text of each new snapshot is kept encoded,
+/// and after a scrape in a format each new snapshot is encoded in it ahead of the next.
 const KEEP_TEXT_FOR_SECS: i64 = 600;
 
-/// What encoding a snapshot needs besides the snapshot: the size gauges, and when a
-/// scrape last asked for the text.
+/// When scrapes last asked for each format, and for the text without gzip (Unix seconds;
+/// 0 for never). The Prometheus text format counts as asked at the start.
+#[derive(Debug)]
+pub(super) struct Requested {
+    format: [AtomicI64; 2],
+    plain: AtomicI64,
+}
+
+impl Default for Requested {
+    fn default() -> Self {
+        Self {
+            format: [AtomicI64::new(unix_now()), AtomicI64::new(0)],
+            plain: AtomicI64::new(0),
+        }
+    }
+}
+
+impl Requested {
+    fn recent(at: &AtomicI64) -> bool {
+        unix_now() - at.load(Ordering::Relaxed) <= KEEP_TEXT_FOR_SECS
+    }
+}
+
+/// What encoding a snapshot needs besides the snapshot: the size gauges, and when
+/// scrapes last asked for what.
 #[derive(Clone)]
 struct EncodeState {
     series: IntGauge,
     bytes: IntGaugeVec,
-    /// Unix seconds of the last scrape without gzip; 0 for never.
-    plain_requested: Arc<AtomicI64>,
+    requested: Arc<Requested>,
 }
 
 fn unix_now() -> i64 {
@@ -76,85 +102,108 @@ impl Metrics {
         EncodeState {
             series: self.exposition_series.clone(),
             bytes: self.exposition_bytes.clone(),
-            plain_requested: self.plain_requested.clone(),
+            requested: self.requested.clone(),
         }
     }
 
-    /// `published`'s exposition, encoding it if nobody has yet.
-    fn encoded(&self, published: &Arc<Published>) -> Arc<Exposition> {
-        encode_once(published, &self.encode_state())
+    /// `published`'s exposition in `format`, encoding it if nobody has yet. Asking keeps
+    /// the next snapshots encoded in `format` ahead of the scrapes for
+    /// [`KEEP_TEXT_FOR_SECS`].
+    fn encoded(&self, published: &Arc<Published>, format: Format) -> Arc<Exposition> {
+        self.requested.format[format.index()].store(unix_now(), Ordering::Relaxed);
+        encode_once(published, format, &self.encode_state())
     }
 
-    /// The domain section as text: stored, or decompressed once per snapshot. Asking
-    /// keeps the text of the next snapshots encoded for [`KEEP_TEXT_FOR_SECS`].
-    pub(crate) fn with_domain_text<T>(&self, f: impl FnOnce(&[u8]) -> T) -> T {
-        self.plain_requested.store(unix_now(), Ordering::Relaxed);
+    /// The domain section as text in `format`: stored, or decompressed once per snapshot.
+    /// Asking keeps the text of the next snapshots encoded for [`KEEP_TEXT_FOR_SECS`].
+    pub(crate) fn with_domain_text_in<T>(&self, format: Format, f: impl FnOnce(&[u8]) -> T) -> T {
+        self.requested.plain.store(unix_now(), Ordering::Relaxed);
         let published = self.current();
-        let exposition = self.encoded(&published);
+        let exposition = self.encoded(&published, format);
         if exposition.text.len() == exposition.text_len {
             return f(&exposition.text);
         }
-        let text = published
-            .plain
+        let text = published.plain[format.index()]
             .get_or_init(|| Arc::new(exposition.plain().into_owned()));
         f(text)
+    }
+
+    /// The domain section in the Prometheus text format.
+    pub(crate) fn with_domain_text<T>(&self, f: impl FnOnce(&[u8]) -> T) -> T {
+        self.with_domain_text_in(Format::Text, f)
     }
 
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.current().snapshot.clone()
     }
 
-    /// The domain section of the current snapshot, encoded (once).
+    /// The domain section of the current snapshot in the text format, encoded (once).
     pub(crate) fn domain_exposition(&self) -> Arc<Exposition> {
-        self.encoded(&self.current())
+        self.domain_exposition_in(Format::Text)
     }
 
-    /// The self metrics, encoded now (a few dozen samples).
-    fn self_text(&self) -> Vec<u8> {
-        exposition::text(&self.registry.gather())
+    /// The domain section of the current snapshot in `format`, encoded (once).
+    pub(crate) fn domain_exposition_in(&self, format: Format) -> Arc<Exposition> {
+        self.encoded(&self.current(), format)
+    }
+
+    /// The self metrics, encoded now (a few dozen samples); in OpenMetrics with the
+    /// closing `# EOF`.
+    fn self_text(&self, format: Format) -> Vec<u8> {
+        let families = self.registry.gather();
+        match format {
+            Format::Text => exposition::text(&families),
+            Format::OpenMetrics => {
+                let mut text = openmetrics::encode(&families);
+                text.extend_from_slice(openmetrics::EOF);
+                text
+            }
+        }
     }
 
     /// The whole exposition as text: the stored domain section, then the self metrics.
     pub fn render_bytes(&self) -> Vec<u8> {
-        let own = self.self_text();
-        self.with_domain_text(|domain| {
+        self.render_in(Format::Text, false)
+    }
+
+    /// The whole exposition gzipped.
+    pub fn render_gzip(&self) -> Vec<u8> {
+        self.render_in(Format::Text, true)
+    }
+
+    /// The whole exposition in `format`: the stored domain section, then the self metrics
+    /// encoded now. Gzipped, it is the stored gzip member of the domain section, then a
+    /// member for the self metrics.
+    pub fn render_in(&self, format: Format, gzip: bool) -> Vec<u8> {
+        let own = self.self_text(format);
+        if gzip {
+            let domain = self.domain_exposition_in(format);
+            let own = exposition::gzip(&own);
+            let mut body = Vec::with_capacity(domain.gzip.len() + own.len());
+            body.extend_from_slice(&domain.gzip);
+            body.extend_from_slice(&own);
+            return body;
+        }
+        self.with_domain_text_in(format, |domain| {
             let mut body = Vec::with_capacity(domain.len() + own.len());
             body.extend_from_slice(domain);
             body.extend_from_slice(&own);
             body
         })
     }
-
-    /// The whole exposition gzipped: the stored gzip member of the domain section, then a
-    /// member for the self metrics.
-    pub fn render_gzip(&self) -> Vec<u8> {
-        let domain = self.domain_exposition();
-        let own = exposition::gzip(&self.self_text());
-        let mut body = Vec::with_capacity(domain.gzip.len() + own.len());
-        body.extend_from_slice(&domain.gzip);
-        body.extend_from_slice(&own);
-        body
-    }
 }
 
-/// `published`'s exposition, encoded by whoever comes first (the encoder thread, or a
-/// scrape that arrives before it), with the size gauges set.
-fn encode_once(published: &Arc<Published>, state: &EncodeState) -> Arc<Exposition> {
-    published
-        .exposition
+/// `published`'s exposition in `format`, encoded by whoever comes first (the encoder
+/// thread, or a scrape that arrives before it), with the size gauges set.
+fn encode_once(published: &Arc<Published>, format: Format, state: &EncodeState) -> Arc<Exposition> {
+    published.exposition[format.index()]
         .get_or_init(|| {
-            let asked = state.plain_requested.load(Ordering::Relaxed);
-            let keep_text = unix_now() - asked <= KEEP_TEXT_FOR_SECS;
-            let exposition = Exposition::from_snapshot(&published.snapshot, keep_text);
+            let keep_text = Requested::recent(&state.requested.plain);
+            let exposition = Exposition::from_snapshot(&published.snapshot, format, keep_text);
             state.series.set(exposition.series as i64);
-            state
-                .bytes
-                .with_label_values(&["identity"])
-                .set(exposition.text_len as i64);
-            state
-                .bytes
-                .with_label_values(&["gzip"])
-                .set(exposition.gzip.len() as i64);
+            let bytes = |encoding| state.bytes.with_label_values(&[format.as_str(), encoding]);
+            bytes("identity").set(exposition.text_len as i64);
+            bytes("gzip").set(exposition.gzip.len() as i64);
             Arc::new(exposition)
         })
         .clone()
@@ -189,7 +238,11 @@ fn start_encoder(metrics: &Metrics) -> std::sync::mpsc::Sender<Job> {
                     }
                 }
                 if let Some(published) = newest {
-                    encode_once(&published, &state);
+                    for format in Format::ALL {
+                        if Requested::recent(&state.requested.format[format.index()]) {
+                            encode_once(&published, format, &state);
+                        }
+                    }
                 }
             }
         });

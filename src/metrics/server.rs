@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, VARY};
+use axum::http::header::{ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, VARY};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -13,7 +13,7 @@ use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 
-use super::{accepts_gzip, Metrics};
+use super::{accepts_gzip, Format, Metrics};
 use crate::auth::ApiAuth;
 use crate::server::HttpLimits;
 
@@ -65,24 +65,23 @@ impl MetricsServer {
     }
 }
 
-/// The stored exposition: gzip when the scraper accepts it (Prometheus always does),
-/// plain otherwise.
+/// The stored exposition in the format the scraper prefers (OpenMetrics, with exemplars,
+/// when its `Accept` header ranks it first, as Prometheus's does; the Prometheus text
+/// format otherwise): gzip when the scraper accepts it (Prometheus always does), plain
+/// otherwise.
 async fn render_metrics(State(metrics): State<Metrics>, headers: HeaderMap) -> Response {
     let gzip = headers
         .get(ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .is_some_and(accepts_gzip);
+    let format = Format::negotiate(headers.get(ACCEPT).and_then(|v| v.to_str().ok()));
     // Copies of stored bytes (under a millisecond even at 100k series); only a scrape that
     // arrives before the encoder thread has finished encodes here, once.
-    let body = if gzip {
-        metrics.render_gzip()
-    } else {
-        metrics.render_bytes()
-    };
+    let body = metrics.render_in(format, gzip);
     let mut response = (
         [
-            (CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"),
-            (VARY, "Accept-Encoding"),
+            (CONTENT_TYPE, format.content_type()),
+            (VARY, "Accept, Accept-Encoding"),
         ],
         body,
     )

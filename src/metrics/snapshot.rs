@@ -21,6 +21,9 @@ pub struct Snapshot {
     /// `failure_reasons` is exported for every pair of `failure_pairs` besides, zero when
     /// not counted (see [`Snapshot::failure_series`]).
     pub failures: BTreeMap<(Label, Label, Label, Label), u64>,
+    /// The latest failed run of each failure series that has one (written as its
+    /// exemplar in the OpenMetrics exposition).
+    pub failure_exemplars: BTreeMap<(Label, Label, Label, Label), super::Exemplar>,
     /// (connector, trigger) pairs whose failure series are all exported, sorted.
     pub failure_pairs: Vec<(Label, Label)>,
     /// Every (reason, owner) of the failure rules, sorted.
@@ -205,6 +208,23 @@ impl Snapshot {
         series
     }
 
+    /// The failure series as exported, each with its exemplar (the latest failed run it
+    /// counts), if kept: the exemplars are sorted as the series are, and walked alongside.
+    pub fn failure_series_with_exemplars(&self) -> Vec<([&str; 4], u64, Option<&super::Exemplar>)> {
+        fn key((c, t, r, o): &(Label, Label, Label, Label)) -> [&str; 4] {
+            [c, t, r, o]
+        }
+        let mut exemplars = self.failure_exemplars.iter().peekable();
+        self.failure_series()
+            .into_iter()
+            .map(|(k, n)| {
+                while exemplars.next_if(|(e, _)| key(e) < k).is_some() {}
+                let exemplar = exemplars.next_if(|(e, _)| key(e) == k).map(|(_, e)| e);
+                (k, n, exemplar)
+            })
+            .collect()
+    }
+
     /// The metric families of this snapshot; empty when this replica does not lead.
     pub fn families(&self) -> Vec<MetricFamily> {
         if !self.leader {
@@ -346,12 +366,14 @@ mod tests {
             cumulative: vec![3, 4],
             sum: 5.0,
             count: 5,
+            exemplars: None,
         };
         let b = HistogramData {
             bounds: vec![1.0, 2.0].into(),
             cumulative: vec![1, 6],
             sum: 9.0,
             count: 6,
+            exemplars: None,
         };
         a.max_with(&b);
         assert_eq!(a.cumulative, vec![3, 6]);

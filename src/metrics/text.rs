@@ -1,12 +1,13 @@
-//! The snapshot's text exposition written straight from its maps: the same bytes as the
-//! `prometheus` crate's text encoder over [`Snapshot::families`] (a test holds the two
-//! together), without building the protobuf tree first, which at 100k series is most of
-//! the encoding's time and transient memory.
+//! The snapshot's exposition written straight from its maps, in either format: the
+//! Prometheus text format (the same bytes as the `prometheus` crate's text encoder over
+//! [`Snapshot::families`]; a test holds the two together) or OpenMetrics with exemplars
+//! (`openmetrics.rs`), without building the protobuf tree first, which at 100k series is
+//! most of the encoding's time and transient memory.
 
 use std::io::Write;
 
-use prometheus::proto::MetricType;
-
+use super::histogram::Exemplar;
+use super::openmetrics::{self, Format};
 use super::snapshot::{
     Family, HistogramData, Snapshot, ACTIVE, CONSECUTIVE_FAILURES, DISPATCH_DELAY, DURATION,
     FAILING_CONNECTIONS, FAILURES, LAST_FAILURE, LAST_SUCCESS, OLDEST_ACTIVE, OVERDUE,
@@ -17,6 +18,7 @@ use super::snapshot::{
 /// so a caller that only compresses it never holds the whole text (~13 MB at 100k series).
 pub struct TextSink<'a> {
     buf: Vec<u8>,
+    format: Format,
     spill: &'a mut dyn FnMut(&[u8]),
     /// Samples written (lines that are not comments).
     pub series: usize,
@@ -26,9 +28,10 @@ pub struct TextSink<'a> {
 const SPILL_AT: usize = 64 * 1024;
 
 impl<'a> TextSink<'a> {
-    pub fn new(spill: &'a mut dyn FnMut(&[u8])) -> Self {
+    pub fn new(format: Format, spill: &'a mut dyn FnMut(&[u8])) -> Self {
         Self {
             buf: Vec::with_capacity(SPILL_AT + 4096),
+            format,
             spill,
             series: 0,
         }
@@ -51,7 +54,7 @@ impl<'a> TextSink<'a> {
 }
 
 /// `\` → `\\`, newline → `\n`, and with `quote` `"` → `\"`, as the text format wants.
-fn escape(out: &mut Vec<u8>, text: &str, quote: bool) {
+pub(super) fn escape(out: &mut Vec<u8>, text: &str, quote: bool) {
     let special = |b: &u8| *b == b'\\' || *b == b'\n' || (quote && *b == b'"');
     if !text.as_bytes().iter().any(special) {
         // Label values almost never need escaping: copy them whole.
@@ -71,7 +74,7 @@ fn escape(out: &mut Vec<u8>, text: &str, quote: bool) {
 
 /// A sample value as `Display` for f64 writes it (what the crate's encoder writes); whole
 /// numbers below 2^53 take the integer formatter, which writes the same digits faster.
-fn value(out: &mut Vec<u8>, value: f64) {
+pub(super) fn value(out: &mut Vec<u8>, value: f64) {
     const EXACT: f64 = 9_007_199_254_740_992.0;
     if value.fract() == 0.0 && value.abs() < EXACT && !(value == 0.0 && value.is_sign_negative()) {
         let _ = write!(out, "{}", value as i64);
@@ -80,20 +83,25 @@ fn value(out: &mut Vec<u8>, value: f64) {
     }
 }
 
-fn header(out: &mut Vec<u8>, spec: &Family) {
-    out.extend_from_slice(b"# HELP ");
-    out.extend_from_slice(spec.name.as_bytes());
-    out.push(b' ');
-    escape(out, spec.help, false);
-    out.extend_from_slice(b"\n# TYPE ");
-    out.extend_from_slice(spec.name.as_bytes());
-    out.extend_from_slice(match spec.kind {
-        MetricType::COUNTER => b" counter\n".as_slice(),
-        MetricType::GAUGE => b" gauge\n",
-        MetricType::HISTOGRAM => b" histogram\n",
-        MetricType::SUMMARY => b" summary\n",
-        MetricType::UNTYPED => b" untyped\n",
-    });
+fn header(out: &mut TextSink<'_>, spec: &Family) {
+    let format = out.format;
+    openmetrics::header(&mut out.buf, format, spec.name, spec.help, spec.kind);
+}
+
+/// `{name="value",…}`, values escaped; nothing for no labels.
+pub(super) fn label_set<'a>(out: &mut Vec<u8>, pairs: impl Iterator<Item = (&'a str, &'a str)>) {
+    let mut separator = b'{';
+    for (name, value) in pairs {
+        out.push(separator);
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"=\"");
+        escape(out, value, true);
+        out.push(b'"');
+        separator = b',';
+    }
+    if separator == b',' {
+        out.push(b'}');
+    }
 }
 
 fn sample(
@@ -103,26 +111,20 @@ fn sample(
     values: &[&str],
     extra: Option<(&str, &str)>,
     number: f64,
+    exemplar: Option<&Exemplar>,
 ) {
     out.series += 1;
+    let openmetrics = out.format == Format::OpenMetrics;
     let out = &mut out.buf;
     out.extend_from_slice(spec.name.as_bytes());
     out.extend_from_slice(postfix.as_bytes());
-    if !values.is_empty() || extra.is_some() {
-        let mut separator = b'{';
-        let pairs = spec.labels.iter().copied().zip(values.iter().copied());
-        for (name, value) in pairs.chain(extra) {
-            out.push(separator);
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(b"=\"");
-            escape(out, value, true);
-            out.push(b'"');
-            separator = b',';
-        }
-        out.push(b'}');
-    }
+    let pairs = spec.labels.iter().copied().zip(values.iter().copied());
+    label_set(out, pairs.chain(extra));
     out.push(b' ');
     value(out, number);
+    if let Some(exemplar) = exemplar.filter(|_| openmetrics) {
+        openmetrics::exemplar(out, exemplar);
+    }
     out.push(b'\n');
 }
 
@@ -132,12 +134,21 @@ fn scalars<'a, const N: usize>(
     spec: &Family,
     rows: impl ExactSizeIterator<Item = ([&'a str; N], f64)>,
 ) {
+    with_exemplars(out, spec, rows.map(|(values, value)| (values, value, None)));
+}
+
+/// The same, each row with the exemplar of its sample, if any.
+fn with_exemplars<'a, 'e, const N: usize>(
+    out: &mut TextSink<'_>,
+    spec: &Family,
+    rows: impl ExactSizeIterator<Item = ([&'a str; N], f64, Option<&'e Exemplar>)>,
+) {
     if rows.len() == 0 {
         return;
     }
-    header(&mut out.buf, spec);
-    for (values, value) in rows {
-        sample(out, spec, "", &values, None, value);
+    header(out, spec);
+    for (values, value, exemplar) in rows {
+        sample(out, spec, "", &values, None, value, exemplar);
         out.row_done();
     }
 }
@@ -150,17 +161,19 @@ fn histograms<'a, const N: usize>(
     if rows.len() == 0 {
         return;
     }
-    header(&mut out.buf, spec);
+    header(out, spec);
     // The `le` values, formatted once per set of bounds (a family shares one).
     let mut les: Option<(&[f64], Vec<String>)> = None;
     for (values, data) in rows {
         let bounds: &[f64] = &data.bounds;
         if les.as_ref().is_none_or(|(b, _)| *b != bounds) {
-            les = Some((bounds, bounds.iter().map(f64::to_string).collect()));
+            les = Some((bounds, bounds.iter().map(|b| openmetrics::le(*b)).collect()));
         }
         let le = les.as_ref().map_or(&[][..], |(_, le)| le.as_slice());
         let mut inf_seen = false;
-        for ((bound, count), le) in data.bounds.iter().zip(&data.cumulative).zip(le) {
+        for (i, ((bound, count), le)) in
+            data.bounds.iter().zip(&data.cumulative).zip(le).enumerate()
+        {
             sample(
                 out,
                 spec,
@@ -168,15 +181,25 @@ fn histograms<'a, const N: usize>(
                 &values,
                 Some(("le", le)),
                 *count as f64,
+                data.exemplar(i),
             );
             inf_seen |= bound.is_sign_positive() && bound.is_infinite();
         }
         if !inf_seen {
             let count = data.count as f64;
-            sample(out, spec, "_bucket", &values, Some(("le", "+Inf")), count);
+            let exemplar = data.exemplar(data.bounds.len());
+            sample(
+                out,
+                spec,
+                "_bucket",
+                &values,
+                Some(("le", "+Inf")),
+                count,
+                exemplar,
+            );
         }
-        sample(out, spec, "_sum", &values, None, data.sum);
-        sample(out, spec, "_count", &values, None, data.count as f64);
+        sample(out, spec, "_sum", &values, None, data.sum, None);
+        sample(out, spec, "_count", &values, None, data.count as f64, None);
         out.row_done();
     }
 }
@@ -186,7 +209,7 @@ impl Snapshot {
     #[cfg(test)]
     pub(crate) fn write_text(&self, text: &mut Vec<u8>) {
         let mut append = |piece: &[u8]| text.extend_from_slice(piece);
-        let mut sink = TextSink::new(&mut append);
+        let mut sink = TextSink::new(Format::Text, &mut append);
         self.write_to(&mut sink);
         sink.finish();
     }
@@ -204,13 +227,9 @@ impl Snapshot {
                 .iter()
                 .map(|((c, t, s), v)| ([&**c, &**t, &**s], n(v))),
         );
-        scalars(
-            out,
-            &FAILURES,
-            self.failure_series()
-                .into_iter()
-                .map(|(k, v)| (k, v as f64)),
-        );
+        let series = self.failure_series_with_exemplars();
+        let rows = series.into_iter().map(|(k, n, e)| (k, n as f64, e));
+        with_exemplars(out, &FAILURES, rows);
         histograms(
             out,
             &DURATION,
@@ -303,6 +322,7 @@ mod tests {
             cumulative: vec![1, 2, 2, 3],
             sum,
             count: 4,
+            exemplars: None,
         };
         let s = |v: &str| Label::from(v);
         let mut snap = Snapshot {

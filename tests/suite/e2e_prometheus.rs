@@ -4,29 +4,18 @@
 
 use crate::common;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, in_ci, run_through_api, wait_until, Backend, ChildGuard, Server, TestDb};
+use common::prometheus::{http_ok, Prometheus};
+use common::{free_port, run_through_api, wait_until, Backend, Server, TestDb};
 use reqwest::Client;
 use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
-const PROMETHEUS: &str = "/usr/bin/prometheus";
-
 /// `syncwatch serve` on `db`, scanning every second, on the given ports.
 async fn start_syncwatch(db: &TestDb, api: u16, metrics: u16) -> Server {
     Server::start_on(db.url.expose(), api, metrics, &["--scan-interval", "1s"]).await
-}
-
-async fn ready(client: &Client, url: String) -> bool {
-    client
-        .get(&url)
-        .timeout(Duration::from_secs(2))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
 }
 
 /// The value of a PromQL query returning one sample, if it returns one.
@@ -103,22 +92,15 @@ async fn all_checks_agree(client: &Client, prom: u16, db: &TestDb) -> Result<(),
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_answers_match_sql_before_and_after_a_restart() {
-    if !std::path::Path::new(PROMETHEUS).exists() {
-        let reason =
-            "prometheus is not installed; scripts/test installs Debian's prometheus package";
-        assert!(!in_ci(), "{reason}");
-        eprintln!("SKIPPED: {reason}");
-        return;
-    }
     let Some(db) = TestDb::new(Backend::Postgres).await else {
         return;
     };
     let client = Client::new();
-    let (api, metrics, prom) = (free_port(), free_port(), free_port());
+    let (api, metrics) = (free_port(), free_port());
     let mut syncwatch = start_syncwatch(&db, api, metrics).await;
     let base = format!("http://127.0.0.1:{api}");
     wait_until("syncwatch ready", Duration::from_secs(30), || {
-        ready(&client, format!("{base}/readyz"))
+        http_ok(&client, format!("{base}/readyz"))
     })
     .await;
 
@@ -153,33 +135,10 @@ async fn prometheus_answers_match_sql_before_and_after_a_restart() {
     )
     .await;
 
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-             scrape_configs:\n  - job_name: syncwatch\n    static_configs:\n      - targets: ['127.0.0.1:{metrics}']\n"
-        ),
-    )
-    .unwrap();
-    let _prometheus = ChildGuard(
-        Command::new(PROMETHEUS)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus"),
-    );
-    wait_until("prometheus ready", Duration::from_secs(30), || {
-        ready(&client, format!("http://127.0.0.1:{prom}/-/ready"))
-    })
-    .await;
+    let Some(prometheus) = Prometheus::start(&client, metrics, &[]).await else {
+        return;
+    };
+    let prom = prometheus.port;
 
     let mut last = String::new();
     let deadline = Instant::now() + Duration::from_secs(60);

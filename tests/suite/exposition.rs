@@ -3,11 +3,11 @@
 
 use crate::common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::prometheus::pipe_through;
 use common::scan::{insert, Row};
 use common::{require_tool, Backend, TestApp};
 
@@ -19,26 +19,7 @@ use syncwatch::test_support::MetricsExt;
 
 /// Pipes an exposition into `promtool check metrics`: (exit success, what it printed).
 fn promtool_check_metrics(promtool: &std::path::Path, text: &str) -> (bool, String) {
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), said)
+    pipe_through(Command::new(promtool).args(["check", "metrics"]), text)
 }
 
 async fn exposition_passes_promtool_check_metrics(app: &TestApp) {
@@ -277,7 +258,7 @@ async fn the_scrape_is_gzipped_when_the_scraper_accepts_it() {
     let (gzip_headers, gzipped) = scrape(true).await;
     assert!(plain_headers.get("content-encoding").is_none());
     assert_eq!(gzip_headers["content-encoding"], "gzip");
-    assert_eq!(gzip_headers["vary"], "Accept-Encoding");
+    assert_eq!(gzip_headers["vary"], "Accept, Accept-Encoding");
     assert_eq!(
         gzip_headers["content-length"].to_str().unwrap(),
         gzipped.len().to_string()

@@ -17,6 +17,8 @@ mod container;
 mod demo;
 mod deploy;
 mod e2e_alerting;
+#[cfg(feature = "otlp")]
+mod e2e_exemplars;
 mod e2e_prometheus;
 mod exposition;
 mod faults;
@@ -33,6 +35,7 @@ mod observe_keys;
 mod observe_lookups;
 mod observe_orm;
 mod openapi;
+mod openmetrics;
 #[cfg(feature = "otlp")]
 mod otlp;
 mod properties;

@@ -31,10 +31,13 @@ use serde_json::json;
 use syncwatch::test_support::span_attributes;
 use uuid::Uuid;
 
+/// An exemplar of an exported point: (metric, run_id attribute, trace id, span id, value).
+type PointExemplar = (String, String, Vec<u8>, Vec<u8>, f64);
+
 #[derive(Clone, Default)]
-struct Received {
+pub(crate) struct Received {
     metrics: Arc<Mutex<Vec<ExportMetricsServiceRequest>>>,
-    spans: Arc<Mutex<Vec<Span>>>,
+    pub(crate) spans: Arc<Mutex<Vec<Span>>>,
     headers: Arc<Mutex<Vec<String>>>,
 }
 
@@ -46,6 +49,58 @@ impl Received {
                 spans.extend(ss.spans);
             }
         }
+    }
+
+    /// Every exemplar of the newest metrics export: (metric, run_id attribute, trace id,
+    /// span id, value).
+    fn latest_exemplars(&self) -> Vec<PointExemplar> {
+        use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+        use opentelemetry_proto::tonic::metrics::v1::exemplar::Value;
+        let exports = self.metrics.lock().unwrap();
+        let Some(last) = exports.last() else {
+            return Vec::new();
+        };
+        let mut found = Vec::new();
+        let metrics = last
+            .resource_metrics
+            .iter()
+            .flat_map(|rm| &rm.scope_metrics)
+            .flat_map(|sm| &sm.metrics);
+        for m in metrics {
+            let exemplars: Vec<_> = match &m.data {
+                Some(metric::Data::Sum(sum)) => {
+                    sum.data_points.iter().flat_map(|p| &p.exemplars).collect()
+                }
+                Some(metric::Data::Histogram(h)) => {
+                    h.data_points.iter().flat_map(|p| &p.exemplars).collect()
+                }
+                _ => Vec::new(),
+            };
+            for e in exemplars {
+                let run_id = e
+                    .filtered_attributes
+                    .iter()
+                    .find(|kv| kv.key == "run_id")
+                    .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+                        Any::StringValue(s) => Some(s.clone()),
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                let value = match e.value {
+                    Some(Value::AsDouble(d)) => d,
+                    Some(Value::AsInt(i)) => i as f64,
+                    None => f64::NAN,
+                };
+                found.push((
+                    m.name.clone(),
+                    run_id,
+                    e.trace_id.clone(),
+                    e.span_id.clone(),
+                    value,
+                ));
+            }
+        }
+        found
     }
 
     /// (name, attributes) → value of every number point in the newest metrics export.
@@ -164,7 +219,7 @@ fn start_grpc_receiver(received: Received) -> u16 {
     port
 }
 
-async fn start_http_receiver(received: Received) -> u16 {
+pub(crate) async fn start_http_receiver(received: Received) -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (m, t) = (received.clone(), received);
@@ -200,7 +255,7 @@ async fn start_http_receiver(received: Received) -> u16 {
     port
 }
 
-async fn eventually<F: FnMut() -> Result<(), String>>(what: &str, mut check: F) {
+pub(crate) async fn eventually<F: FnMut() -> Result<(), String>>(what: &str, mut check: F) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         match check() {
@@ -405,6 +460,50 @@ async fn exports_metrics_and_spans(protocol: &str, backend: Backend) {
             .count();
         if run_spans != runs.len() {
             return Err(format!("{run_spans} run spans for {} runs", runs.len()));
+        }
+        Ok(())
+    })
+    .await;
+    // The duration and failure points carry their latest runs as exemplars, with the
+    // trace and span ids of those runs' spans.
+    let failed = runs
+        .iter()
+        .find(|r| r["status"] == "error")
+        .map(run_id)
+        .unwrap();
+    let salesforce = runs
+        .iter()
+        .find(|r| r["connector_slug"] == "salesforce")
+        .map(run_id)
+        .unwrap();
+    eventually("exemplars on the points", || {
+        let exemplars = received.latest_exemplars();
+        let spans = received.spans.lock().unwrap();
+        let of = |metric: &str| -> Vec<String> {
+            exemplars
+                .iter()
+                .filter(|e| e.0 == metric)
+                .map(|e| e.1.clone())
+                .collect()
+        };
+        let durations = of("connector_sync_duration_seconds");
+        if !durations.contains(&failed) || !durations.contains(&salesforce) {
+            return Err(format!("duration exemplars {durations:?}"));
+        }
+        if of("connector_sync_failures_total") != [failed.clone()] {
+            return Err(format!("failure exemplars {exemplars:?}"));
+        }
+        for (metric, run, trace, span_id, value) in &exemplars {
+            let span = spans
+                .iter()
+                .find(|s| span_attributes(s).get("workspace_connector_sync_log_id") == Some(run))
+                .ok_or(format!("{metric}: no span for exemplar run {run}"))?;
+            assert_eq!(
+                (trace, span_id),
+                (&span.trace_id, &span.span_id),
+                "{metric} {run}"
+            );
+            assert!(*value >= 0.0 && value.is_finite());
         }
         Ok(())
     })

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::Owner;
 use crate::domain::Status;
-use crate::metrics::{HistogramData, Label, Snapshot};
+use crate::metrics::{Exemplar, HistogramData, Label, Snapshot};
 use crate::scan::state::totals::{Changes, Totals};
 
 /// The status label values, shared by every snapshot.
@@ -54,6 +54,7 @@ pub(crate) struct TotalsFamilies {
     runs: BTreeMap<(Label, Label, Label), u64>,
     durations: BTreeMap<(Label, Label, Label), HistogramData>,
     failures: BTreeMap<(Label, Label, Label, Label), u64>,
+    failure_exemplars: BTreeMap<(Label, Label, Label, Label), Exemplar>,
     failure_pairs: Vec<(Label, Label)>,
     failure_reasons: Vec<(Label, Label)>,
     delays: BTreeMap<(Label, Label), HistogramData>,
@@ -123,6 +124,15 @@ impl TotalsFamilies {
             let key = (label(connector), trigger.clone(), reason.clone(), owner);
             failures.push((key, connector.clone(), *count));
         }
+        let mut failure_exemplars: BTreeMap<_, Exemplar> = BTreeMap::new();
+        for ((connector, trigger, reason), exemplar) in &totals.failure_exemplars {
+            let owner = owner_label(totals.rules.owner(reason));
+            let key = (label(connector), trigger.clone(), reason.clone(), owner);
+            failure_exemplars
+                .entry(key)
+                .and_modify(|e| *e = e.latest(*exemplar))
+                .or_insert(*exemplar);
+        }
         let mut failure_pairs: Vec<(Label, Label)> = totals
             .runs
             .keys()
@@ -139,6 +149,7 @@ impl TotalsFamilies {
             runs: bulk(runs, |sum, n| *sum += n),
             durations: bulk(durations, |sum, h| sum.add(&h)),
             failures: bulk(failures, |sum, n| *sum += n),
+            failure_exemplars,
             failure_pairs,
             failure_reasons,
             delays: bulk(delays, |sum, h| sum.add(&h)),
@@ -207,18 +218,23 @@ impl TotalsFamilies {
         for (connector, trigger, reason) in &changes.failures {
             let label = label_of[connector].clone();
             let mut counted = None;
+            let mut latest: Option<Exemplar> = None;
             for m in &self.members[&label] {
-                if let Some(n) = totals
-                    .failures
-                    .get(&(m.clone(), trigger.clone(), reason.clone()))
-                {
+                let raw = (m.clone(), trigger.clone(), reason.clone());
+                if let Some(n) = totals.failures.get(&raw) {
                     *counted.get_or_insert(0) += n;
                 }
+                if let Some(e) = totals.failure_exemplars.get(&raw) {
+                    latest = Some(latest.map_or(*e, |l| l.latest(*e)));
+                }
+            }
+            let owner = owner_label(totals.rules.owner(reason));
+            let key = (label, trigger.clone(), reason.clone(), owner);
+            if let Some(e) = latest {
+                self.failure_exemplars.insert(key.clone(), e);
             }
             if let Some(n) = counted {
-                let owner = owner_label(totals.rules.owner(reason));
-                self.failures
-                    .insert((label, trigger.clone(), reason.clone(), owner), n);
+                self.failures.insert(key, n);
             }
         }
         for connector in connectors {
@@ -260,6 +276,7 @@ impl TotalsFamilies {
         snap.runs = self.runs.clone();
         snap.durations = self.durations.clone();
         snap.failures = self.failures.clone();
+        snap.failure_exemplars = self.failure_exemplars.clone();
         snap.failure_pairs = self.failure_pairs.clone();
         snap.failure_reasons = self.failure_reasons.clone();
         snap.dispatch_delays = self.delays.clone();

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::totals::{Interner, Totals};
 use crate::domain::{FailureRules, Status};
-use crate::metrics::HistogramData;
+use crate::metrics::{Exemplar, HistogramData};
 
 /// Whether a checkpoint's totals were saved together with the connection states (only
 /// then may the history before it be deleted).
@@ -47,6 +47,10 @@ struct SavedTotals {
     last_failure: Vec<(String, DateTime<Utc>)>,
     rules_digest: String,
     failures: Vec<(String, String, String, u64)>,
+    /// The latest failed run of each failure key; absent in checkpoints saved before
+    /// exemplars were kept (the durations' are inside their histograms).
+    #[serde(default)]
+    failure_exemplars: Vec<(String, String, String, Exemplar)>,
 }
 
 impl Totals {
@@ -95,6 +99,11 @@ impl Totals {
                 .iter()
                 .map(|((c, t, r), n)| (c.to_string(), t.to_string(), r.to_string(), *n))
                 .collect(),
+            failure_exemplars: self
+                .failure_exemplars
+                .iter()
+                .map(|((c, t, r), e)| (c.to_string(), t.to_string(), r.to_string(), *e))
+                .collect(),
         };
         serde_json::to_string(&saved).unwrap_or_default()
     }
@@ -138,6 +147,11 @@ impl Totals {
             .into_iter()
             .map(|(c, t, r, n)| ((l(c), l(t), l(r)), n))
             .collect();
+        totals.failure_exemplars = saved
+            .failure_exemplars
+            .into_iter()
+            .map(|(c, t, r, e)| ((l(c), l(t), l(r)), e))
+            .collect();
         totals.runs = saved
             .runs
             .into_iter()
@@ -166,5 +180,45 @@ impl Totals {
             .collect();
         totals.labels = labels;
         Some((totals, saved.connections_saved))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scan::test_support::run;
+
+    /// The exemplars (each duration bucket's latest run, each failure key's latest failed
+    /// run) come back from a checkpoint as they were saved.
+    #[test]
+    fn exemplars_survive_a_checkpoint() {
+        let rules = Arc::new(FailureRules::default());
+        let mut totals = Totals::with_rules(&[1.0, 60.0], &[1.0], rules.clone());
+        let mut failed = run("a", Status::Error, Some(30.0), 1_700_000_100);
+        failed.error = Some("HTTP 429 Too Many Requests".into());
+        for r in [
+            run("a", Status::Success, Some(0.5), 1_700_000_000),
+            run("a", Status::Success, Some(90.0), 1_700_000_050),
+            failed.clone(),
+        ] {
+            totals.add_run(&r);
+        }
+        let json = totals.to_json(true, "");
+        let (back, _) = Totals::from_json(&json, &[1.0, 60.0], &[1.0], &rules, "").unwrap();
+        assert_eq!(back.durations, totals.durations);
+        let exemplars = |t: &Totals| {
+            let mut all: Vec<_> = t
+                .durations
+                .values()
+                .flat_map(|h| h.exemplars().to_vec())
+                .collect();
+            all.sort_by_key(|(bucket, e)| (*bucket, e.at_ms));
+            all
+        };
+        assert_eq!(exemplars(&back).len(), 3);
+        assert_eq!(exemplars(&back), exemplars(&totals));
+        assert_eq!(back.failure_exemplars, totals.failure_exemplars);
+        let kept: Vec<_> = back.failure_exemplars.values().map(|e| e.run).collect();
+        assert_eq!(kept, [failed.id]);
     }
 }

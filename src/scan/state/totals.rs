@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::FailureRules;
 use crate::domain::Status;
-use crate::metrics::{HistogramData, Label};
+use crate::metrics::{Exemplar, HistogramData, Label};
 use crate::store::{TerminalAggregate, TerminalRun};
 
 /// Label value for runs without a trigger type.
@@ -86,6 +86,9 @@ pub struct Totals {
     pub last_failure: HashMap<Label, DateTime<Utc>>,
     /// Failed runs by reason; per (connector, trigger) they sum to the `error` runs.
     pub failures: HashMap<FailureKey, u64>,
+    /// The latest failed run counted under each failure key (read one by one, so not for
+    /// keys only an aggregate counted).
+    pub failure_exemplars: HashMap<FailureKey, Exemplar>,
     pub(crate) rules: Arc<FailureRules>,
     pub(super) labels: Interner,
     journal: Journal,
@@ -112,6 +115,7 @@ impl Totals {
             last_success: HashMap::default(),
             last_failure: HashMap::default(),
             failures: HashMap::default(),
+            failure_exemplars: HashMap::default(),
             rules,
             labels: Interner::default(),
             journal: Journal::default(),
@@ -194,6 +198,7 @@ impl Totals {
             cumulative: row.duration_buckets.clone(),
             sum: row.duration_sum_seconds,
             count: row.duration_count,
+            exemplars: None,
         };
         self.durations
             .entry(key)
@@ -204,6 +209,7 @@ impl Totals {
             cumulative: row.delay_buckets.clone(),
             sum: row.delay_sum_seconds,
             count: row.delay_count,
+            exemplars: None,
         };
         self.delays
             .entry((connector.clone(), trigger))
@@ -222,6 +228,13 @@ impl Totals {
         *self.runs.entry(key.clone()).or_default() += 1;
         let failure = (run.status == Status::Error)
             .then(|| self.note_failures(&connector, &trigger, run.error.as_deref(), 1));
+        if let Some(key) = &failure {
+            let exemplar = Exemplar::new(run.id, 1.0, run.completed_at);
+            self.failure_exemplars
+                .entry(key.clone())
+                .and_modify(|e| *e = e.latest(exemplar))
+                .or_insert(exemplar);
+        }
         if let Some(changes) = &mut self.journal.0 {
             changes.pairs.insert((connector.clone(), trigger.clone()));
             changes.failures.extend(failure);
@@ -231,7 +244,7 @@ impl Totals {
             .entry(key)
             .or_insert_with(|| HistogramData::zeroed(&self.duration_bounds));
         if let Some(seconds) = run.duration_seconds {
-            durations.observe(seconds);
+            durations.observe_run(Exemplar::new(run.id, seconds, run.completed_at));
         }
         let delays = self
             .delays
@@ -266,6 +279,12 @@ impl Totals {
         for (key, value) in &fresh.failures {
             let mine = self.failures.entry(key.clone()).or_default();
             *mine = (*mine).max(*value);
+        }
+        for (key, exemplar) in &fresh.failure_exemplars {
+            self.failure_exemplars
+                .entry(key.clone())
+                .and_modify(|e| *e = e.latest(*exemplar))
+                .or_insert(*exemplar);
         }
         for (key, value) in &fresh.records {
             let mine = self.records.entry(key.clone()).or_default();

@@ -10,6 +10,8 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use prometheus::proto::{MetricFamily, MetricType};
 
 use super::OtlpConfig;
+use crate::metrics::snapshot::{DURATION, FAILURES};
+use crate::metrics::{Exemplar, Snapshot};
 
 pub(super) fn nanos(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
@@ -146,6 +148,48 @@ pub fn to_otlp_metrics(
             })
         })
         .collect()
+}
+
+/// The snapshot's exemplars on the OTLP data points converted from it (by
+/// [`to_otlp_metrics`] over [`Snapshot::families`], whose points come in the snapshot's
+/// key order): each duration point gets the latest run of each of its buckets, each
+/// failure point the latest failed run counted in it. The trace and span ids are the
+/// run's span's; `run_id` the filtered attribute.
+pub fn attach_exemplars(metrics: &mut [pm::Metric], snapshot: &Snapshot) {
+    let otlp = |e: &Exemplar| pm::Exemplar {
+        filtered_attributes: vec![kv("run_id", e.run.to_string())],
+        time_unix_nano: (e.at_ms.max(0) as u64) * 1_000_000,
+        span_id: e.run.as_bytes()[8..16].to_vec(),
+        trace_id: e.run.as_bytes().to_vec(),
+        value: Some(pm::exemplar::Value::AsDouble(e.value)),
+    };
+    let same = |attributes: &[KeyValue], values: &[&str]| {
+        attributes.len() == values.len()
+            && attributes.iter().zip(values).all(|(a, v)| {
+                matches!(&a.value, Some(AnyValue { value: Some(any_value::Value::StringValue(s)) }) if s == v)
+            })
+    };
+    for metric in metrics {
+        match (&mut metric.data, metric.name.as_str()) {
+            (Some(pm::metric::Data::Histogram(h)), name) if name == DURATION.name => {
+                for (point, ((c, t, st), data)) in h.data_points.iter_mut().zip(&snapshot.durations)
+                {
+                    if same(&point.attributes, &[c, t, st]) {
+                        point.exemplars = data.exemplars().iter().map(|(_, e)| otlp(e)).collect();
+                    }
+                }
+            }
+            (Some(pm::metric::Data::Sum(sum)), name) if name == FAILURES.name => {
+                let series = snapshot.failure_series_with_exemplars();
+                for (point, (key, _, exemplar)) in sum.data_points.iter_mut().zip(series) {
+                    if let Some(e) = exemplar.filter(|_| same(&point.attributes, &key)) {
+                        point.exemplars = vec![otlp(e)];
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Prometheus buckets are cumulative with an implicit `+Inf`; OTLP wants a count per

@@ -55,7 +55,10 @@ impl Pipeline {
     }
 
     async fn push_metrics(&mut self) {
-        let metrics = to_otlp_metrics(&self.metrics.gather(), self.started, SystemTime::now());
+        let snapshot = self.metrics.snapshot();
+        let families = self.metrics.gather_from(&snapshot);
+        let mut metrics = to_otlp_metrics(&families, self.started, SystemTime::now());
+        convert::attach_exemplars(&mut metrics, &snapshot);
         if let Err(e) = self.exporter.export_metrics(metrics).await {
             tracing::warn!(error = %e, "OTLP metrics export failed");
         }

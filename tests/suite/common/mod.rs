@@ -2,6 +2,7 @@
 //! SQLite file in a temp dir per test.
 
 pub mod process;
+pub mod prometheus;
 pub mod scan;
 pub mod webdriver;
 
