@@ -7,6 +7,7 @@ use axum::Json;
 use serde_json::json;
 
 use super::AppState;
+use crate::store::{Store, StoreError};
 
 /// The process is up. Says nothing about the store, so an orchestrator does not restart
 /// a healthy process because the database is down.
@@ -54,6 +55,16 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             }),
         ),
     };
+    let (ready, detail) = match state.store.read_replica_max_lag() {
+        Some(max_lag) => {
+            let (replica_ready, mut replica) = read_replica(&state.store, max_lag).await;
+            if let (Some(replica), Some(detail)) = (replica.as_object_mut(), detail.as_object()) {
+                replica.extend(detail.clone());
+            }
+            (ready && replica_ready, replica)
+        }
+        None => (ready, detail),
+    };
     let code = if ready {
         StatusCode::OK
     } else {
@@ -64,4 +75,34 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         body.extend(detail.clone());
     }
     (code, Json(body))
+}
+
+/// The read replica (`--read-database-url`) as its reads will find it: a read of the sync
+/// log there (an index probe by id) and how far its replay is behind the primary. Not
+/// ready when it cannot be read or is further behind than `--read-max-lag`.
+async fn read_replica(store: &Store, max_lag: std::time::Duration) -> (bool, serde_json::Value) {
+    let checked = async {
+        store.run_reads().get(uuid::Uuid::nil()).await?;
+        let now = store.scan().db_now().await?;
+        Ok::<_, StoreError>(store.visible_until(now).await?.1)
+    };
+    match checked.await {
+        Err(e) => {
+            let reason = e.unavailable_reason().unwrap_or("unreachable");
+            tracing::warn!(error = %e, reason, "readiness: the read replica cannot serve");
+            (false, json!({ "read_replica": reason }))
+        }
+        Ok(lag) => {
+            let behind = lag > max_lag;
+            if behind {
+                tracing::warn!(lag = ?lag, max = ?max_lag, "readiness: the read replica lags");
+            }
+            let status = if behind { "lagging" } else { "ok" };
+            let lag = lag.as_secs_f64();
+            (
+                !behind,
+                json!({ "read_replica": status, "read_replica_lag_seconds": lag }),
+            )
+        }
+    }
 }

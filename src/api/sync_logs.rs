@@ -222,7 +222,7 @@ async fn apply(state: &AppState, id: Uuid, change: Change) -> Result<Json<SyncLo
 pub async fn get(State(state): State<AppState>, RunId(id): RunId) -> Result<Json<SyncLog>> {
     state
         .store
-        .runs()
+        .run_reads()
         .get(id)
         .await?
         .map(Json)
@@ -234,7 +234,7 @@ pub async fn list(
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<SyncLogPage>> {
     let filter = params.into_filter(state.store.catalogue().connection_kind())?;
-    let page = state.store.runs().list(&filter).await?;
+    let page = state.store.run_reads().list(&filter).await?;
     Ok(Json(SyncLogPage {
         items: page.items,
         next_cursor: page.next_cursor.map(|c| c.to_string()),
@@ -267,7 +267,7 @@ pub async fn connector_status(
             MAX_STATUS_PAGE_SIZE,
         )?,
     };
-    let page = state.store.runs().connector_status(&filter).await?;
+    let page = state.store.run_reads().connector_status(&filter).await?;
     Ok(Json(ConnectorStatusList {
         items: page.items,
         next_cursor: page.next_cursor.map(|c| c.to_string()),

@@ -88,6 +88,7 @@ pub struct Metrics {
     rows_skipped: IntCounterVec,
     exposition_series: IntGauge,
     exposition_bytes: IntGaugeVec,
+    read_replica_lag: prometheus::GaugeVec,
     /// `public_url` of the status page (`--public-url`); the alert rules build their
     /// `status_url` annotation from it.
     pub ui_info: IntGaugeVec,
@@ -214,6 +215,14 @@ impl Metrics {
             exposition_bytes.with_label_values(&["text", encoding]);
         }
 
+        let read_replica_lag = prometheus::GaugeVec::new(
+            Opts::new(
+                "syncwatch_read_replica_lag_seconds",
+                "How far the read replica (--read-database-url) was behind its primary at the leader's last scan: the primary's commits it had not replayed, in seconds (0 when it had replayed all it received). Absent without a read replica.",
+            ),
+            &[],
+        )
+        .expect("valid metric");
         let ui_info = IntGaugeVec::new(
             Opts::new(
                 "syncwatch_ui_info",
@@ -240,6 +249,7 @@ impl Metrics {
             Box::new(rows_skipped.clone()),
             Box::new(exposition_series.clone()),
             Box::new(exposition_bytes.clone()),
+            Box::new(read_replica_lag.clone()),
             Box::new(ui_info.clone()),
         ];
         for collector in collectors {
@@ -267,8 +277,16 @@ impl Metrics {
             rows_skipped,
             exposition_series,
             exposition_bytes,
+            read_replica_lag,
             ui_info,
         }
+    }
+
+    /// Set `syncwatch_read_replica_lag_seconds`.
+    pub fn read_replica_lag(&self, lag: std::time::Duration) {
+        self.read_replica_lag
+            .with_label_values(&[] as &[&str])
+            .set(lag.as_secs_f64());
     }
 
     /// Bring `syncwatch_rows_skipped_total` up to the store's count of skipped rows.

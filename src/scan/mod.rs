@@ -185,7 +185,13 @@ impl Scanner {
         };
         let started = Instant::now();
         let db_now = self.store.scan().db_now().await?;
-        let settled = db_now - chrono_duration(self.config.late_commit_window);
+        // On a read replica, runs are settled only up to what it has replayed: one
+        // committed on the primary and replayed late is still read once.
+        let (visible, lag) = self.store.visible_until(db_now).await?;
+        if self.store.read_replica_max_lag().is_some() {
+            self.metrics.read_replica_lag(lag);
+        }
+        let settled = visible - chrono_duration(self.config.late_commit_window);
         if self.phase.is_none() {
             self.phase = Some(self.start().await?);
         }

@@ -179,7 +179,8 @@ async fn refuse_unreadable(opened: &Store, settings: &StoreSettings) -> anyhow::
         return Ok(());
     }
     anyhow::bail!(
-        "syncwatch cannot observe {} (or read its state store): {}. `syncwatch check \
+        "syncwatch cannot observe {} (or read its state store or read replica): {}. \
+         `syncwatch check \
          --observe-only` with the same flags shows every read and what each column needs",
         settings.table,
         failed.join("; ")
@@ -208,7 +209,9 @@ impl Application {
         let opened = store
             .open_and_migrate(serve.scan.statement_timeout())
             .await?;
-        if store.observe_only {
+        // A table another service writes, or a read replica: every kind of read is run
+        // once on what will serve it before the start goes on.
+        if store.observe_only || opened.read_replica_max_lag().is_some() {
             refuse_unreadable(&opened, store).await?;
         }
         let listener = TcpListener::bind(serve.listen)

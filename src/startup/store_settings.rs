@@ -102,6 +102,23 @@ pub struct StoreSettings {
         hide_env_values = true
     )]
     state_database_url: Option<DatabaseUrl>,
+
+    /// A hot standby of `--database-url` (PostgreSQL streaming replication) for the sync
+    /// log's reads: the scanner's, the status page's and the API's `GET`s. Writes, the
+    /// scanner lease, retention, the reaper and syncwatch's state stay on `--database-url`.
+    #[arg(
+        long,
+        env = "SYNCWATCH_READ_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    read_database_url: Option<DatabaseUrl>,
+
+    /// With `--read-database-url`: how far the standby's replay may fall behind its
+    /// primary before `/readyz` says so (the scanner counts a run once it is replayed,
+    /// however late).
+    #[arg(long, env = "SYNCWATCH_READ_MAX_LAG", value_parser = parse_duration, default_value = "5m", global = true)]
+    read_max_lag: Duration,
 }
 
 /// The schema of the observed database that holds syncwatch's state when no state store
@@ -137,6 +154,21 @@ impl StoreSettings {
             }
             if self.state_database_url.is_some() {
                 anyhow::bail!("--state-database-url only applies with --observe-only");
+            }
+        }
+        if let Some(read) = &self.read_database_url {
+            let postgres = store::Backend::Postgres;
+            if self.database_url.backend() != postgres || read.backend() != postgres {
+                anyhow::bail!(
+                    "--read-database-url names a hot standby of a PostgreSQL --database-url; \
+                     both must be postgres:// URLs"
+                );
+            }
+            if read.same_database(&self.database_url) {
+                anyhow::bail!(
+                    "--read-database-url {read} names --database-url itself: name the \
+                     standby (its own host or port)"
+                );
             }
         }
         if let Some(state) = &self.state_database_url {
@@ -175,7 +207,7 @@ impl StoreSettings {
             .await
             .with_context(|| format!("opening the store at {}", self.database_url))?;
         if !self.observe_only {
-            return Ok(table);
+            return self.with_replica(table, &map, scan_statement_timeout).await;
         }
         // An observed table's connection ids are read and bound in the type its catalogue
         // gives (when the catalogue cannot be read, `check` and the start's probe say why).
@@ -207,7 +239,29 @@ impl StoreSettings {
             }
             StateHome::Memory => None,
         };
-        Ok(Store::observed(table, state))
+        self.with_replica(Store::observed(table, state), &map, scan_statement_timeout)
+            .await
+    }
+
+    /// `store` with the sync log's reads from `--read-database-url`, when it is given
+    /// (opened read-only, with the same mapping).
+    async fn with_replica(
+        &self,
+        store: Store,
+        map: &TableMap,
+        scan_statement_timeout: Option<Duration>,
+    ) -> anyhow::Result<Store> {
+        let Some(read) = &self.read_database_url else {
+            return Ok(store);
+        };
+        let options = PoolOptions {
+            read_only: true,
+            ..self.pool_options(scan_statement_timeout)
+        };
+        let replica = store::connect(read, &options, map)
+            .await
+            .with_context(|| format!("opening the read replica at {read}"))?;
+        Ok(store.with_reads(replica, self.read_max_lag))
     }
 
     /// Where an observed table's state lives: the named state store, else the `syncwatch`

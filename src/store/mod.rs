@@ -22,6 +22,7 @@ mod lease;
 mod observed;
 mod pages;
 mod probe;
+mod replica;
 mod runs;
 mod scanning;
 mod skipped;
@@ -69,6 +70,12 @@ pub struct Store {
     pages: Arc<dyn PageReads>,
     state: Arc<dyn StateStore>,
     catalogue: Arc<dyn Catalogue>,
+    /// The API's and the status page's reads of single runs and lists: `runs` itself
+    /// unless a read replica is attached ([`Store::with_reads`]).
+    reads: Arc<dyn RunStore>,
+    /// With a read replica attached: how far its replay may fall behind before `/readyz`
+    /// says so.
+    read_replica: Option<Duration>,
     skipped: Arc<SkippedRows>,
     observe_only: bool,
 }
@@ -89,6 +96,8 @@ impl Store {
     fn owned<T: Whole>(store: T, skipped: Arc<SkippedRows>) -> Self {
         let store = Arc::new(store);
         Self {
+            reads: store.clone(),
+            read_replica: None,
             runs: store.clone(),
             retention: store.clone(),
             scan: store.clone(),
@@ -144,6 +153,18 @@ impl Store {
     /// Whether the sync log belongs to another service, so syncwatch never writes it.
     pub fn observe_only(&self) -> bool {
         self.observe_only
+    }
+
+    /// The API's and the status page's reads of runs (`get`, `list`, `connector_status`,
+    /// `find_live_by_cloud_task`): from the read replica when one is attached. Writes go
+    /// through [`Store::runs`].
+    pub fn run_reads(&self) -> &dyn RunStore {
+        &*self.reads
+    }
+
+    /// With a read replica attached, the replay lag `/readyz` tolerates.
+    pub fn read_replica_max_lag(&self) -> Option<Duration> {
+        self.read_replica
     }
 }
 

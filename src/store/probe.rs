@@ -98,7 +98,7 @@ impl Store {
                 limit: PROBE_ROWS as u32,
                 ..ListFilter::default()
             };
-            let page = self.runs().list(&filter).await?;
+            let page = self.run_reads().list(&filter).await?;
             let id = page
                 .items
                 .first()
@@ -108,7 +108,7 @@ impl Store {
         .await
         .flatten();
         step(&mut done, "the API's run by id", async {
-            let run = self.runs().get(listed.unwrap_or(Uuid::nil())).await?;
+            let run = self.run_reads().get(listed.unwrap_or(Uuid::nil())).await?;
             Ok((usize::from(run.is_some()), ()))
         })
         .await;
@@ -118,7 +118,14 @@ impl Store {
                 limit: 1,
                 ..StatusFilter::default()
             };
-            Ok((self.runs().connector_status(&filter).await?.items.len(), ()))
+            Ok((
+                self.run_reads()
+                    .connector_status(&filter)
+                    .await?
+                    .items
+                    .len(),
+                (),
+            ))
         })
         .await;
         step(

@@ -114,6 +114,13 @@ pub trait ScanSource: Send + Sync + 'static {
     /// The database clock.
     async fn db_now(&self) -> Result<DateTime<Utc>>;
 
+    /// On a hot standby, the commit time up to which every transaction of its primary is
+    /// visible here (the standby's clock once it has replayed all it received); `None` on a
+    /// primary.
+    async fn replay_point(&self) -> Result<Option<DateTime<Utc>>> {
+        Ok(None)
+    }
+
     /// Terminal runs completed at or before `upto` (and strictly after `after`, when
     /// given), aggregated in SQL per (connector, trigger, status), with histogram buckets
     /// for the given bounds (seconds).

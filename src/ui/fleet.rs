@@ -315,14 +315,14 @@ async fn search(ui: &UiState, q: &str) -> Result<Result<String, String>, UiError
     let kind = ui.store.catalogue().connection_kind();
     let connection = |id: ConnectionId| connection_href(&ui.base, id.as_str());
     if let Ok(id) = Uuid::parse_str(q) {
-        if ui.store.runs().get(id).await?.is_some() {
+        if ui.store.run_reads().get(id).await?.is_some() {
             return Ok(Ok(format!("{}/ui/runs/{id}", ui.base)));
         }
         if kind == ConnectionKind::Uuid {
             return Ok(Ok(connection(id.into())));
         }
     }
-    if let Some(run) = ui.store.runs().find_live_by_cloud_task(q).await? {
+    if let Some(run) = ui.store.run_reads().find_live_by_cloud_task(q).await? {
         return Ok(Ok(format!(
             "{}/ui/runs/{}",
             ui.base, run.workspace_connector_sync_log_id

@@ -102,7 +102,7 @@ pub async fn connection(
     let now = Utc::now();
     let page = ui
         .store
-        .runs()
+        .run_reads()
         .list(&ListFilter {
             workspace_connector_id: Some(id.clone()),
             cursor,
@@ -178,7 +178,7 @@ struct RunPage<'a> {
 
 pub async fn run(State(ui): State<UiState>, Path(id): Path<String>) -> Result<Response, UiError> {
     let id = parse_id(&id, "run")?;
-    let Some(run) = ui.store.runs().get(id).await? else {
+    let Some(run) = ui.store.run_reads().get(id).await? else {
         return Err(UiError::NotFound(format!(
             "No live run has id {id} (it may have been deleted)."
         )));

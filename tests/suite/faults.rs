@@ -4,13 +4,11 @@
 
 use crate::common;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::cluster::OwnCluster;
 use common::{
-    family_sum, in_ci, run_id, run_through_api, sample, wait_until, Backend, Server, TestApp,
-    TestDb,
+    family_sum, run_id, run_through_api, sample, wait_until, Backend, Server, TestApp, TestDb,
 };
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
@@ -19,158 +17,6 @@ use syncwatch::api::ApiSettings;
 use syncwatch_tools::load::{self, LoadConfig, Target};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
-
-/// A PostgreSQL cluster of this test's own (`initdb` + `pg_ctl` on a free port, in a temp
-/// dir), so it can be stopped and started without touching the shared server.
-struct OwnCluster {
-    dir: tempfile::TempDir,
-    bin: PathBuf,
-    port: u16,
-    /// Run the server tools as the `postgres` user (they refuse to run as root).
-    as_postgres: bool,
-}
-
-impl OwnCluster {
-    /// `None` (with the reason printed) when the server binaries are missing outside CI.
-    fn create() -> Option<Self> {
-        let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .ok()
-            .and_then(|versions| {
-                let mut found: Vec<PathBuf> = versions
-                    .filter_map(|v| Some(v.ok()?.path().join("bin")))
-                    .filter(|b| b.join("initdb").exists() && b.join("pg_ctl").exists())
-                    .collect();
-                found.sort();
-                found.pop()
-            });
-        let Some(bin) = bin else {
-            let reason = "PostgreSQL's server binaries (initdb, pg_ctl under \
-                /usr/lib/postgresql/*/bin) are not installed; scripts/test installs Debian's \
-                postgresql package";
-            assert!(!in_ci(), "{reason}");
-            eprintln!("SKIPPED: {reason}");
-            return None;
-        };
-        let dir = tempfile::Builder::new()
-            .prefix("syncwatch-pg-")
-            .tempdir()
-            .expect("temp dir");
-        // initdb and postgres refuse to run as root: as root, run them as `postgres`.
-        let as_postgres = id(&["-u"]) == Some(0);
-        if as_postgres {
-            let (Some(uid), Some(gid)) = (id(&["-u", "postgres"]), id(&["-g", "postgres"])) else {
-                panic!("running as root and there is no postgres user to run initdb as");
-            };
-            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid))
-                .expect("give the cluster's directory to postgres");
-        }
-        let cluster = OwnCluster {
-            dir,
-            bin,
-            port: common::free_port(),
-            as_postgres,
-        };
-        let data = cluster.data();
-        cluster.run(
-            "initdb",
-            &[
-                "-D",
-                &data,
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "--no-sync",
-                "-E",
-                "UTF8",
-            ],
-        );
-        cluster.start();
-        Some(cluster)
-    }
-
-    fn data(&self) -> String {
-        self.dir.path().join("data").display().to_string()
-    }
-
-    /// A server tool, as `postgres` when we are root.
-    fn command(&self, tool: &str) -> Command {
-        let program = self.bin.join(tool);
-        if self.as_postgres {
-            let mut command = Command::new("runuser");
-            command.args(["-u", "postgres", "--"]).arg(program);
-            command
-        } else {
-            Command::new(program)
-        }
-    }
-
-    fn run(&self, tool: &str, args: &[&str]) {
-        let output = self
-            .command(tool)
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("run {tool}: {e}"));
-        assert!(
-            output.status.success(),
-            "{tool} {args:?} failed: {}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-
-    fn start(&self) {
-        let options = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off",
-            self.port,
-            self.dir.path().display()
-        );
-        let log = self.dir.path().join("server.log").display().to_string();
-        self.run(
-            "pg_ctl",
-            &[
-                "-D",
-                &self.data(),
-                "-l",
-                &log,
-                "-o",
-                &options,
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
-        );
-    }
-
-    /// As if the server crashed: no shutdown checkpoint, connections cut.
-    fn stop_immediately(&self) {
-        self.run(
-            "pg_ctl",
-            &["-D", &self.data(), "-m", "immediate", "-w", "stop"],
-        );
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-}
-
-impl Drop for OwnCluster {
-    fn drop(&mut self) {
-        let data = self.data();
-        let _ = self
-            .command("pg_ctl")
-            .args(["-D", data.as_str(), "-m", "immediate", "stop"])
-            .output();
-    }
-}
-
-/// Output of `id <args>` as a number.
-fn id(args: &[&str]) -> Option<u32> {
-    let output = Command::new("id").args(args).output().ok()?;
-    String::from_utf8_lossy(&output.stdout).trim().parse().ok()
-}
 
 /// CPU time (user + system) of a process so far, in clock ticks (1/100 s).
 fn cpu_ticks(pid: u32) -> u64 {

@@ -39,6 +39,7 @@ mod openmetrics;
 #[cfg(feature = "otlp")]
 mod otlp;
 mod properties;
+mod replica;
 mod rules_and_dashboards;
 mod store_faults;
 mod ui;

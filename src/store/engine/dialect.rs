@@ -32,6 +32,10 @@ pub struct Dialect {
     /// The text value of key `{1}` of the JSON object column `{0}` (null when absent); the
     /// key is a checked configuration value ([`ConnectorSource`](crate::store::ConnectorSource)).
     pub metadata_text: fn(&str, &str) -> String,
+    /// On a hot standby, the commit time up to which the primary's transactions are
+    /// visible (its clock once it has replayed all it received; the epoch before it has
+    /// replayed any); null on a primary. `None` where there are no standbys (SQLite).
+    pub replay_point: Option<&'static str>,
 }
 
 pub const POSTGRES: Dialect = Dialect {
@@ -53,6 +57,13 @@ pub const POSTGRES: Dialect = Dialect {
     migrations_table_exists:
         "select case when to_regclass('_sqlx_migrations') is null then 0 else 1 end",
     metadata_text: |column, key| format!("{column} ->> '{key}'"),
+    replay_point: Some(
+        "case when pg_is_in_recovery() then \
+           case when pg_last_wal_receive_lsn() is not distinct from pg_last_wal_replay_lsn() \
+             then now() \
+             else least(now(), coalesce(pg_last_xact_replay_timestamp(), to_timestamp(0))) end \
+         end",
+    ),
 };
 
 pub const SQLITE: Dialect = Dialect {
@@ -77,6 +88,7 @@ pub const SQLITE: Dialect = Dialect {
     metadata_text: |column, key| {
         format!("case when json_valid({column}) then json_extract({column}, '$.\"{key}\"') end")
     },
+    replay_point: None,
 };
 
 impl Dialect {

@@ -219,6 +219,17 @@ impl<E: Engine> ScanSource for SqlStore<E> {
         }
     }
 
+    async fn replay_point(&self) -> Result<Option<DateTime<Utc>>> {
+        let Some(point) = E::DIALECT.replay_point else {
+            return Ok(None);
+        };
+        let rows = self.scan_rows(&format!("select {point}"), vec![]).await?;
+        match rows.first() {
+            Some(row) => row.timestamp(0),
+            None => Ok(None),
+        }
+    }
+
     #[tracing::instrument(skip_all)]
     async fn terminal_aggregate(
         &self,

@@ -1,6 +1,7 @@
 //! Test harness: the real app on port 0 over a real store, a fresh Postgres database or a
 //! SQLite file in a temp dir per test.
 
+pub mod cluster;
 pub mod process;
 pub mod prometheus;
 pub mod scan;
