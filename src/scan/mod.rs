@@ -332,7 +332,8 @@ impl Scanner {
                         .totals
                         .to_json(build.follow_saved, &self.store.catalogue().mapping_key());
                     let states = if build.follow_saved {
-                        build.connections.states_of(&build.dirty)
+                        let restored = &build.learned_restored;
+                        (build.connections).states_of(&build.dirty, |id| restored.contains(id))
                     } else {
                         Vec::new()
                     };

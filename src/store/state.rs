@@ -20,6 +20,10 @@ pub struct ConnectionState {
     /// When its latest success completed, if known (`None`: never, or a state saved before
     /// syncwatch kept it): a failure completed before it never extends the streak.
     pub last_success_at: Option<DateTime<Utc>>,
+    /// What the scanner learned about the connection, in its saved form
+    /// ([`LearnedState::saved`](crate::scan::LearnedState)); `None` when read from the
+    /// table, or saved before syncwatch kept it.
+    pub learned: Option<String>,
 }
 
 /// Where the scanner's checkpoint is kept.

@@ -349,6 +349,7 @@ mod tests {
             last_completed_at: Utc::now(),
             consecutive_failures: count,
             last_success_at: None,
+            learned: None,
         }
     }
 

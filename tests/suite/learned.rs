@@ -322,6 +322,36 @@ async fn learned_signals_follow_the_table(backend: Backend) {
         want,
         "after a restart"
     );
+
+    // Saved with the checkpoint: a restart reads no connection's history, and needs none
+    // (every terminal run deleted, as retention would, changes no learned signal).
+    let saving = ScanConfig {
+        checkpoint_interval: std::time::Duration::ZERO,
+        ..config()
+    };
+    let mut third = scanner(&db, saving, clock.clone());
+    until_learned(&mut third).await;
+    third.scan_once().await.unwrap();
+    db.execute("delete from workspace_connector_sync_log where completed_at is not null")
+        .await;
+    let mut restarted = scanner(&db, config(), clock.clone());
+    let mut history_reads = 0;
+    loop {
+        let report = restarted.scan_once().await.unwrap();
+        history_reads += usize::from(report.learning);
+        if !report.building && !report.learning {
+            break;
+        }
+    }
+    assert_eq!(
+        history_reads, 0,
+        "a scan read connections' latest runs after a restart from the checkpoint"
+    );
+    assert_eq!(
+        exported(&restarted.metrics().snapshot()),
+        want,
+        "after a restart from the checkpoint, with the history deleted"
+    );
 }
 
 #[tokio::test]

@@ -48,6 +48,9 @@ pub(crate) struct Build {
     pub walk: Walk,
     /// The states read or changed since the checkpoint, to save with it.
     pub dirty: HashSet<ConnectionId>,
+    /// Connections whose learned state came back with their saved state: their history
+    /// need not be read again.
+    pub learned_restored: HashSet<ConnectionId>,
 }
 
 impl Build {
@@ -62,6 +65,7 @@ impl Build {
             from_checkpoint: false,
             walk: Walk::Pending,
             dirty: HashSet::new(),
+            learned_restored: HashSet::new(),
         }
     }
 
@@ -274,9 +278,20 @@ impl Build {
     fn add_states(&mut self, chunk: ConnectionChunk, limit: usize, walked: bool) {
         let last = chunk.last;
         let more = chunk.walked >= limit;
-        for state in chunk.states {
+        for mut state in chunk.states {
             if walked {
                 self.dirty.insert(state.workspace_connector_id.clone());
+            }
+            // Kept as the learned state itself, not as its saved text.
+            if let Some(saved) = state.learned.take() {
+                let (id, connector) = (&state.workspace_connector_id, &state.connector_slug);
+                if self
+                    .connections
+                    .learned
+                    .restore_saved(id, connector, &saved)
+                {
+                    self.learned_restored.insert(id.clone());
+                }
             }
             self.connections
                 .by_id

@@ -150,7 +150,11 @@ impl Steady {
             totals: build.totals.clone(),
         };
         let seen = build.add_recent(recent);
-        let mut learn_queue: Vec<ConnectionId> = build.connections.by_id.keys().cloned().collect();
+        // What came back with the saved states is not read again.
+        let mut learn_queue: Vec<ConnectionId> = (build.connections.by_id.keys())
+            .filter(|id| !build.learned_restored.contains(*id))
+            .cloned()
+            .collect();
         learn_queue.sort_unstable_by(|a, b| b.cmp(a));
         let now = Instant::now();
         Box::new(Self {
@@ -200,6 +204,8 @@ impl Steady {
                 for run in &recent {
                     self.connections.learned.restore(run);
                 }
+                // Saved with the next checkpoint, so a restart need not read them again.
+                self.dirty.extend(ids);
                 Ok(())
             }
             Err(e) => {
@@ -271,7 +277,8 @@ impl Steady {
 
     /// Save the settled totals and the changed connection states.
     pub async fn save(&mut self, store: &Store) -> Result<(), StoreError> {
-        let states = self.connections.states_of(&self.dirty);
+        let learning: HashSet<&ConnectionId> = self.learn_queue.iter().collect();
+        let states = (self.connections).states_of(&self.dirty, |id| !learning.contains(id));
         let json = self.settled.to_json(true, &store.catalogue().mapping_key());
         let upto = self.low;
         store.state().save_checkpoint(upto, &json, &states).await?;

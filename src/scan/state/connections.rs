@@ -16,13 +16,20 @@ pub struct Connections {
 }
 
 impl Connections {
-    /// The states of `ids` (those known), for saving.
+    /// The states of `ids` (those known), for saving; with what was learned about each
+    /// whose learned state is `complete` (its history read, or restored), so a restart
+    /// never takes a window that was still being learned for a whole one.
     pub fn states_of<'a>(
         &self,
         ids: impl IntoIterator<Item = &'a ConnectionId>,
+        complete: impl Fn(&ConnectionId) -> bool,
     ) -> Vec<ConnectionState> {
         ids.into_iter()
-            .filter_map(|id| self.by_id.get(id).cloned())
+            .filter_map(|id| {
+                let mut state = self.by_id.get(id)?.clone();
+                state.learned = complete(id).then(|| self.learned.saved(id));
+                Some(state)
+            })
             .collect()
     }
 
@@ -56,6 +63,7 @@ impl Connections {
                 last_completed_at: run.completed_at,
                 consecutive_failures: 0,
                 last_success_at: None,
+                learned: None,
             });
         match run.status {
             // A failure that completed before the latest success (seen late: its

@@ -203,6 +203,7 @@ pub fn decode_connection_state(row: &impl Columns) -> Result<ConnectionState> {
         last_completed_at: row.timestamp_req(3)?,
         consecutive_failures: row.count(4)?,
         last_success_at: row.timestamp(5)?,
+        learned: None,
     })
 }
 

@@ -41,7 +41,7 @@ pub fn save_checkpoint(d: &Dialect) -> String {
 pub fn saved_connection_states_sql(d: &Dialect, after: bool) -> String {
     format!(
         "select workspace_connector_id, connector_slug, last_status, last_completed_at, \
-           consecutive_failures, last_success_at from syncwatch_connection_state \
+           consecutive_failures, last_success_at, learned from syncwatch_connection_state \
          where scope = $2{after} order by workspace_connector_id limit $1",
         after = if after {
             format!(" and workspace_connector_id > {}", d.typed(3, "text"))
@@ -57,32 +57,35 @@ pub fn save_connection_states_sql(rows: usize) -> String {
         .map(|r| {
             let p = |i: usize| format!("${}", r * STATE_PARAMS + i);
             format!(
-                "({}, {}, {}, {}, {}, {}, {})",
+                "({}, {}, {}, {}, {}, {}, {}, {})",
                 p(1),
                 p(2),
                 p(3),
                 p(4),
                 p(5),
                 p(6),
-                p(7)
+                p(7),
+                p(8)
             )
         })
         .collect();
     format!(
         "insert into syncwatch_connection_state (workspace_connector_id, connector_slug, \
-           last_status, last_completed_at, consecutive_failures, last_success_at, scope) \
+           last_status, last_completed_at, consecutive_failures, last_success_at, scope, \
+           learned) \
          values {} \
          on conflict (scope, workspace_connector_id) do update set \
            connector_slug = excluded.connector_slug, last_status = excluded.last_status, \
            last_completed_at = excluded.last_completed_at, \
            consecutive_failures = excluded.consecutive_failures, \
-           last_success_at = excluded.last_success_at",
+           last_success_at = excluded.last_success_at, \
+           learned = coalesce(excluded.learned, syncwatch_connection_state.learned)",
         values.join(", ")
     )
 }
 
 /// How many parameters one row of [`save_connection_states_sql`] takes.
-const STATE_PARAMS: usize = 7;
+const STATE_PARAMS: usize = 8;
 
 /// The parameters of one row of [`save_connection_states_sql`].
 fn state_params(state: &ConnectionState, scope: &str) -> [Param; STATE_PARAMS] {
@@ -94,6 +97,7 @@ fn state_params(state: &ConnectionState, scope: &str) -> [Param; STATE_PARAMS] {
         Param::Int(state.consecutive_failures.min(i64::MAX as u64) as i64),
         Param::OptTimestamp(state.last_success_at),
         scope.into(),
+        state.learned.clone().into(),
     ]
 }
 
@@ -157,7 +161,13 @@ impl<E: Engine> StateStore for SqlStore<E> {
         params.extend(after.as_ref().map(Param::from));
         // syncwatch's own rows: one that does not decode is an error, not another's data.
         let rows = self.scan_rows(&sql, params).await?;
-        rows.iter().map(decode_connection_state).collect()
+        rows.iter()
+            .map(|row| {
+                let mut state = decode_connection_state(row)?;
+                state.learned = row.text(6)?;
+                Ok(state)
+            })
+            .collect()
     }
 
     #[tracing::instrument(skip_all)]
