@@ -59,6 +59,9 @@ struct OverviewPage<'a> {
     title: &'a str,
     now: String,
     leader: bool,
+    /// On a replica that does not lead: what the leader's last checkpoint was settled up
+    /// to, when it saved one.
+    saved_at: Option<String>,
     rows: Vec<ConnectorRow>,
     failing_total: usize,
 }
@@ -82,7 +85,34 @@ pub async fn overview(State(ui): State<UiState>) -> Result<Response, UiError> {
         r.runs += o.succeeded + o.failed;
         r.failed += o.failed;
     }
-    for (connector, count) in &snap.failing_connections {
+    // On a replica that does not lead, what the leader saved with its last checkpoint.
+    let saved = match snap.leader {
+        true => None,
+        false => Some(ui.saved_fleet().await?),
+    };
+    let (failing, last_success) = match &saved {
+        Some(s) => (
+            s.failing_connections
+                .iter()
+                .map(|(c, n)| (c.as_str(), *n))
+                .collect::<Vec<_>>(),
+            s.last_success
+                .iter()
+                .map(|(c, at)| (c.as_str(), *at))
+                .collect::<Vec<_>>(),
+        ),
+        None => (
+            snap.failing_connections
+                .iter()
+                .map(|(c, n)| (&**c, *n))
+                .collect(),
+            snap.last_success
+                .iter()
+                .map(|(c, at)| (&**c, *at))
+                .collect(),
+        ),
+    };
+    for (connector, count) in failing {
         row(&mut rows, base, connector).failing += count;
     }
     for ((connector, _), count) in &snap.active {
@@ -97,8 +127,8 @@ pub async fn overview(State(ui): State<UiState>) -> Result<Response, UiError> {
     for (connector, count) in &snap.overrunning {
         row(&mut rows, base, connector).overrunning += count;
     }
-    for (connector, at) in &snap.last_success {
-        row(&mut rows, base, connector).last_success = When::from_epoch(*at, now);
+    for (connector, at) in last_success {
+        row(&mut rows, base, connector).last_success = When::from_epoch(at, now);
     }
     let mut rows: Vec<ConnectorRow> = rows.into_values().collect();
     for r in &mut rows {
@@ -120,10 +150,18 @@ pub async fn overview(State(ui): State<UiState>) -> Result<Response, UiError> {
         title: "Connectors",
         now: super::utc(now),
         leader: snap.leader,
-        failing_total: snap.failing_list.len(),
+        saved_at: saved_at(saved.as_deref()),
+        failing_total: saved
+            .as_ref()
+            .map_or(snap.failing_list.len(), |s| s.failing_list.len()),
         rows,
     };
     Ok(render(&page))
+}
+
+/// When the leader's saved states the page shows were settled, if it shows them.
+fn saved_at(saved: Option<&super::saved::SavedFleet>) -> Option<String> {
+    saved.and_then(|s| s.settled_upto).map(super::utc)
 }
 
 // ---- Failing connections ----
@@ -160,6 +198,7 @@ struct FailingPage<'a> {
     base: &'a str,
     title: &'a str,
     leader: bool,
+    saved_at: Option<String>,
     connector: Option<String>,
     q: String,
     notice: Option<String>,
@@ -204,11 +243,14 @@ pub async fn failing(
     };
     let now = Utc::now();
     let snap = ui.metrics.snapshot();
-    let mut names: Vec<&str> = snap
-        .failing_list
-        .iter()
-        .map(|s| s.connector_slug.as_str())
-        .collect();
+    let saved = match snap.leader {
+        true => None,
+        false => Some(ui.saved_fleet().await?),
+    };
+    let list = saved
+        .as_ref()
+        .map_or(&snap.failing_list, |s| &s.failing_list);
+    let mut names: Vec<&str> = list.iter().map(|s| s.connector_slug.as_str()).collect();
     names.sort_unstable();
     names.dedup();
     let options = names
@@ -218,8 +260,7 @@ pub async fn failing(
             selected: connector.as_deref() == Some(name),
         })
         .collect();
-    let matching: Vec<&ConnectionState> = snap
-        .failing_list
+    let matching: Vec<&ConnectionState> = list
         .iter()
         .filter(|s| connector.as_ref().is_none_or(|c| &s.connector_slug == c))
         .collect();
@@ -270,6 +311,7 @@ pub async fn failing(
         base: &ui.base,
         title: "Failing connections",
         leader: snap.leader,
+        saved_at: saved_at(saved.as_deref()),
         connector,
         q: q.to_owned(),
         notice,

@@ -16,6 +16,7 @@ mod fleet;
 mod format;
 mod history;
 mod render;
+mod saved;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -102,6 +103,8 @@ pub struct UiState {
     /// Path prefix of every link (from `--public-url`; empty when unset).
     base: Arc<str>,
     outcomes: Arc<OutcomesCache>,
+    /// The leader's saved connection states, on a replica that does not lead.
+    saved: Arc<saved::SavedCache>,
 }
 
 impl UiState {
@@ -120,6 +123,7 @@ impl UiState {
                 .unwrap_or_default()
                 .into(),
             outcomes: Arc::default(),
+            saved: Arc::default(),
         }
     }
 

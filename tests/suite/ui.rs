@@ -515,4 +515,55 @@ async fn a_replica_without_the_lease_says_so() {
     assert!(failing.body.contains("does not hold the scanner lease"));
     let led = get(&router(&f, ApiSettings::default()), "/ui").await;
     assert!(!led.body.contains("does not hold the scanner lease"));
+
+    // Once the leader has saved a checkpoint, its connection states give the failing
+    // connections on every replica.
+    let saving = ScanConfig {
+        checkpoint_interval: std::time::Duration::ZERO,
+        ..ScanConfig::default()
+    };
+    let leader = Metrics::new();
+    let mut scanner = Scanner::new(
+        f.db.store.clone(),
+        Lease::Always,
+        saving,
+        Arc::new(SystemClock),
+        leader.clone(),
+    );
+    loop {
+        let report = scanner.scan_once().await.expect("scan");
+        if !report.building && !report.learning {
+            break;
+        }
+    }
+    scanner.scan_once().await.expect("scan");
+    let standby = api::router(
+        f.db.store.clone(),
+        &ApiSettings::default(),
+        Metrics::new(),
+        None,
+    );
+    let failing = get(&standby, "/ui/failing").await;
+    assert!(
+        failing.body.contains("saved with its last checkpoint"),
+        "{}",
+        failing.body
+    );
+    for id in [f.failing, f.auth_failing] {
+        assert!(failing.body.contains(&id.to_string()), "{id} listed");
+    }
+    assert!(
+        !failing.body.contains(&f.paged.to_string()),
+        "a healthy connection is not"
+    );
+    let led_failing = get(&router(&f, ApiSettings::default()), "/ui/failing").await;
+    let ids = |body: &str| links(body, "/ui/connections/");
+    assert_eq!(
+        ids(&failing.body),
+        ids(&led_failing.body),
+        "the leader's list"
+    );
+    let page = get(&standby, "/ui").await;
+    assert!(page.body.contains("saved with its last checkpoint"));
+    assert!(page.body.contains("2 failing connections"), "{}", page.body);
 }
