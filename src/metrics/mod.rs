@@ -89,6 +89,7 @@ pub struct Metrics {
     exposition_series: IntGauge,
     exposition_bytes: IntGaugeVec,
     read_replica_lag: prometheus::GaugeVec,
+    read_fallback: IntGaugeVec,
     /// `public_url` of the status page (`--public-url`); the alert rules build their
     /// `status_url` annotation from it.
     pub ui_info: IntGaugeVec,
@@ -223,6 +224,14 @@ impl Metrics {
             &[],
         )
         .expect("valid metric");
+        let read_fallback = IntGaugeVec::new(
+            Opts::new(
+                "syncwatch_read_fallback",
+                "1 while the leader's scans read the primary because the read replica is down or further behind than --read-max-lag (--read-fallback-primary), else 0. Absent without --read-fallback-primary.",
+            ),
+            &[],
+        )
+        .expect("valid metric");
         let ui_info = IntGaugeVec::new(
             Opts::new(
                 "syncwatch_ui_info",
@@ -250,6 +259,7 @@ impl Metrics {
             Box::new(exposition_series.clone()),
             Box::new(exposition_bytes.clone()),
             Box::new(read_replica_lag.clone()),
+            Box::new(read_fallback.clone()),
             Box::new(ui_info.clone()),
         ];
         for collector in collectors {
@@ -278,7 +288,19 @@ impl Metrics {
             exposition_series,
             exposition_bytes,
             read_replica_lag,
+            read_fallback,
             ui_info,
+        }
+    }
+
+    /// Set `syncwatch_read_fallback` from where a scan reads (left absent while there is
+    /// no fallback to report).
+    pub fn scan_reads(&self, reads: crate::store::ScanReads) {
+        let fallback = self.read_fallback.with_label_values(&[] as &[&str]);
+        match reads {
+            crate::store::ScanReads::Primary => {}
+            crate::store::ScanReads::Replica => fallback.set(0),
+            crate::store::ScanReads::Fallback => fallback.set(1),
         }
     }
 

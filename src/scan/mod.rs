@@ -71,7 +71,10 @@ enum Phase {
 }
 
 pub struct Scanner {
+    /// What this scan reads through: `home`, or the primary's reads when a read replica
+    /// is down or lags (`Store::for_scan`).
     store: Store,
+    home: Store,
     config: ScanConfig,
     clock: Arc<dyn Clock>,
     pub(crate) metrics: Metrics,
@@ -97,6 +100,7 @@ impl Scanner {
     ) -> Self {
         let snapshots = SnapshotBuilder::new(config.max_connectors);
         Self {
+            home: store.clone(),
             store,
             config,
             clock,
@@ -184,6 +188,9 @@ impl Scanner {
             ..ScanReport::default()
         };
         let started = Instant::now();
+        let (store, reads) = self.home.for_scan().await;
+        self.store = store;
+        self.metrics.scan_reads(reads);
         let db_now = self.store.scan().db_now().await?;
         // On a read replica, runs are settled only up to what it has replayed: one
         // committed on the primary and replayed late is still read once.

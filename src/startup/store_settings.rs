@@ -119,6 +119,12 @@ pub struct StoreSettings {
     /// however late).
     #[arg(long, env = "SYNCWATCH_READ_MAX_LAG", value_parser = parse_duration, default_value = "5m", global = true)]
     read_max_lag: Duration,
+
+    /// With `--read-database-url`: while the standby cannot be read or is further behind
+    /// than `--read-max-lag`, the scanner reads the primary (each scan decides; the
+    /// counters stay exact across the switch). Without it the scans wait for the standby.
+    #[arg(long, env = "SYNCWATCH_READ_FALLBACK_PRIMARY", global = true)]
+    read_fallback_primary: bool,
 }
 
 /// The schema of the observed database that holds syncwatch's state when no state store
@@ -170,6 +176,9 @@ impl StoreSettings {
                      standby (its own host or port)"
                 );
             }
+        }
+        if self.read_fallback_primary && self.read_database_url.is_none() {
+            anyhow::bail!("--read-fallback-primary only applies with --read-database-url");
         }
         if let Some(state) = &self.state_database_url {
             if state.same_database(&self.database_url) {
@@ -261,7 +270,7 @@ impl StoreSettings {
         let replica = store::connect(read, &options, map)
             .await
             .with_context(|| format!("opening the read replica at {read}"))?;
-        Ok(store.with_reads(replica, self.read_max_lag))
+        Ok(store.with_reads(replica, self.read_max_lag, self.read_fallback_primary))
     }
 
     /// Where an observed table's state lives: the named state store, else the `syncwatch`

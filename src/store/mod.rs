@@ -47,6 +47,7 @@ pub use observed::{
 };
 pub use pages::{ConnectionSummary, ConnectorOutcomes, LatestError, PageReads};
 pub use probe::Probed;
+pub use replica::ScanReads;
 pub use runs::{Change, Created, ListFilter, Page, Retention, RunStore, StatusFilter, StatusPage};
 pub use scanning::{
     ActiveGroup, ConnectionChunk, LiveReads, LiveRun, RecentRun, ScanSource, StuckCutoffs,
@@ -76,6 +77,9 @@ pub struct Store {
     /// With a read replica attached: how far its replay may fall behind before `/readyz`
     /// says so.
     read_replica: Option<Duration>,
+    /// With a read replica attached and `--read-fallback-primary`: the primary's reads,
+    /// for scans while the standby is down or too far behind.
+    fallback: Option<Arc<replica::Reads>>,
     skipped: Arc<SkippedRows>,
     observe_only: bool,
 }
@@ -98,6 +102,7 @@ impl Store {
         Self {
             reads: store.clone(),
             read_replica: None,
+            fallback: None,
             runs: store.clone(),
             retention: store.clone(),
             scan: store.clone(),

@@ -73,6 +73,38 @@ async fn resume(standby: &str, server: &Server, runs: f64) {
     .await;
 }
 
+/// A primary cluster with syncwatch's schema and 3 finished runs, and a hot standby of it.
+async fn primary_and_standby() -> Option<(OwnCluster, OwnCluster)> {
+    let primary = OwnCluster::create()?;
+    // The schema first, so the standby starts with it.
+    let migrated = std::process::Command::new(service_bin())
+        .args(["migrate", "--database-url", &primary.url()])
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(migrated.status.success(), "{migrated:?}");
+    finish_runs(&primary.url(), 3).await;
+    let standby = primary.standby()?;
+    Some((primary, standby))
+}
+
+/// The real binary on `primary`, reading from `standby`: a scan every 300 ms, a 2 s
+/// late-commit window and 1 s of tolerated lag, so a paused replay shows within seconds.
+async fn serve(primary: &str, standby: &str, extra: &[&str]) -> Server {
+    let mut args = vec![
+        "--read-database-url",
+        standby,
+        "--scan-interval",
+        "300ms",
+        "--late-commit-window",
+        "2s",
+        "--read-max-lag",
+        "1s",
+    ];
+    args.extend(extra);
+    Server::start(primary, &args).await
+}
+
 async fn readyz(client: &Client, server: &Server) -> (u16, Value) {
     let response = client
         .get(format!("{}/readyz", server.api))
@@ -85,35 +117,11 @@ async fn readyz(client: &Client, server: &Server) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standby_serves_the_reads_and_a_run_replayed_late_is_counted_once() {
-    let Some(primary) = OwnCluster::create() else {
-        return;
-    };
-    // The schema first, so the standby starts with it.
-    let migrated = std::process::Command::new(service_bin())
-        .args(["migrate", "--database-url", &primary.url()])
-        .env_remove("DATABASE_URL")
-        .output()
-        .unwrap();
-    assert!(migrated.status.success(), "{migrated:?}");
-    finish_runs(&primary.url(), 3).await;
-    let Some(standby) = primary.standby() else {
+    let Some((primary, standby)) = primary_and_standby().await else {
         return;
     };
     let (primary_url, standby_url) = (primary.url(), standby.url());
-    let server = Server::start(
-        &primary_url,
-        &[
-            "--read-database-url",
-            &standby_url,
-            "--scan-interval",
-            "300ms",
-            "--late-commit-window",
-            "2s",
-            "--read-max-lag",
-            "1s",
-        ],
-    )
-    .await;
+    let server = serve(&primary_url, &standby_url, &[]).await;
     let client = Client::new();
     let exported = || async { family_sum(&server.scrape().await, "connector_sync_runs_total") };
     wait_until(
@@ -228,4 +236,57 @@ fn a_read_url_must_name_a_postgres_standby_of_another_place() {
             "{printed}"
         );
     }
+}
+
+/// With `--read-fallback-primary`, scans read the primary while the standby lags or is
+/// down, and the standby again once it is back, each run counted once across the switches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scans_fall_back_to_the_primary_while_the_standby_lags_or_is_down() {
+    let Some((primary, standby)) = primary_and_standby().await else {
+        return;
+    };
+    let (primary_url, standby_url) = (primary.url(), standby.url());
+    let server = serve(&primary_url, &standby_url, &["--read-fallback-primary"]).await;
+    let state = || async {
+        let text = server.scrape().await;
+        let fallback = sample(&text, "syncwatch_read_fallback");
+        (family_sum(&text, "connector_sync_runs_total"), fallback)
+    };
+    wait_until("reading the standby", Duration::from_secs(30), async || {
+        state().await == (3.0, Some(0.0))
+    })
+    .await;
+    // The standby paused: its lag passes --read-max-lag, and the scans read the primary.
+    execute(&standby_url, "select pg_wal_replay_pause()").await;
+    finish_runs(&primary_url, 5).await;
+    wait_until("reading the primary", Duration::from_secs(30), async || {
+        state().await == (8.0, Some(1.0))
+    })
+    .await;
+    // Back on the standby once it has caught up; the runs read on the primary are not
+    // counted again when the standby replays them.
+    execute(&standby_url, "select pg_wal_replay_resume()").await;
+    wait_until("back on the standby", Duration::from_secs(30), async || {
+        state().await.1 == Some(0.0)
+    })
+    .await;
+    finish_runs(&primary_url, 2).await;
+    wait_until("the new runs", Duration::from_secs(30), async || {
+        state().await.0 == 10.0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(state().await, (10.0, Some(0.0)), "each run once");
+    // The standby gone: the primary again, and the scans go on.
+    standby.stop_immediately();
+    finish_runs(&primary_url, 1).await;
+    wait_until(
+        "the primary without the standby",
+        Duration::from_secs(30),
+        async || state().await == (11.0, Some(1.0)),
+    )
+    .await;
+    let text = server.scrape().await;
+    assert_eq!(sample(&text, "syncwatch_up"), Some(1.0));
+    assert_eq!(terminal(&primary_url).await, 11);
 }
