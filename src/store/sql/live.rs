@@ -3,12 +3,14 @@
 //! runs of given connections that the learned signals start from; their decoders, and
 //! [`LiveReads`] over them.
 
+use std::collections::hash_map::{Entry, HashMap};
+
 use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::lookups::resolves_by_key;
 use super::SqlStore;
-use crate::domain::ConnectionId;
+use crate::domain::{ConnectionId, Status};
 use crate::store::engine::{Columns, Dialect, Engine, Param};
 use crate::store::observed::{ConnectorSource, TableMap};
 use crate::store::{ActiveGroup, LiveReads, LiveRun, RecentRun, Result, StuckCutoffs};
@@ -197,23 +199,27 @@ impl<E: Engine> LiveReads for SqlStore<E> {
         let keys: Vec<ConnectionId> = by_key.iter().map(|(key, _)| key.clone()).collect();
         let resolved = self.resolve_keys(&keys).await?;
         let looked_up = matches!(self.table.connector, ConnectorSource::Lookup { .. });
+        // Summed by (connector, status) through a map: one row per live connection can be
+        // tens of thousands.
         let mut groups: Vec<ActiveGroup> = Vec::new();
+        let mut index: HashMap<(String, Status), usize> = HashMap::new();
         for (key, mut group) in by_key {
             if looked_up {
                 if let Some(r) = resolved.get(key.as_str()) {
                     group.connector_slug.clone_from(&r.connector);
                 }
             }
-            match groups
-                .iter_mut()
-                .find(|g| g.connector_slug == group.connector_slug && g.status == group.status)
-            {
-                Some(g) => {
+            match index.entry((group.connector_slug.clone(), group.status)) {
+                Entry::Occupied(at) => {
+                    let g = &mut groups[*at.get()];
                     g.count += group.count;
                     g.stuck += group.stuck;
                     g.oldest = g.oldest.min(group.oldest);
                 }
-                None => groups.push(group),
+                Entry::Vacant(slot) => {
+                    slot.insert(groups.len());
+                    groups.push(group);
+                }
             }
         }
         Ok(groups)
