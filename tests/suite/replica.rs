@@ -62,6 +62,33 @@ async fn table_reads(url: &str) -> i64 {
     .await
 }
 
+/// Pause the standby's replay, and wait until it has stopped: a pause takes effect at the
+/// next record the standby replays, so the primary writes one (to a table of the test's
+/// own) until it has.
+async fn pause(primary: &str, standby: &str) {
+    execute(standby, "select pg_wal_replay_pause()").await;
+    wait_until(
+        "the standby's replay paused",
+        Duration::from_secs(30),
+        async || {
+            execute(
+                primary,
+                "create table if not exists replica_test_ping (at timestamptz); \
+             insert into replica_test_ping values (now())",
+            )
+            .await;
+            let mut conn = PgConnection::connect(standby).await.unwrap();
+            let state: String = sqlx::query_scalar("select pg_get_wal_replay_pause_state()")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+            let _ = conn.close().await;
+            state == "paused"
+        },
+    )
+    .await;
+}
+
 /// Resume the standby's replay, and wait until `server` exports `runs` runs.
 async fn resume(standby: &str, server: &Server, runs: f64) {
     execute(standby, "select pg_wal_replay_resume()").await;
@@ -134,7 +161,7 @@ async fn a_standby_serves_the_reads_and_a_run_replayed_late_is_counted_once() {
     // Replay paused: the primary goes on, the standby (and so syncwatch) does not see it.
     let primary_reads = table_reads(&primary_url).await;
     let standby_reads = table_reads(&standby_url).await;
-    execute(&standby_url, "select pg_wal_replay_pause()").await;
+    pause(&primary_url, &standby_url).await;
     finish_runs(&primary_url, 5).await;
     // Longer than the late-commit window, many scans: without the replay point, the
     // scanner would settle past these runs and never read them.
@@ -181,7 +208,7 @@ async fn a_standby_serves_the_reads_and_a_run_replayed_late_is_counted_once() {
     let (_, ready) = readyz(&client, &server).await;
     assert_eq!(ready["read_replica"], "ok", "{ready}");
     assert_eq!(ready["store"], "ok", "{ready}");
-    execute(&standby_url, "select pg_wal_replay_pause()").await;
+    pause(&primary_url, &standby_url).await;
     finish_runs(&primary_url, 1).await;
     wait_until("lagging", Duration::from_secs(30), async || {
         let (code, body) = readyz(&client, &server).await;
@@ -257,7 +284,7 @@ async fn scans_fall_back_to_the_primary_while_the_standby_lags_or_is_down() {
     })
     .await;
     // The standby paused: its lag passes --read-max-lag, and the scans read the primary.
-    execute(&standby_url, "select pg_wal_replay_pause()").await;
+    pause(&primary_url, &standby_url).await;
     finish_runs(&primary_url, 5).await;
     wait_until("reading the primary", Duration::from_secs(30), async || {
         state().await == (8.0, Some(1.0))
