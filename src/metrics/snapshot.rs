@@ -22,8 +22,9 @@ pub struct Snapshot {
     /// not counted (see [`Snapshot::failure_series`]).
     pub failures: BTreeMap<(Label, Label, Label, Label), u64>,
     /// The latest failed run of each failure series that has one (written as its
-    /// exemplar in the OpenMetrics exposition).
-    pub failure_exemplars: BTreeMap<(Label, Label, Label, Label), super::Exemplar>,
+    /// exemplar in the OpenMetrics exposition). Shared with the snapshot builder's copy
+    /// until a failure changes it.
+    pub failure_exemplars: std::sync::Arc<BTreeMap<(Label, Label, Label, Label), super::Exemplar>>,
     /// (connector, trigger) pairs whose failure series are all exported, sorted.
     pub failure_pairs: Vec<(Label, Label)>,
     /// Every (reason, owner) of the failure rules, sorted.

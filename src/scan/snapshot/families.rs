@@ -54,7 +54,8 @@ pub(crate) struct TotalsFamilies {
     runs: BTreeMap<(Label, Label, Label), u64>,
     durations: BTreeMap<(Label, Label, Label), HistogramData>,
     failures: BTreeMap<(Label, Label, Label, Label), u64>,
-    failure_exemplars: BTreeMap<(Label, Label, Label, Label), Exemplar>,
+    /// Shared with the snapshots built from it until a failure changes it.
+    failure_exemplars: std::sync::Arc<BTreeMap<(Label, Label, Label, Label), Exemplar>>,
     failure_pairs: Vec<(Label, Label)>,
     failure_reasons: Vec<(Label, Label)>,
     delays: BTreeMap<(Label, Label), HistogramData>,
@@ -149,7 +150,7 @@ impl TotalsFamilies {
             runs: bulk(runs, |sum, n| *sum += n),
             durations: bulk(durations, |sum, h| sum.add(&h)),
             failures: bulk(failures, |sum, n| *sum += n),
-            failure_exemplars,
+            failure_exemplars: failure_exemplars.into(),
             failure_pairs,
             failure_reasons,
             delays: bulk(delays, |sum, h| sum.add(&h)),
@@ -231,7 +232,7 @@ impl TotalsFamilies {
             let owner = owner_label(totals.rules.owner(reason));
             let key = (label, trigger.clone(), reason.clone(), owner);
             if let Some(e) = latest {
-                self.failure_exemplars.insert(key.clone(), e);
+                std::sync::Arc::make_mut(&mut self.failure_exemplars).insert(key.clone(), e);
             }
             if let Some(n) = counted {
                 self.failures.insert(key, n);
