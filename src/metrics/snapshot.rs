@@ -211,19 +211,18 @@ impl Snapshot {
 
     /// The failure series as exported, each with its exemplar (the latest failed run it
     /// counts), if kept: the exemplars are sorted as the series are, and walked alongside.
-    pub fn failure_series_with_exemplars(&self) -> Vec<([&str; 4], u64, Option<&super::Exemplar>)> {
+    pub fn failure_series_with_exemplars(
+        &self,
+    ) -> impl ExactSizeIterator<Item = ([&str; 4], u64, Option<&super::Exemplar>)> {
         fn key((c, t, r, o): &(Label, Label, Label, Label)) -> [&str; 4] {
             [c, t, r, o]
         }
         let mut exemplars = self.failure_exemplars.iter().peekable();
-        self.failure_series()
-            .into_iter()
-            .map(|(k, n)| {
-                while exemplars.next_if(|(e, _)| key(e) < k).is_some() {}
-                let exemplar = exemplars.next_if(|(e, _)| key(e) == k).map(|(_, e)| e);
-                (k, n, exemplar)
-            })
-            .collect()
+        self.failure_series().into_iter().map(move |(k, n)| {
+            while exemplars.next_if(|(e, _)| key(e) < k).is_some() {}
+            let exemplar = exemplars.next_if(|(e, _)| key(e) == k).map(|(_, e)| e);
+            (k, n, exemplar)
+        })
     }
 
     /// The metric families of this snapshot; empty when this replica does not lead.

@@ -228,7 +228,7 @@ impl Snapshot {
                 .map(|((c, t, s), v)| ([&**c, &**t, &**s], n(v))),
         );
         let series = self.failure_series_with_exemplars();
-        let rows = series.into_iter().map(|(k, n, e)| (k, n as f64, e));
+        let rows = series.map(|(k, n, e)| (k, n as f64, e));
         with_exemplars(out, &FAILURES, rows);
         histograms(
             out,

@@ -188,17 +188,15 @@ impl Scanner {
             ..ScanReport::default()
         };
         let started = Instant::now();
-        let (store, reads) = self.home.for_scan().await;
-        self.store = store;
-        self.metrics.scan_reads(reads);
-        let db_now = self.store.scan().db_now().await?;
         // On a read replica, runs are settled only up to what it has replayed: one
         // committed on the primary and replayed late is still read once.
-        let (visible, lag) = self.store.visible_until(db_now).await?;
-        if self.store.read_replica_max_lag().is_some() {
+        let point = self.home.for_scan().await?;
+        self.store = point.store;
+        self.metrics.scan_reads(point.reads);
+        if let Some(lag) = point.lag {
             self.metrics.read_replica_lag(lag);
         }
-        let settled = visible - chrono_duration(self.config.late_commit_window);
+        let settled = point.visible - chrono_duration(self.config.late_commit_window);
         if self.phase.is_none() {
             self.phase = Some(self.start().await?);
         }

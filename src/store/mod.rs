@@ -47,7 +47,7 @@ pub use observed::{
 };
 pub use pages::{ConnectionSummary, ConnectorOutcomes, LatestError, PageReads};
 pub use probe::Probed;
-pub use replica::ScanReads;
+pub use replica::{ScanPoint, ScanReads};
 pub use runs::{Change, Created, ListFilter, Page, Retention, RunStore, StatusFilter, StatusPage};
 pub use scanning::{
     ActiveGroup, ConnectionChunk, LiveReads, LiveRun, RecentRun, ScanSource, StuckCutoffs,

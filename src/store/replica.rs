@@ -17,6 +17,17 @@ pub(super) struct Reads {
     reads: Arc<dyn RunStore>,
 }
 
+/// Where one scan reads, and its clock.
+pub struct ScanPoint {
+    pub store: Store,
+    pub reads: ScanReads,
+    /// What the scan may settle up to (before the late-commit window): `db_now`, or on a
+    /// read replica its replay point.
+    pub visible: DateTime<Utc>,
+    /// How far the read replica was behind, when it was asked.
+    pub lag: Option<Duration>,
+}
+
 /// Where a scan reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScanReads {
@@ -55,31 +66,40 @@ impl Store {
         }
     }
 
-    /// The store one scan reads through, and where that is: the read replica while it
-    /// answers within `--read-max-lag`; else, with `--read-fallback-primary`, the primary
-    /// (the whole scan on one server). Switching loses and repeats nothing: the low bound
-    /// only ever rises, and a run read on one server is not counted again on the other
-    /// (the scanner keeps the ids of every run completed after it).
-    pub async fn for_scan(&self) -> (Store, ScanReads) {
-        let Some(max_lag) = self.read_replica else {
-            return (self.clone(), ScanReads::Primary);
+    /// The store one scan reads through, where that is, and its clock: the read replica
+    /// while it answers within `--read-max-lag`; else, with `--read-fallback-primary`, the
+    /// primary (the whole scan on one server). Switching loses and repeats nothing: the
+    /// low bound only ever rises, and a run read on one server is not counted again on the
+    /// other (the scanner keeps the ids of every run completed after it).
+    pub async fn for_scan(&self) -> Result<ScanPoint> {
+        let measured = async {
+            let now = self.scan().db_now().await?;
+            let (visible, lag) = self.visible_until(now).await?;
+            Ok::<_, super::StoreError>((visible, lag))
+        }
+        .await;
+        let point = |store: &Store, reads, (visible, lag)| ScanPoint {
+            store: store.clone(),
+            reads,
+            visible,
+            lag: (reads != ScanReads::Primary).then_some(lag),
         };
-        let Some(primary) = &self.fallback else {
-            return (self.clone(), ScanReads::Replica);
+        let (max_lag, primary) = match (self.read_replica, &self.fallback) {
+            (None, _) => return Ok(point(self, ScanReads::Primary, measured?)),
+            (Some(_), None) => return Ok(point(self, ScanReads::Replica, measured?)),
+            (Some(max_lag), Some(primary)) => (max_lag, primary),
         };
-        let lag = match self.scan().db_now().await {
-            Ok(now) => self.visible_until(now).await.map(|(_, lag)| lag),
-            Err(e) => Err(e),
-        };
-        match lag {
-            Ok(lag) if lag <= max_lag => return (self.clone(), ScanReads::Replica),
-            Ok(lag) => {
-                tracing::warn!(lag = ?lag, "the read replica lags: this scan reads the primary")
+        let lag = match measured {
+            Ok(m) if m.1 <= max_lag => return Ok(point(self, ScanReads::Replica, m)),
+            Ok(m) => {
+                tracing::warn!(lag = ?m.1, "the read replica lags: this scan reads the primary");
+                Some(m.1)
             }
             Err(e) => {
-                tracing::warn!(error = %e, "the read replica cannot be read: this scan reads the primary")
+                tracing::warn!(error = %e, "the read replica cannot be read: this scan reads the primary");
+                None
             }
-        }
+        };
         let store = Store {
             scan: primary.scan.clone(),
             live: primary.live.clone(),
@@ -89,7 +109,13 @@ impl Store {
             fallback: None,
             ..self.clone()
         };
-        (store, ScanReads::Fallback)
+        let db_now = store.scan().db_now().await?;
+        Ok(ScanPoint {
+            store,
+            reads: ScanReads::Fallback,
+            visible: db_now,
+            lag,
+        })
     }
 
     /// Where the scanner's reads stand, as of `db_now` (the clock of the database they go

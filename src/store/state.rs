@@ -32,6 +32,12 @@ pub trait StateStore: Send + Sync + 'static {
     /// The scanner's saved totals: the point they are settled up to, and their JSON.
     async fn load_checkpoint(&self) -> Result<Option<(DateTime<Utc>, String)>>;
 
+    /// Only the point the saved totals are settled up to (for a page that shows how old
+    /// the checkpoint is, without reading the totals).
+    async fn checkpoint_settled_upto(&self) -> Result<Option<DateTime<Utc>>> {
+        Ok(self.load_checkpoint().await?.map(|(at, _)| at))
+    }
+
     /// Upsert the given connection states, then replace the scanner's saved totals (in
     /// that order, so saved totals never claim states that were not saved).
     async fn save_checkpoint(

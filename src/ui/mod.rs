@@ -12,6 +12,7 @@
 //! Every response carries a strict `Content-Security-Policy`; with API tokens configured
 //! the page asks for HTTP Basic credentials whose password is one of them.
 
+mod failing;
 mod fleet;
 mod format;
 mod history;
@@ -150,7 +151,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(state: UiState, auth: ApiAuth) -
     // method other than GET is an HTML page with the same headers, behind the same sign-in.
     Router::new()
         .route("/ui", page(fleet::overview))
-        .route("/ui/failing", page(fleet::failing))
+        .route("/ui/failing", page(failing::failing))
         .route("/ui/connections/{id}", page(history::connection))
         .route("/ui/runs/{id}", page(history::run))
         .route(

@@ -54,7 +54,7 @@ impl UiState {
 /// Every saved state of this table and mapping, a page at a time.
 async fn read(store: &Store) -> crate::store::Result<SavedFleet> {
     let mut fleet = SavedFleet {
-        settled_upto: store.state().load_checkpoint().await?.map(|(at, _)| at),
+        settled_upto: store.state().checkpoint_settled_upto().await?,
         ..SavedFleet::default()
     };
     let mut after = None;

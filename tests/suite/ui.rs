@@ -497,13 +497,17 @@ async fn a_replica_without_the_lease_says_so() {
     let Some(f) = fixture(Backend::Sqlite).await else {
         return;
     };
-    // A fresh registry: nothing published, as on a replica that does not lead.
-    let standby = api::router(
-        f.db.store.clone(),
-        &ApiSettings::default(),
-        Metrics::new(),
-        None,
-    );
+    // A fresh registry: nothing published, as on a replica that does not lead (a new
+    // one each time: the page keeps what it read of the saved states for a while).
+    let not_leading = || {
+        api::router(
+            f.db.store.clone(),
+            &ApiSettings::default(),
+            Metrics::new(),
+            None,
+        )
+    };
+    let standby = not_leading();
     let page = get(&standby, "/ui").await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("does not hold the scanner lease"));
@@ -522,14 +526,7 @@ async fn a_replica_without_the_lease_says_so() {
         checkpoint_interval: std::time::Duration::ZERO,
         ..ScanConfig::default()
     };
-    let leader = Metrics::new();
-    let mut scanner = Scanner::new(
-        f.db.store.clone(),
-        Lease::Always,
-        saving,
-        Arc::new(SystemClock),
-        leader.clone(),
-    );
+    let mut scanner = common::scan::scanner(&f.db, saving, Arc::new(SystemClock));
     loop {
         let report = scanner.scan_once().await.expect("scan");
         if !report.building && !report.learning {
@@ -537,12 +534,7 @@ async fn a_replica_without_the_lease_says_so() {
         }
     }
     scanner.scan_once().await.expect("scan");
-    let standby = api::router(
-        f.db.store.clone(),
-        &ApiSettings::default(),
-        Metrics::new(),
-        None,
-    );
+    let standby = not_leading();
     let failing = get(&standby, "/ui/failing").await;
     assert!(
         failing.body.contains("saved with its last checkpoint"),

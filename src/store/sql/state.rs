@@ -117,6 +117,14 @@ impl<E: Engine> StateStore for SqlStore<E> {
     }
 
     #[tracing::instrument(skip_all)]
+    async fn checkpoint_settled_upto(&self) -> Result<Option<DateTime<Utc>>> {
+        let name = checkpoint_name(&self.scope);
+        let sql = "select settled_upto from syncwatch_scanner_checkpoint where name = $1";
+        let rows = self.scan_rows(sql, vec![name.into()]).await?;
+        rows.first().map(|row| row.timestamp_req(0)).transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn save_checkpoint(
         &self,
         settled_upto: DateTime<Utc>,
