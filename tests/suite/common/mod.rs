@@ -547,6 +547,8 @@ pub struct Server {
     pub child: ChildGuard,
     pub api: String,
     pub metrics: String,
+    /// Where the process's stderr goes: shown when it fails to come up.
+    pub log: tempfile::NamedTempFile,
 }
 
 impl Server {
@@ -577,6 +579,7 @@ impl Server {
     ) -> Self {
         let api = format!("127.0.0.1:{api_port}");
         let metrics = format!("127.0.0.1:{metrics_port}");
+        let log = tempfile::NamedTempFile::new().expect("a file for the server's stderr");
         let child = std::process::Command::new(service_bin())
             .args(["serve", "--database-url", database_url, "--listen", &api])
             .args(["--metrics-listen", &metrics])
@@ -585,13 +588,14 @@ impl Server {
             .env_remove("SYNCWATCH_API_TOKENS")
             .env_remove("DATABASE_URL")
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(log.reopen().expect("reopen the stderr file"))
             .spawn()
             .expect("start syncwatch serve");
-        let server = Server {
+        let mut server = Server {
             child: ChildGuard(child),
             api: format!("http://{api}"),
             metrics: format!("http://{metrics}"),
+            log,
         };
         let client = Client::new();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -604,13 +608,27 @@ impl Server {
             if api_up.is_ok() && metrics_up.is_ok() {
                 break;
             }
+            if let Some(status) = server.child.0.try_wait().expect("wait for syncwatch") {
+                panic!(
+                    "syncwatch serve on {api} exited before it came up ({status}); its stderr:\n{}",
+                    server.stderr_tail()
+                );
+            }
             assert!(
                 std::time::Instant::now() < deadline,
-                "syncwatch serve did not come up on {api}"
+                "syncwatch serve did not come up on {api} within 30 s; its stderr:\n{}",
+                server.stderr_tail()
             );
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         server
+    }
+
+    /// The last lines the process wrote to stderr.
+    pub fn stderr_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.log.path()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
     pub fn pid(&self) -> u32 {

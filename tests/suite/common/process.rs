@@ -10,12 +10,30 @@ pub fn admin_url() -> String {
 }
 
 /// A loopback port that was free a moment ago, for processes that bind it themselves.
+///
+/// Taken below Linux's ephemeral range (32768 and up), never twice in one process: a port
+/// the kernel hands out for port 0 or for an outgoing connection could be taken by any
+/// other test's socket between this call and the child's bind (or between a kill and a
+/// restart on the same port), and the child would then fail to start.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    // Each process starts at its own offset, so two suites on one machine rarely meet.
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        (std::process::id() * 613) % SPAN,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..SPAN {
+        let port = (LOW + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {LOW}..{}", LOW + SPAN)
 }
 
 /// Kills a child process (the binary, Prometheus, Alertmanager) when the owner ends,
