@@ -65,7 +65,8 @@ fn main() -> anyhow::Result<()> {
     let after = rss_mib();
     let live: Vec<LiveRun> = (0..active)
         .map(|i| LiveRun {
-            workspace_connector_id: ids[i * 7 % ids.len()].into(),
+            id: Uuid::from_u128(i as u128),
+            workspace_connector_id: Some(ids[i * 7 % ids.len()].into()),
             connector_slug: connectors[i * 7 % ids.len() % connectors.len()].clone(),
             status: Status::InProgress,
             trigger_type: Some("cloud_task".into()),

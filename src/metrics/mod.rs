@@ -90,6 +90,10 @@ pub struct Metrics {
     exposition_bytes: IntGaugeVec,
     read_replica_lag: prometheus::GaugeVec,
     read_fallback: IntGaugeVec,
+    /// Scans that read every live run, by reason.
+    pub live_full_reads: IntCounterVec,
+    /// Live runs the scanner keeps between scans.
+    pub live_runs_kept: IntGauge,
     /// `public_url` of the status page (`--public-url`); the alert rules build their
     /// `status_url` annotation from it.
     pub ui_info: IntGaugeVec,
@@ -232,6 +236,22 @@ impl Metrics {
             &[],
         )
         .expect("valid metric");
+        let live_full_reads = IntCounterVec::new(
+            Opts::new(
+                "syncwatch_live_full_reads_total",
+                "Scans that read every live run instead of only those created or started since the last scan, by reason: start (the first scan of a leadership), interval (every 5 minutes), drift (the runs kept disagreed with the live-run counts two scans in a row: a live run deleted, or changed without a new timestamp), capped (more than 100,000 live runs).",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        for reason in ["start", "interval", "drift", "capped"] {
+            live_full_reads.with_label_values(&[reason]);
+        }
+        let live_runs_kept = IntGauge::new(
+            "syncwatch_live_runs_kept",
+            "Live runs (scheduled or in progress) the leader's scanner keeps between scans for the learned signals.",
+        )
+        .expect("valid metric");
         let ui_info = IntGaugeVec::new(
             Opts::new(
                 "syncwatch_ui_info",
@@ -260,6 +280,8 @@ impl Metrics {
             Box::new(exposition_bytes.clone()),
             Box::new(read_replica_lag.clone()),
             Box::new(read_fallback.clone()),
+            Box::new(live_full_reads.clone()),
+            Box::new(live_runs_kept.clone()),
             Box::new(ui_info.clone()),
         ];
         for collector in collectors {
@@ -289,8 +311,15 @@ impl Metrics {
             exposition_bytes,
             read_replica_lag,
             read_fallback,
+            live_full_reads,
+            live_runs_kept,
             ui_info,
         }
+    }
+
+    /// Count a scan that read every live run, and why.
+    pub fn live_full_read(&self, reason: &str) {
+        self.live_full_reads.with_label_values(&[reason]).inc();
     }
 
     /// Set `syncwatch_read_fallback` from where a scan reads (left absent while there is

@@ -11,6 +11,7 @@
 
 mod config;
 mod error;
+pub mod live;
 pub(crate) mod phase;
 pub(crate) mod snapshot;
 pub(crate) mod state;
@@ -27,14 +28,12 @@ pub(crate) use snapshot::{SnapshotBuilder, SnapshotInputs};
 pub use state::saved_with_connections;
 pub(crate) use state::{Connections, LearnedRules, LearnedSignals, Totals};
 
+use live::LiveSet;
 use phase::{Build, Chunks, Steady, Step};
 
 use crate::clock::Clock;
 use crate::metrics::{Maintenance, Metrics, Snapshot};
 use crate::store::{Leadership, Lease, Store, StuckCutoffs, TerminalRun};
-
-/// Live runs one scan reads one by one for the learned signals at most (oldest first).
-const ACTIVE_RUNS_READ: usize = 100_000;
 
 /// Told about every run the scanner sees finish (from its incremental reads only, so a
 /// restart does not replay the history). The OTLP exporter turns them into spans.
@@ -81,6 +80,8 @@ pub struct Scanner {
     lease: Lease,
     pub(crate) snapshots: SnapshotBuilder,
     phase: Option<Phase>,
+    /// The live runs kept between scans.
+    live: LiveSet,
     observer: Option<Arc<dyn RunObserver>>,
     /// Whether the last lease check found another replica leading (said once per change).
     following: bool,
@@ -108,6 +109,7 @@ impl Scanner {
             lease,
             snapshots,
             phase: None,
+            live: LiveSet::default(),
             observer: None,
             following: false,
         }
@@ -198,6 +200,7 @@ impl Scanner {
         }
         let settled = point.visible - chrono_duration(self.config.late_commit_window);
         if self.phase.is_none() {
+            self.live = LiveSet::default();
             self.phase = Some(self.start().await?);
         }
         if let Some(Phase::Building(..)) = &self.phase {
@@ -215,16 +218,12 @@ impl Scanner {
         if let Some(after) = self.config.reap_stuck_after {
             report.reaped = self.reap(now, after).await?;
         }
-        // Two statements on two pooled connections, at once.
-        let (active, live) = tokio::try_join!(
-            self.store.live().active_groups(&cutoffs),
-            self.store.live().live_runs(ACTIVE_RUNS_READ)
-        )?;
+        let (active, read) = self.read_live(point.visible, &cutoffs).await?;
         let signals = match self.phase.as_mut() {
             Some(Phase::Steady(steady)) => {
                 let learned = &mut steady.connections.learned;
-                learned.observe_active(&live);
-                learned.signals(now, &live, &self.config.learned_rules())
+                learned.observe_active(&read);
+                learned.signals(now, self.live.runs(), &self.config.learned_rules())
             }
             _ => LearnedSignals::default(),
         };

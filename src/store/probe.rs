@@ -79,9 +79,21 @@ impl Store {
             Ok((self.live().stuck_runs(&cutoffs).await?.len(), ()))
         })
         .await;
-        step(&mut done, "the learned signals' live runs", async {
-            Ok((self.live().live_runs(PROBE_ROWS).await?.len(), ()))
+        step(&mut done, "the scanner's live runs", async {
+            Ok((self.live().live_runs(None, PROBE_ROWS).await?.len(), ()))
         })
+        .await;
+        step(
+            &mut done,
+            "the scanner's live runs changed in the last hour",
+            async {
+                let since = now - chrono::Duration::hours(1);
+                Ok((
+                    self.live().live_runs(Some(since), PROBE_ROWS).await?.len(),
+                    (),
+                ))
+            },
+        )
         .await;
         step(&mut done, "the learned signals' recent runs", async {
             // With no connection to go on, a nil id still runs the statement.

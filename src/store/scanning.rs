@@ -86,10 +86,15 @@ pub struct StuckCutoffs {
     pub started_before: DateTime<Utc>,
 }
 
-/// One live run (scheduled or in progress), for the learned signals.
+/// One live run (scheduled or in progress, not deleted), as the scanner keeps it between
+/// scans (`scan::live`): for the learned signals, and to check its set against the
+/// active-run groups.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LiveRun {
-    pub workspace_connector_id: ConnectionId,
+    pub id: Uuid,
+    /// The connection's public id; `None` when it cannot be resolved (the run still counts
+    /// among its connector's live runs, but teaches the learned signals nothing).
+    pub workspace_connector_id: Option<ConnectionId>,
     pub connector_slug: String,
     pub status: Status,
     pub trigger_type: Option<String>,
@@ -172,9 +177,13 @@ pub trait LiveReads: Send + Sync + 'static {
     /// Ids of live runs that are stuck by `cutoffs` (at most 1000, oldest first).
     async fn stuck_runs(&self, cutoffs: &StuckCutoffs) -> Result<Vec<Uuid>>;
 
-    /// Live runs in progress and live `cloud_task` runs, one by one (at most `limit`,
-    /// oldest first), for the learned schedules and durations.
-    async fn live_runs(&self, limit: usize) -> Result<Vec<LiveRun>>;
+    /// Live runs (scheduled or in progress, not deleted) one by one, oldest first, at
+    /// most `limit`; with `changed_since`, only those created or started after it.
+    async fn live_runs(
+        &self,
+        changed_since: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> Result<Vec<LiveRun>>;
 
     /// The latest scheduled and successful runs of each of `ids` (see
     /// [`RecentRun`]), to rebuild what the scanner learned about them.

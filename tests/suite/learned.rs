@@ -21,7 +21,7 @@ use syncwatch::test_support::ScannerExt;
 use uuid::Uuid;
 
 /// One row as the recomputation reads it.
-struct Run {
+pub(crate) struct Run {
     connection: Uuid,
     connector: String,
     trigger: Option<String>,
@@ -33,7 +33,7 @@ struct Run {
     deleted: bool,
 }
 
-async fn all_runs(db: &TestDb) -> Vec<Run> {
+pub(crate) async fn all_runs(db: &TestDb) -> Vec<Run> {
     const SQL: &str = "select workspace_connector_id, connector_slug, trigger_type, status, \
         created_at, started_at, completed_at, duration_ms, \
         case when deleted_at is null then 0 else 1 end from workspace_connector_sync_log";
@@ -89,13 +89,13 @@ async fn all_runs(db: &TestDb) -> Vec<Run> {
 
 /// The definitions, recomputed from every row: per connector, the overdue connections
 /// (with their seconds past due) and the overrunning live runs.
-type Expected = (
+pub(crate) type Expected = (
     BTreeMap<String, u64>,
     BTreeMap<(String, String), f64>,
     BTreeMap<String, u64>,
 );
 
-fn recompute(runs: &[Run], now: DateTime<Utc>) -> Expected {
+pub(crate) fn recompute(runs: &[Run], now: DateTime<Utc>) -> Expected {
     let mut by_connection: BTreeMap<Uuid, Vec<&Run>> = BTreeMap::new();
     for run in runs {
         by_connection.entry(run.connection).or_default().push(run);
@@ -165,7 +165,7 @@ fn recompute(runs: &[Run], now: DateTime<Utc>) -> Expected {
     (overdue, seconds, overrunning)
 }
 
-fn exported(snapshot: &Snapshot) -> Expected {
+pub(crate) fn exported(snapshot: &Snapshot) -> Expected {
     let owned = |m: &std::collections::BTreeMap<syncwatch::metrics::Label, u64>| {
         m.iter().map(|(c, v)| (c.to_string(), *v)).collect()
     };
@@ -184,7 +184,7 @@ fn exported(snapshot: &Snapshot) -> Expected {
 /// between, soft-deleted runs, some silent for a while (overdue), one silent for days
 /// (retired), one with every run soft-deleted, some with fewer than 5 runs, and live runs
 /// in progress for various multiples of their usual duration.
-async fn fill(db: &TestDb, now: DateTime<Utc>, seed: u64) {
+pub(crate) async fn fill(db: &TestDb, now: DateTime<Utc>, seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
     let connectors = ["hubspot", "salesforce", "stripe"];
     for c in 0..18u32 {
@@ -241,7 +241,7 @@ async fn fill(db: &TestDb, now: DateTime<Utc>, seed: u64) {
 
 /// Scan until the build has caught up and every connection's latest runs were read (a
 /// chunk of connections per scan; small chunks here, so it takes several).
-async fn until_learned(scanner: &mut syncwatch::scan::Scanner) {
+pub(crate) async fn until_learned(scanner: &mut syncwatch::scan::Scanner) {
     loop {
         let report = scanner.scan_once().await.unwrap();
         if !report.building && !report.learning {
@@ -250,7 +250,7 @@ async fn until_learned(scanner: &mut syncwatch::scan::Scanner) {
     }
 }
 
-fn config() -> ScanConfig {
+pub(crate) fn config() -> ScanConfig {
     ScanConfig {
         chunk_connections: 4,
         ..ScanConfig::default()

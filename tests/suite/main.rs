@@ -26,6 +26,7 @@ mod fuzz;
 mod hostile;
 mod learned;
 mod limits;
+mod live_runs;
 mod load;
 mod metrics;
 mod mixin;

@@ -32,6 +32,7 @@ impl Scanner {
         };
         let runs = self.store.scan().terminal_after(state.low, None).await?;
         for run in state.add_runs(runs) {
+            self.live.finished(&run.id);
             report.new_terminal_runs += 1;
             if let Some(observer) = &self.observer {
                 observer.run_finished(&run);

@@ -231,11 +231,15 @@ impl LearnedState {
         }
     }
 
-    /// The live runs now: scheduled ones count as creations of their connection.
+    /// Live runs read: scheduled ones count as creations of their connection (once is
+    /// enough, a creation already noted is not noted again).
     pub fn observe_active(&mut self, active: &[LiveRun]) {
         for run in active {
+            let Some(id) = &run.workspace_connector_id else {
+                continue;
+            };
             if run.trigger_type.as_deref() == Some(SCHEDULED_TRIGGER) {
-                self.entry(&run.workspace_connector_id, &run.connector_slug)
+                self.entry(id, &run.connector_slug)
                     .note_created(run.created_at.timestamp_millis());
             }
         }
@@ -243,10 +247,10 @@ impl LearnedState {
 
     /// Overdue connections and overrunning live runs at `now`. Connections silent for
     /// longer than `forget_after` are retired: not counted, and forgotten.
-    pub fn signals(
+    pub fn signals<'a>(
         &mut self,
         now: DateTime<Utc>,
-        active: &[LiveRun],
+        active: impl IntoIterator<Item = &'a LiveRun>,
         rules: &LearnedRules,
     ) -> LearnedSignals {
         let now_ms = now.timestamp_millis();
@@ -285,9 +289,8 @@ impl LearnedState {
             if run.status != Status::InProgress {
                 continue;
             }
-            let Some(p95) = self
-                .by_id
-                .get(&run.workspace_connector_id)
+            let Some(p95) = (run.workspace_connector_id.as_ref())
+                .and_then(|id| self.by_id.get(id))
                 .and_then(|learned| learned.p95_duration_ms())
             else {
                 continue;

@@ -184,8 +184,29 @@ impl Columns for PgRow {
     }
 
     fn uuid(&self, i: usize) -> Result<Option<Uuid>> {
-        self.try_get(i)
-            .map_err(|e| undecodable(self, i, "a uuid", e))
+        use sqlx::{TypeInfo, ValueRef};
+        let text = self
+            .try_get_raw(i)
+            .is_ok_and(|raw| matches!(raw.type_info().name(), "TEXT" | "VARCHAR" | "BPCHAR"));
+        if !text {
+            return self
+                .try_get(i)
+                .map_err(|e| undecodable(self, i, "a uuid", e));
+        }
+        // A uuid kept as text (an ORM's `varchar(36)`): parsed, as SQLite's are.
+        self.try_get::<Option<String>, _>(i)
+            .map_err(|e| undecodable(self, i, "a uuid", e))?
+            .as_deref()
+            .map(|text| {
+                Uuid::try_parse(text.trim()).map_err(|_| {
+                    self.unreadable(
+                        i,
+                        UnreadableReason::WrongType,
+                        format!("syncwatch reads a uuid there: {text:?}"),
+                    )
+                })
+            })
+            .transpose()
     }
 
     fn timestamp(&self, i: usize) -> Result<Option<DateTime<Utc>>> {

@@ -43,6 +43,10 @@ pub fn postgres_scanner_queries(
             scanner::terminal_after_sql(d, t, false).replace("$1", window),
         ),
         (
+            "every scan: live runs created or started in the window",
+            live::live_runs_sql(d, t, true, 100_000).replace("$1", window),
+        ),
+        (
             "every scan: active runs",
             live::active_groups_sql(d, t)
                 .replace("$1", "(now() - interval '15 minutes')")

@@ -1,0 +1,134 @@
+//! The live runs the scanner keeps between scans: after the first scan each one reads only
+//! the runs created or started since the last, drops the ones it sees finish, and reads
+//! them all again only when its counts disagree with the live-run groups two scans in a
+//! row. Checked on both stores against the learned signals recomputed from every row, and
+//! by counting the full reads.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, SubsecRound, Utc};
+use uuid::Uuid;
+
+use crate::common::scan::{insert, lit, scanner, Row};
+use crate::common::{Backend, TestDb};
+use crate::learned::{all_runs, config, exported, fill, recompute, until_learned, Expected};
+use syncwatch::scan::Scanner;
+use syncwatch::test_support::{ManualClock, ScannerExt};
+
+fn full_reads(scanner: &Scanner, reason: &str) -> u64 {
+    scanner
+        .metrics()
+        .live_full_reads
+        .with_label_values(&[reason])
+        .get()
+}
+
+/// The learned signals exported after three scans (a disagreement seen twice is read in
+/// full by the third), checked against the table's at `at`; returns them.
+async fn after_three_scans(
+    scanner: &mut Scanner,
+    db: &TestDb,
+    at: DateTime<Utc>,
+    what: &str,
+) -> Expected {
+    for _ in 0..3 {
+        scanner.scan_once().await.unwrap();
+    }
+    let want = recompute(&all_runs(db).await, at);
+    assert_eq!(exported(&scanner.metrics().snapshot()), want, "{what}");
+    want
+}
+
+async fn live_runs_are_read_by_what_changed(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let now = Utc::now().trunc_subsecs(3);
+    fill(&db, now, 7).await;
+    let clock = Arc::new(ManualClock::new(now));
+    let mut scanner = scanner(&db, config(), clock.clone());
+    until_learned(&mut scanner).await;
+    assert_eq!(full_reads(&scanner, "start"), 1);
+
+    // A run created and started now is read by the next scan's read of what changed; an
+    // hour later it overruns its connection's usual duration (hubspot, every 10 minutes,
+    // 30 runs of 30 s to 4 min).
+    let connection = Uuid::from_u128(0xc0 + 6);
+    let mut fresh = Row::new("hubspot", "in_progress", Utc::now().trunc_subsecs(3));
+    fresh.connection = connection;
+    // Manual: a scheduled run's creation stays in the learned schedule once seen.
+    fresh.trigger = Some("manual");
+    fresh.started = Some(fresh.created);
+    insert(&db, &fresh).await;
+    scanner.scan_once().await.unwrap();
+    let later = now + Duration::hours(1);
+    clock.set(later);
+    let want = after_three_scans(&mut scanner, &db, later, "a new run").await;
+    let before = want.2["hubspot"];
+    assert!(before >= 1, "the new run overruns: {want:?}");
+    assert_eq!(
+        full_reads(&scanner, "drift"),
+        0,
+        "the new run was read as a change"
+    );
+
+    // Soft-deleted, it leaves the groups at once, and the set after two scans disagree.
+    db.execute(&format!(
+        "update workspace_connector_sync_log set deleted_at = updated_at \
+         where workspace_connector_id = '{connection}' and status = 'in_progress' \
+           and created_at = {}",
+        lit(Some(fresh.created))
+    ))
+    .await;
+    let want = after_three_scans(&mut scanner, &db, later, "a deleted run").await;
+    assert_eq!(
+        full_reads(&scanner, "drift"),
+        1,
+        "the deletion went unnoticed"
+    );
+    assert_eq!(want.2["hubspot"], before - 1);
+
+    // Written as if long ago (no timestamp after the last read): found the same way.
+    let mut backdated = Row::new("hubspot", "in_progress", now - Duration::hours(3));
+    backdated.connection = connection;
+    backdated.trigger = Some("manual");
+    backdated.started = Some(backdated.created);
+    insert(&db, &backdated).await;
+    let want = after_three_scans(&mut scanner, &db, later, "a backdated run").await;
+    assert_eq!(
+        full_reads(&scanner, "drift"),
+        2,
+        "the backdated run went unnoticed"
+    );
+    assert_eq!(want.2["hubspot"], before);
+
+    // Finishing, it is dropped by the terminal read: no disagreement, no full read.
+    let done = lit(Some(Utc::now().trunc_subsecs(3)));
+    db.execute(&format!(
+        "update workspace_connector_sync_log set status = 'success', completed_at = {done}, \
+           duration_ms = 1000, updated_at = {done} \
+         where workspace_connector_id = '{connection}' and status = 'in_progress' \
+           and deleted_at is null and created_at = {}",
+        lit(Some(backdated.created)),
+    ))
+    .await;
+    let want = after_three_scans(&mut scanner, &db, later, "a finished run").await;
+    assert_eq!(
+        full_reads(&scanner, "drift"),
+        2,
+        "a finished run was not dropped"
+    );
+    assert_eq!(want.2["hubspot"], before - 1);
+    assert_eq!(full_reads(&scanner, "start"), 1);
+    assert_eq!(full_reads(&scanner, "interval"), 0);
+}
+
+#[tokio::test]
+async fn live_runs_are_read_by_what_changed_sqlite() {
+    live_runs_are_read_by_what_changed(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn live_runs_are_read_by_what_changed_postgres() {
+    live_runs_are_read_by_what_changed(Backend::Postgres).await;
+}
