@@ -354,12 +354,54 @@ async fn learned_signals_follow_the_table(backend: Backend) {
     );
 }
 
-#[tokio::test]
-async fn learned_signals_follow_the_table_sqlite() {
-    learned_signals_follow_the_table(Backend::Sqlite).await;
+/// More connections than one statement of the learn walk reads (200): every one of them
+/// learned after a first start, as the recomputation from every row says.
+async fn the_learn_walk_reads_every_connection_in_parts(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let now = Utc::now().trunc_subsecs(3);
+    let mut values = Vec::new();
+    for c in 0..250u128 {
+        let connection = Uuid::from_u128(0x1000 + c);
+        // Hourly, the last one 4 to 7 hours ago for one connection in five: overdue.
+        let silent = if c % 5 == 0 { 4 + (c % 4) as i64 } else { 0 };
+        for i in 0..6i64 {
+            let created = now - Duration::hours(silent + 6 - i) - Duration::seconds(c as i64);
+            let started = created + Duration::seconds(5);
+            let completed = started + Duration::seconds(60 + (c as i64 % 50));
+            values.push(format!(
+                "('{}', '{connection}', 'hubspot', 'success', 'cloud_task', {}, {}, {}, null, \
+                 null, {}, {}, null)",
+                Uuid::new_v4(),
+                common::scan::lit(Some(started)),
+                common::scan::lit(Some(completed)),
+                (completed - started).num_milliseconds(),
+                common::scan::lit(Some(created)),
+                common::scan::lit(Some(completed)),
+            ));
+        }
+    }
+    db.execute(&format!(
+        "insert into workspace_connector_sync_log \
+           (workspace_connector_sync_log_id, workspace_connector_id, connector_slug, status, \
+            trigger_type, started_at, completed_at, duration_ms, error, metadata, created_at, \
+            updated_at, deleted_at) values {}",
+        values.join(", ")
+    ))
+    .await;
+    let clock = Arc::new(ManualClock::new(now));
+    let mut scanner = scanner(&db, ScanConfig::default(), clock);
+    until_learned(&mut scanner).await;
+    let want = recompute(&all_runs(&db).await, now);
+    assert_eq!(
+        want.0["hubspot"], 50,
+        "the fixture's overdue connections: {want:?}"
+    );
+    assert_eq!(exported(&scanner.metrics().snapshot()), want);
 }
 
-#[tokio::test]
-async fn learned_signals_follow_the_table_postgres() {
-    learned_signals_follow_the_table(Backend::Postgres).await;
-}
+on_both_backends!(
+    learned_signals_follow_the_table,
+    the_learn_walk_reads_every_connection_in_parts
+);

@@ -123,12 +123,4 @@ async fn live_runs_are_read_by_what_changed(backend: Backend) {
     assert_eq!(full_reads(&scanner, "interval"), 0);
 }
 
-#[tokio::test]
-async fn live_runs_are_read_by_what_changed_sqlite() {
-    live_runs_are_read_by_what_changed(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-async fn live_runs_are_read_by_what_changed_postgres() {
-    live_runs_are_read_by_what_changed(Backend::Postgres).await;
-}
+on_both_backends!(live_runs_are_read_by_what_changed);

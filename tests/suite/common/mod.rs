@@ -455,6 +455,26 @@ macro_rules! on_both_stores {
     };
 }
 
+/// Runs the named `async fn(Backend)` once on each backend (it makes its own store):
+/// `mod name { postgres, sqlite }`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn postgres() {
+                    super::$name($crate::common::Backend::Postgres).await;
+                }
+
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name($crate::common::Backend::Sqlite).await;
+                }
+            }
+        )*
+    };
+}
+
 /// `Some(path)` of a tool from Debian's packages under /usr/bin; when it is missing the
 /// test fails in CI and skips (saying why) elsewhere.
 pub fn require_tool(name: &str) -> Option<std::path::PathBuf> {
