@@ -107,8 +107,12 @@ fn live_runs_from(source: &str, changed: bool, limit: usize) -> String {
 /// For the `ids` connections (parameters `$1`…`$n`): their latest 21 live `cloud_task`
 /// runs by creation, and their latest 20 live successful runs with a duration by
 /// completion. Each connection's cut-off is one index probe (`offset` down its
-/// `(connection, created_at)` or `(connection, completed_at)` index entries), then a range
-/// read above it: its cost follows the number of connections, not their history.
+/// `(connection, created_at)` or `(connection, completed_at)` index entries; with fewer
+/// runs than that, its oldest, one more probe at the other end), then a range read above
+/// it: its cost follows the number of connections, not their history. The cut-off is never
+/// null, so `created_at >= floor` is an index condition of the range read: written
+/// `floor is null or created_at >= floor` it was not, and PostgreSQL read every run of
+/// each connection to filter them (3.4 s against 0.04 s for 200 connections at 30M runs).
 pub fn recent_runs_sql(d: &Dialect, t: &TableMap, ids: usize) -> String {
     let values: Vec<String> = (1..=ids)
         .map(|n| format!("({})", t.connection_param(d, n)))
@@ -118,27 +122,36 @@ pub fn recent_runs_sql(d: &Dialect, t: &TableMap, ids: usize) -> String {
         "with c(id) as (values {values}),
 floors as (
     select c.id,
-        (select p.created_at from {p} where p.workspace_connector_id = c.id
-           and p.trigger_type = 'cloud_task' and p.deleted_at is null
-         order by p.created_at desc limit 1 offset 20) as created_floor,
-        (select q.completed_at from {q} where q.workspace_connector_id = c.id
-           and q.completed_at is not null and q.status = 'success' and q.deleted_at is null
-           and q.duration_ms is not null
-         order by q.completed_at desc limit 1 offset 19) as success_floor
+        coalesce(
+          (select p.created_at from {p} where p.workspace_connector_id = c.id
+             and p.trigger_type = 'cloud_task' and p.deleted_at is null
+           order by p.created_at desc limit 1 offset 20),
+          (select p.created_at from {p} where p.workspace_connector_id = c.id
+             and p.trigger_type = 'cloud_task' and p.deleted_at is null
+           order by p.created_at limit 1)) as created_floor,
+        coalesce(
+          (select q.completed_at from {q} where q.workspace_connector_id = c.id
+             and q.completed_at is not null and q.status = 'success' and q.deleted_at is null
+             and q.duration_ms is not null
+           order by q.completed_at desc limit 1 offset 19),
+          (select q.completed_at from {q} where q.workspace_connector_id = c.id
+             and q.completed_at is not null and q.status = 'success' and q.deleted_at is null
+             and q.duration_ms is not null
+           order by q.completed_at limit 1)) as success_floor
     from c
 )
 select l.workspace_connector_id, l.connector_slug, l.created_at, null, null,
        l.workspace_connector_sync_log_id
 from floors f join {l} on l.workspace_connector_id = f.id
 where l.trigger_type = 'cloud_task' and l.deleted_at is null
-  and (f.created_floor is null or l.created_at >= f.created_floor)
+  and l.created_at >= f.created_floor
 union all
 select m.workspace_connector_id, m.connector_slug, m.created_at, m.completed_at, m.duration_ms,
        m.workspace_connector_sync_log_id
 from floors f join {m} on m.workspace_connector_id = f.id
 where m.completed_at is not null and m.status = 'success' and m.deleted_at is null
   and m.duration_ms is not null
-  and (f.success_floor is null or m.completed_at >= f.success_floor)",
+  and m.completed_at >= f.success_floor",
         values = values.join(", "),
         p = probe("p"),
         q = probe("q"),
