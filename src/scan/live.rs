@@ -155,17 +155,30 @@ impl LiveSet {
     pub fn runs(&self) -> impl Iterator<Item = &LiveRun> {
         self.runs.values()
     }
+
+    /// The runs this scan read: the changed ones it was given, or (`None`, a full read)
+    /// every run kept.
+    pub fn read_now<'a>(
+        &'a self,
+        changed: &'a Option<Vec<LiveRun>>,
+    ) -> Box<dyn Iterator<Item = &'a LiveRun> + 'a> {
+        match changed {
+            Some(runs) => Box::new(runs.iter()),
+            None => Box::new(self.runs.values()),
+        }
+    }
 }
 
 impl Scanner {
     /// This scan's live reads, at once on two pooled connections: the active-run groups,
     /// and the live runs (all of them when a full read is due, else those changed since
-    /// the last read). Returns the groups, and the runs this scan read.
+    /// the last read). Returns the groups, and the changed runs this scan read (`None`
+    /// after a full read: they are all in the set, not copied).
     pub(crate) async fn read_live(
         &mut self,
         visible: DateTime<Utc>,
         cutoffs: &StuckCutoffs,
-    ) -> Result<(Vec<ActiveGroup>, Vec<LiveRun>), ScanError> {
+    ) -> Result<(Vec<ActiveGroup>, Option<Vec<LiveRun>>), ScanError> {
         let due = self.live.full_read_due();
         let overlap = CHANGED_OVERLAP.min(self.config.late_commit_window);
         let since = match due {
@@ -177,18 +190,22 @@ impl Scanner {
             live.active_groups(cutoffs),
             live.live_runs(since, MAX_LIVE_RUNS)
         )?;
-        match due {
+        let changed = match due {
             Some(why) => {
                 self.metrics.live_full_read(why.as_str());
-                self.live.replace(runs.clone(), visible);
+                self.live.replace(runs, visible);
+                None
             }
-            None => self.live.merge(&runs, visible),
-        }
+            None => {
+                self.live.merge(&runs, visible);
+                Some(runs)
+            }
+        };
         if self.live.check(&groups, due.is_some()) {
             tracing::debug!("scanner: the live runs kept disagree with the groups' counts");
         }
         self.metrics.live_runs_kept.set(self.live.len() as i64);
-        Ok((groups, runs))
+        Ok((groups, changed))
     }
 }
 

@@ -222,7 +222,7 @@ impl Scanner {
         let signals = match self.phase.as_mut() {
             Some(Phase::Steady(steady)) => {
                 let learned = &mut steady.connections.learned;
-                learned.observe_active(&read);
+                learned.observe_active(self.live.read_now(&read));
                 learned.signals(now, self.live.runs(), &self.config.learned_rules())
             }
             _ => LearnedSignals::default(),

@@ -15,7 +15,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use sqlx::Connection;
 use syncwatch::metrics::Snapshot;
-use syncwatch::scan::ScanConfig;
+use syncwatch::scan::{ScanConfig, Scanner};
 use syncwatch::test_support::ManualClock;
 use syncwatch::test_support::ScannerExt;
 use uuid::Uuid;
@@ -257,15 +257,25 @@ pub(crate) fn config() -> ScanConfig {
     }
 }
 
+/// A store filled with [`fill`]'s fleet (`seed`), and a scanner on a clock stopped at its
+/// `now` that has learned it; `None` when the backend is missing.
+pub(crate) async fn learned_fleet(
+    backend: Backend,
+    seed: u64,
+) -> Option<(TestDb, Scanner, Arc<ManualClock>, DateTime<Utc>)> {
+    let db = TestDb::new(backend).await?;
+    let now = Utc::now().trunc_subsecs(3);
+    fill(&db, now, seed).await;
+    let clock = Arc::new(ManualClock::new(now));
+    let mut scanner = scanner(&db, config(), clock.clone());
+    until_learned(&mut scanner).await;
+    Some((db, scanner, clock, now))
+}
+
 async fn learned_signals_follow_the_table(backend: Backend) {
-    let Some(db) = TestDb::new(backend).await else {
+    let Some((db, mut first, clock, now)) = learned_fleet(backend, 42).await else {
         return;
     };
-    let now = Utc::now().trunc_subsecs(3);
-    fill(&db, now, 42).await;
-    let clock = Arc::new(ManualClock::new(now));
-    let mut first = scanner(&db, config(), clock.clone());
-    until_learned(&mut first).await;
     let want = recompute(&all_runs(&db).await, now);
     assert!(
         want.0.values().sum::<u64>() >= 3,

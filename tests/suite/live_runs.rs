@@ -4,16 +4,14 @@
 //! row. Checked on both stores against the learned signals recomputed from every row, and
 //! by counting the full reads.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use uuid::Uuid;
 
-use crate::common::scan::{insert, lit, scanner, Row};
+use crate::common::scan::{insert, lit, Row};
 use crate::common::{Backend, TestDb};
-use crate::learned::{all_runs, config, exported, fill, recompute, until_learned, Expected};
+use crate::learned::{all_runs, exported, learned_fleet, recompute, Expected};
 use syncwatch::scan::Scanner;
-use syncwatch::test_support::{ManualClock, ScannerExt};
+use syncwatch::test_support::ScannerExt;
 
 fn full_reads(scanner: &Scanner, reason: &str) -> u64 {
     scanner
@@ -39,27 +37,28 @@ async fn after_three_scans(
     want
 }
 
+/// A manual run of `connection` (a scheduled run's creation would stay in the learned
+/// schedule once seen), in progress since `created`.
+async fn live_run(db: &TestDb, connection: Uuid, created: DateTime<Utc>) {
+    let mut run = Row::new("hubspot", "in_progress", created);
+    run.connection = connection;
+    run.trigger = Some("manual");
+    run.started = Some(created);
+    insert(db, &run).await;
+}
+
 async fn live_runs_are_read_by_what_changed(backend: Backend) {
-    let Some(db) = TestDb::new(backend).await else {
+    let Some((db, mut scanner, clock, now)) = learned_fleet(backend, 7).await else {
         return;
     };
-    let now = Utc::now().trunc_subsecs(3);
-    fill(&db, now, 7).await;
-    let clock = Arc::new(ManualClock::new(now));
-    let mut scanner = scanner(&db, config(), clock.clone());
-    until_learned(&mut scanner).await;
     assert_eq!(full_reads(&scanner, "start"), 1);
 
     // A run created and started now is read by the next scan's read of what changed; an
     // hour later it overruns its connection's usual duration (hubspot, every 10 minutes,
     // 30 runs of 30 s to 4 min).
     let connection = Uuid::from_u128(0xc0 + 6);
-    let mut fresh = Row::new("hubspot", "in_progress", Utc::now().trunc_subsecs(3));
-    fresh.connection = connection;
-    // Manual: a scheduled run's creation stays in the learned schedule once seen.
-    fresh.trigger = Some("manual");
-    fresh.started = Some(fresh.created);
-    insert(&db, &fresh).await;
+    let fresh = Utc::now().trunc_subsecs(3);
+    live_run(&db, connection, fresh).await;
     scanner.scan_once().await.unwrap();
     let later = now + Duration::hours(1);
     clock.set(later);
@@ -77,7 +76,7 @@ async fn live_runs_are_read_by_what_changed(backend: Backend) {
         "update workspace_connector_sync_log set deleted_at = updated_at \
          where workspace_connector_id = '{connection}' and status = 'in_progress' \
            and created_at = {}",
-        lit(Some(fresh.created))
+        lit(Some(fresh))
     ))
     .await;
     let want = after_three_scans(&mut scanner, &db, later, "a deleted run").await;
@@ -89,11 +88,8 @@ async fn live_runs_are_read_by_what_changed(backend: Backend) {
     assert_eq!(want.2["hubspot"], before - 1);
 
     // Written as if long ago (no timestamp after the last read): found the same way.
-    let mut backdated = Row::new("hubspot", "in_progress", now - Duration::hours(3));
-    backdated.connection = connection;
-    backdated.trigger = Some("manual");
-    backdated.started = Some(backdated.created);
-    insert(&db, &backdated).await;
+    let backdated = now - Duration::hours(3);
+    live_run(&db, connection, backdated).await;
     let want = after_three_scans(&mut scanner, &db, later, "a backdated run").await;
     assert_eq!(
         full_reads(&scanner, "drift"),
@@ -109,7 +105,7 @@ async fn live_runs_are_read_by_what_changed(backend: Backend) {
            duration_ms = 1000, updated_at = {done} \
          where workspace_connector_id = '{connection}' and status = 'in_progress' \
            and deleted_at is null and created_at = {}",
-        lit(Some(backdated.created)),
+        lit(Some(backdated)),
     ))
     .await;
     let want = after_three_scans(&mut scanner, &db, later, "a finished run").await;
@@ -119,6 +115,28 @@ async fn live_runs_are_read_by_what_changed(backend: Backend) {
         "a finished run was not dropped"
     );
     assert_eq!(want.2["hubspot"], before - 1);
+
+    // A scheduled run enqueued two minutes ago (older than the read of changes looks)
+    // for an overdue connection every hour: the full read that the disagreement brings
+    // notes its creation, and the connection is overdue no more.
+    let (_, overdue) = (want.1.keys())
+        .find(|(connector, _)| connector == "stripe")
+        .expect("an overdue hourly connection in the fixture")
+        .clone();
+    let mut enqueued = Row::new(
+        "stripe",
+        "scheduled",
+        Utc::now().trunc_subsecs(3) - Duration::minutes(2),
+    );
+    enqueued.connection = overdue.parse().unwrap();
+    insert(&db, &enqueued).await;
+    let want = after_three_scans(&mut scanner, &db, later, "an enqueued run").await;
+    assert_eq!(
+        full_reads(&scanner, "drift"),
+        3,
+        "the enqueued run went unnoticed"
+    );
+    assert!(!want.1.keys().any(|(_, id)| *id == overdue), "{want:?}");
     assert_eq!(full_reads(&scanner, "start"), 1);
     assert_eq!(full_reads(&scanner, "interval"), 0);
 }

@@ -233,7 +233,7 @@ impl LearnedState {
 
     /// Live runs read: scheduled ones count as creations of their connection (once is
     /// enough, a creation already noted is not noted again).
-    pub fn observe_active(&mut self, active: &[LiveRun]) {
+    pub fn observe_active<'a>(&mut self, active: impl IntoIterator<Item = &'a LiveRun>) {
         for run in active {
             let Some(id) = &run.workspace_connector_id else {
                 continue;
