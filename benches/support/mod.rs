@@ -332,3 +332,22 @@ pub async fn fresh_db(name: &str) -> anyhow::Result<String> {
     .await?;
     Ok(url)
 }
+
+/// Insert `rows` finished runs of `seed.sql` into the database at `url`, then analyze the
+/// table, as autovacuum would have done on any database that has taken writes. (This
+/// machine's cluster runs with autovacuum off: statements prepared while a table is empty
+/// keep a plan made for an empty table until something analyzes it.)
+pub async fn seed_history(url: &str, rows: u64) -> anyhow::Result<()> {
+    let mut conn = PgConnection::connect(url).await?;
+    sqlx::query(SEED)
+        .bind(rows as i64)
+        .bind(CONNECTORS)
+        .bind(CONNECTIONS)
+        .execute(&mut conn)
+        .await?;
+    sqlx::query("analyze workspace_connector_sync_log")
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+    Ok(())
+}
