@@ -6,9 +6,11 @@
 //! Each round runs `syncwatch-tools load`'s clients (the same lifecycles, duplicate creates and
 //! racing finishers) for `--seconds` against the release binary's API, then directly
 //! against the store (the order alternates between rounds), on a database given
-//! `--history` runs and analyzed before the server starts. Prints each round and the
-//! medians: lifecycles and requests per second, p50 and p99 latency per request, and the
-//! API's throughput as a share of the direct figure.
+//! `--history` runs and analyzed before the server starts, once the server has settled;
+//! the direct target opens the pool `serve` opens by default. Prints each round and the
+//! medians: lifecycles and requests per second, p50 and p99 latency per request, the CPU
+//! per request of PostgreSQL, the server and this process, and the API's throughput as a
+//! share of the direct figure.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -19,7 +21,52 @@ use syncwatch::store::DatabaseUrl;
 use syncwatch::store::{self, PoolOptions};
 use syncwatch_tools::load::{self, LoadConfig, LoadReport, Target};
 
-use support::{arg, fresh_db, seed_history, serve};
+use support::{arg, fresh_db, postgres_ticks, process_ticks, seed_history, serve};
+
+/// CPU time, in clock ticks, of every PostgreSQL process, the server and this process;
+/// per request once two readings are subtracted.
+struct Cpu {
+    database_us: f64,
+    server_us: f64,
+    load_us: f64,
+}
+
+impl Cpu {
+    fn now(server_pid: u32) -> Cpu {
+        Cpu {
+            database_us: postgres_ticks() as f64,
+            server_us: process_ticks(server_pid) as f64,
+            load_us: process_ticks(std::process::id()) as f64,
+        }
+    }
+
+    /// Microseconds per request since `before` (a tick is 10 ms).
+    fn since(&self, before: &Cpu, requests: u64) -> Cpu {
+        let per = |now: f64, then: f64| (now - then) * 10_000.0 / requests.max(1) as f64;
+        Cpu {
+            database_us: per(self.database_us, before.database_us),
+            server_us: per(self.server_us, before.server_us),
+            load_us: per(self.load_us, before.load_us),
+        }
+    }
+}
+
+/// Wait until the server uses under 3 % of a core for three seconds in a row (at most
+/// five minutes); how long that took.
+async fn settle(pid: u32) -> Duration {
+    let started = std::time::Instant::now();
+    let mut quiet = 0;
+    while quiet < 3 && started.elapsed() < Duration::from_secs(300) {
+        let before = process_ticks(pid);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        quiet = if process_ticks(pid) - before < 3 {
+            quiet + 1
+        } else {
+            0
+        };
+    }
+    started.elapsed()
+}
 
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
@@ -43,19 +90,30 @@ async fn main() -> anyhow::Result<()> {
     // created_at index (an equal estimate on an empty table) and keeps it until the next
     // ANALYZE, which on a cluster without autovacuum never comes.
     seed_history(&url, history).await?;
-    let (_server, api, _metrics, _) = serve(&url, &[]).await?;
+    let (server, api, _metrics, _) = serve(&url, &[]).await?;
+    let server_pid = server.0.id();
+    // The server's start reads the history (the build, each connection's state and learned
+    // window) over its first scans; measured rounds begin once it has settled, so neither
+    // target's database figures carry that work.
+    let settled = settle(server_pid).await;
+    println!("server settled {settled:.1?} after its first scan");
     let parsed: DatabaseUrl = url.parse().map_err(anyhow::Error::msg)?;
     let direct = Target::Direct(
+        // The pool `serve` opens with its defaults: 10 connections, a 5 s acquire
+        // timeout, a 10 s statement timeout.
         store::connect(
             &parsed,
-            &PoolOptions::default(),
+            &PoolOptions {
+                statement_timeout: Some(Duration::from_secs(10)),
+                ..PoolOptions::default()
+            },
             &store::TableMap::default(),
         )
         .await?,
     );
     let api = Target::api(&api, None)?;
 
-    let mut results: Vec<(&'static str, LoadReport)> = Vec::new();
+    let mut results: Vec<(&'static str, LoadReport, Cpu)> = Vec::new();
     for round in 0..rounds {
         let order = if round % 2 == 0 {
             [&api, &direct]
@@ -69,7 +127,9 @@ async fn main() -> anyhow::Result<()> {
                 duration: Duration::from_secs(seconds),
                 ..LoadConfig::default()
             };
+            let before = Cpu::now(server_pid);
             let report = load::run(target, &config, std::future::pending()).await;
+            let cpu = Cpu::now(server_pid).since(&before, report.requests());
             anyhow::ensure!(
                 report.server_errors() == 0
                     && report.violation_count == 0
@@ -79,22 +139,35 @@ async fn main() -> anyhow::Result<()> {
                 report.summary()
             );
             println!(
-                "round {round} {:>6}: {:>7.1} lifecycles/s {:>7.0} requests/s  p50 {:>6.2} ms  p99 {:>6.2} ms",
+                "round {round} {:>6}: {:>7.1} lifecycles/s {:>7.0} requests/s  p50 {:>6.2} ms  p99 {:>6.2} ms  \
+                 CPU per request: database {:>4.0} µs, server {:>4.0} µs, load process {:>4.0} µs",
                 report.target,
                 report.lifecycles_per_second(),
                 report.requests_per_second(),
                 report.latency_ms(0.5),
-                report.latency_ms(0.99)
+                report.latency_ms(0.99),
+                cpu.database_us,
+                cpu.server_us,
+                cpu.load_us,
             );
-            results.push((report.target, report));
+            results.push((report.target, report, cpu));
         }
     }
     let figure = |target: &str, f: fn(&LoadReport) -> f64| {
         median(
             results
                 .iter()
-                .filter(|(t, _)| *t == target)
-                .map(|(_, r)| f(r))
+                .filter(|(t, _, _)| *t == target)
+                .map(|(_, r, _)| f(r))
+                .collect(),
+        )
+    };
+    let cpu = |target: &str, f: fn(&Cpu) -> f64| {
+        median(
+            results
+                .iter()
+                .filter(|(t, _, _)| *t == target)
+                .map(|(_, _, c)| f(c))
                 .collect(),
         )
     };
@@ -116,6 +189,29 @@ async fn main() -> anyhow::Result<()> {
             figure(target, |r| r.latency_ms(0.99)),
         );
     }
+    println!();
+    println!("CPU per request (medians, µs; clock ticks of every PostgreSQL process, the server, this process)");
+    println!(
+        "{:>8} {:>10} {:>8} {:>14}",
+        "target", "database", "server", "load process"
+    );
+    for target in ["api", "direct"] {
+        println!(
+            "{:>8} {:>10.0} {:>8.0} {:>14.0}",
+            target,
+            cpu(target, |c| c.database_us),
+            cpu(target, |c| c.server_us),
+            cpu(target, |c| c.load_us),
+        );
+    }
+    // What the database and the writer spend per request, leaving out the clients' own
+    // work: the API's writer is the server, the direct target's is this process (its
+    // figure also holds the load's bookkeeping, so this leans against the direct target).
+    println!(
+        "database + writer CPU per request, direct / API: {:.0}%",
+        100.0 * (cpu("direct", |c| c.database_us) + cpu("direct", |c| c.load_us))
+            / (cpu("api", |c| c.database_us) + cpu("api", |c| c.server_us)),
+    );
     println!(
         "API / direct: throughput {:.0}%, p99 {:.2}×",
         100.0 * figure("api", LoadReport::requests_per_second)
