@@ -153,24 +153,18 @@ async fn main() -> anyhow::Result<()> {
             results.push((report.target, report, cpu));
         }
     }
-    let figure = |target: &str, f: fn(&LoadReport) -> f64| {
+    // The median over one target's rounds of a figure of its report and CPU.
+    let of = |target: &str, f: &dyn Fn(&LoadReport, &Cpu) -> f64| {
         median(
             results
                 .iter()
                 .filter(|(t, _, _)| *t == target)
-                .map(|(_, r, _)| f(r))
+                .map(|(_, r, c)| f(r, c))
                 .collect(),
         )
     };
-    let cpu = |target: &str, f: fn(&Cpu) -> f64| {
-        median(
-            results
-                .iter()
-                .filter(|(t, _, _)| *t == target)
-                .map(|(_, _, c)| f(c))
-                .collect(),
-        )
-    };
+    let figure = |target: &str, f: fn(&LoadReport) -> f64| of(target, &|r, _| f(r));
+    let cpu = |target: &str, f: fn(&Cpu) -> f64| of(target, &|_, c| f(c));
     println!();
     println!(
         "write path, PostgreSQL, {clients} clients, {seconds}s × {rounds} rounds each (medians)"
