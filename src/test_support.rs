@@ -20,7 +20,7 @@ pub use crate::scan::snapshot::{SnapshotBuilder, SnapshotInputs};
 pub use crate::scan::state::{
     Changes, Connections, Learned, LearnedRules, LearnedSignals, LearnedState, Totals,
 };
-pub use crate::store::sql::postgres_scanner_queries;
+pub use crate::store::sql::{postgres_scanner_queries, postgres_transition};
 
 /// The OpenAPI document `/openapi.json` serves.
 pub const OPENAPI_JSON: &str = crate::api::OPENAPI_JSON;

@@ -39,6 +39,7 @@ mod openapi;
 mod openmetrics;
 #[cfg(feature = "otlp")]
 mod otlp;
+mod plans;
 mod properties;
 mod replica;
 mod rules_and_dashboards;

@@ -1,7 +1,9 @@
 //! The scanner's PostgreSQL statements as `EXPLAIN` reads them: each with its parameters
-//! written in as SQL, for the benchmarks' and the docs' query plans.
+//! written in as SQL, for the benchmarks' and the docs' query plans; and the API's
+//! transition as it is prepared, for the tests of its generic plan.
 
-use super::{connection_walk, live, scanner};
+use super::{connection_walk, lifecycle, live, scanner};
+use crate::domain::Action;
 use crate::store::engine::POSTGRES;
 use crate::store::observed::TableMap;
 
@@ -54,4 +56,11 @@ pub fn postgres_scanner_queries(
                 .replace("$3", "(now() - interval '6 hours')"),
         ),
     ]
+}
+
+/// The compare-and-set transition for `action` on the owned PostgreSQL table, with its
+/// parameters as placeholders (1 id, 2 new status, 3 error, 4 metadata patch, then the
+/// allowed statuses), as the store prepares it.
+pub fn postgres_transition(action: Action) -> String {
+    lifecycle::transition(&POSTGRES, &TableMap::default(), action)
 }

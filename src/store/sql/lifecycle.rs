@@ -67,15 +67,20 @@ pub fn live_status(d: &Dialect, t: &TableMap) -> String {
 }
 
 /// The compare-and-set transition for `action`: it only matches a live run in one of the
-/// statuses the action is allowed from (written into the statement from the state
-/// machine, never from input), and only while its metadata merged with the patch stays
-/// within [`MAX_METADATA_BYTES`]. Parameters: 1 id, 2 new status, 3 error, 4 metadata
-/// patch (JSON text).
+/// statuses the action is allowed from, and only while its metadata merged with the patch
+/// stays within [`MAX_METADATA_BYTES`]. Parameters: 1 id, 2 new status, 3 error, 4 metadata
+/// patch (JSON text), then the statuses the action is allowed from
+/// ([`Action::allowed_from`], from the state machine, never from input).
+///
+/// The allowed statuses are parameters rather than literals so that PostgreSQL's generic
+/// plan cannot use the partial active-runs index (its predicate, scheduled or in progress
+/// and live, would follow from literals): with few live runs when the plan is made, that
+/// index is the cheaper guess, and the plan, kept as the live runs grow, would then read
+/// every in-progress run for each transition. With parameters the run is found by its
+/// public id's unique index, whatever the number of live runs.
 pub fn transition(d: &Dialect, t: &TableMap, action: Action) -> String {
-    let allowed: Vec<String> = action
-        .allowed_from()
-        .iter()
-        .map(|s| format!("'{}'", s.as_str()))
+    let allowed: Vec<String> = (0..action.allowed_from().len())
+        .map(|i| format!("${}", 5 + i))
         .collect();
     let now = d.now;
     let started = if action == Action::Start {
@@ -241,12 +246,19 @@ impl<E: Engine> RunStore for SqlStore<E> {
     async fn apply(&self, id: Uuid, change: &Change) -> Result<SyncLog> {
         self.writable()?;
         let sql = transition(E::DIALECT, &self.table, change.action);
-        let params = vec![
+        let mut params = vec![
             id.into(),
             change.action.target().as_str().into(),
             change.error.clone().into(),
             json_text(&change.metadata),
         ];
+        params.extend(
+            change
+                .action
+                .allowed_from()
+                .iter()
+                .map(|status| status.as_str().into()),
+        );
         match self.one_run(&sql, params).await? {
             Some(row) => Ok(row),
             None => Err(cas_failure(

@@ -29,7 +29,7 @@ use super::{Result, StoreError};
 use crate::domain::SyncLog;
 use lifecycle::decode_run;
 
-pub use explain::postgres_scanner_queries;
+pub use explain::{postgres_scanner_queries, postgres_transition};
 
 /// A store over one database engine (PostgreSQL or SQLite), reading the sync log `table`
 /// maps. Opened read-only (an observed table), it refuses every write to the sync log
