@@ -74,10 +74,10 @@ pub fn live_status(d: &Dialect, t: &TableMap) -> String {
 ///
 /// The allowed statuses are parameters rather than literals so that PostgreSQL's generic
 /// plan cannot use the partial active-runs index (its predicate, scheduled or in progress
-/// and live, would follow from literals): with few live runs when the plan is made, that
-/// index is the cheaper guess, and the plan, kept as the live runs grow, would then read
-/// every in-progress run for each transition. With parameters the run is found by its
-/// public id's unique index, whatever the number of live runs.
+/// and live, would follow from literals): when the table was last analyzed with no run
+/// live, the statistics call that index empty and it is the cheaper guess, and the plan,
+/// kept as runs go live, then reads every in-progress run for each transition. With
+/// parameters the run is found by its public id's unique index, whatever the statistics.
 pub fn transition(d: &Dialect, t: &TableMap, action: Action) -> String {
     let allowed: Vec<String> = (0..action.allowed_from().len())
         .map(|i| format!("${}", 5 + i))
