@@ -59,7 +59,7 @@ async fn settle(pid: u32) -> Duration {
     while quiet < 3 && started.elapsed() < Duration::from_secs(300) {
         let before = process_ticks(pid);
         tokio::time::sleep(Duration::from_secs(1)).await;
-        quiet = if process_ticks(pid) - before < 3 {
+        quiet = if process_ticks(pid).saturating_sub(before) < 3 {
             quiet + 1
         } else {
             0
