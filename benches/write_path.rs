@@ -1,20 +1,23 @@
 //! Write path: full lifecycles through the HTTP API against the same store calls made
 //! directly with sqlx (no HTTP), on one fresh PostgreSQL database, in one run.
 //!
-//!     cargo bench --bench write_path -- [--clients 16] [--seconds 10] [--rounds 3] [--history 100000]
+//!     cargo bench --bench write_path -- [--clients 16] [--seconds 10] [--rounds 5] [--history 100000]
 //!
 //! Each round runs `syncwatch-tools load`'s clients (the same lifecycles, duplicate creates and
-//! racing finishers) for `--seconds` against the release binary's API, then directly
-//! against the store (the order alternates between rounds), on a database given
+//! racing finishers) for `--seconds` against the release binary's API over the load's own
+//! keep-alive connections (`api`), against it through the typed client (`api-typed`, to
+//! show what a heavier HTTP client costs when it shares the machine), and directly against
+//! the store (the order changes between rounds), on a database given
 //! `--history` runs and analyzed before the server starts, once the server has settled;
 //! the direct target opens the pool `serve` opens by default. Prints each round and the
 //! medians: lifecycles and requests per second, p50 and p99 latency per request, the CPU
-//! per request of PostgreSQL, the server and this process, and the API's throughput as a
-//! share of the direct figure.
+//! per request of PostgreSQL, the server and this process, and each API target's
+//! throughput as a share of the direct figure.
 
 #[path = "support/mod.rs"]
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use syncwatch::store::DatabaseUrl;
@@ -68,6 +71,26 @@ async fn settle(pid: u32) -> Duration {
     started.elapsed()
 }
 
+/// Runs one target's load. The API targets' clients run on one thread of their own
+/// (`instrument`, a single-threaded runtime), as a load generator does, so the instrument
+/// takes as little as it can of the two cores the server and PostgreSQL share with it; the
+/// direct target's clients are the writer being measured and run in this process's
+/// runtime (two workers, as the server's).
+async fn run_load(
+    target: &Target,
+    config: &LoadConfig,
+    instrument: &Arc<tokio::runtime::Runtime>,
+) -> anyhow::Result<LoadReport> {
+    if let Target::Direct(_) = target {
+        return Ok(load::run(target, config, std::future::pending()).await);
+    }
+    let (target, config, instrument) = (target.clone(), config.clone(), instrument.clone());
+    Ok(tokio::task::spawn_blocking(move || {
+        instrument.block_on(load::run(&target, &config, std::future::pending()))
+    })
+    .await?)
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -81,7 +104,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 async fn main() -> anyhow::Result<()> {
     let clients: usize = arg("--clients").map_or(Ok(16), |s| s.parse())?;
     let seconds: u64 = arg("--seconds").map_or(Ok(10), |s| s.parse())?;
-    let rounds: usize = arg("--rounds").map_or(Ok(3), |s| s.parse())?;
+    let rounds: usize = arg("--rounds").map_or(Ok(5), |s| s.parse())?;
     let history: u64 = arg("--history").map_or(Ok(100_000), |s| s.parse())?;
     let url = fresh_db("syncwatch_bench_write").await?;
     // Both targets' connections prepare their statements against a table with history and
@@ -111,15 +134,27 @@ async fn main() -> anyhow::Result<()> {
         )
         .await?,
     );
+    // The API twice: over the load's own keep-alive connections (the figure compared with
+    // the direct one) and through the typed client, whose own CPU, taken from the two cores
+    // the server and the database share, the comparison shows beside it.
+    let typed = Target::api_typed(&api, None)?;
     let api = Target::api(&api, None)?;
+    let targets = [&api, &typed, &direct];
+    let instrument = Arc::new(
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+    );
 
     let mut results: Vec<(&'static str, LoadReport, Cpu)> = Vec::new();
     for round in 0..rounds {
-        let order = if round % 2 == 0 {
-            [&api, &direct]
-        } else {
-            [&direct, &api]
-        };
+        // Each round starts with the next target, and every other round runs backwards, so
+        // no target always follows the same one.
+        let mut order = targets;
+        order.rotate_left(round % targets.len());
+        if round % 2 == 1 {
+            order.reverse();
+        }
         for target in order {
             // A fresh connector prefix (and so fresh Cloud Tasks ids) for every run.
             let config = LoadConfig {
@@ -128,7 +163,7 @@ async fn main() -> anyhow::Result<()> {
                 ..LoadConfig::default()
             };
             let before = Cpu::now(server_pid);
-            let report = load::run(target, &config, std::future::pending()).await;
+            let report = run_load(target, &config, &instrument).await?;
             let cpu = Cpu::now(server_pid).since(&before, report.requests());
             anyhow::ensure!(
                 report.server_errors() == 0
@@ -139,7 +174,7 @@ async fn main() -> anyhow::Result<()> {
                 report.summary()
             );
             println!(
-                "round {round} {:>6}: {:>7.1} lifecycles/s {:>7.0} requests/s  p50 {:>6.2} ms  p99 {:>6.2} ms  \
+                "round {round} {:>9}: {:>7.1} lifecycles/s {:>7.0} requests/s  p50 {:>6.2} ms  p99 {:>6.2} ms  \
                  CPU per request: database {:>4.0} µs, server {:>4.0} µs, load process {:>4.0} µs",
                 report.target,
                 report.lifecycles_per_second(),
@@ -152,6 +187,10 @@ async fn main() -> anyhow::Result<()> {
             );
             results.push((report.target, report, cpu));
         }
+    }
+    // A runtime may not be dropped inside another.
+    if let Ok(instrument) = Arc::try_unwrap(instrument) {
+        instrument.shutdown_background();
     }
     // The median over one target's rounds of a figure of its report and CPU.
     let of = |target: &str, f: &dyn Fn(&LoadReport, &Cpu) -> f64| {
@@ -173,7 +212,7 @@ async fn main() -> anyhow::Result<()> {
         "{:>8} {:>14} {:>12} {:>9} {:>9}",
         "target", "lifecycles/s", "requests/s", "p50 ms", "p99 ms"
     );
-    for target in ["api", "direct"] {
+    for target in ["api", "api-typed", "direct"] {
         println!(
             "{:>8} {:>14.1} {:>12.0} {:>9.2} {:>9.2}",
             target,
@@ -189,7 +228,7 @@ async fn main() -> anyhow::Result<()> {
         "{:>8} {:>10} {:>8} {:>14}",
         "target", "database", "server", "load process"
     );
-    for target in ["api", "direct"] {
+    for target in ["api", "api-typed", "direct"] {
         println!(
             "{:>8} {:>10.0} {:>8.0} {:>14.0}",
             target,
@@ -206,11 +245,13 @@ async fn main() -> anyhow::Result<()> {
         100.0 * (cpu("direct", |c| c.database_us) + cpu("direct", |c| c.load_us))
             / (cpu("api", |c| c.database_us) + cpu("api", |c| c.server_us)),
     );
-    println!(
-        "API / direct: throughput {:.0}%, p99 {:.2}×",
-        100.0 * figure("api", LoadReport::requests_per_second)
-            / figure("direct", LoadReport::requests_per_second),
-        figure("api", |r| r.latency_ms(0.99)) / figure("direct", |r| r.latency_ms(0.99)),
-    );
+    for api in ["api", "api-typed"] {
+        println!(
+            "{api} / direct: throughput {:.0}%, p99 {:.2}×",
+            100.0 * figure(api, LoadReport::requests_per_second)
+                / figure("direct", LoadReport::requests_per_second),
+            figure(api, |r| r.latency_ms(0.99)) / figure("direct", |r| r.latency_ms(0.99)),
+        );
+    }
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! The API's one error type: its HTTP status, its `{"error":{"code","message"}}` body, and
-//! how store errors map onto it (5xx details are logged, never sent).
+//! how store errors map onto it (5xx details are logged by the request layer, never sent).
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -12,7 +12,7 @@ use crate::store::StoreError;
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
 /// Every error the API returns, rendered as `{"error":{"code","message"}}`. Details of
-/// 5xx errors go to the log, never to the client.
+/// 5xx errors go to the log (through [`Failure`]), never to the client.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
@@ -117,15 +117,40 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// What a 5xx answer carries for the request layer (`track_requests`), which logs it once
+/// with the route, method and status (by default no span per request gives log lines that
+/// context: see `api::router`).
+#[derive(Debug, Clone)]
+pub(crate) struct Failure {
+    /// An internal error (logged at `error`) rather than an unavailable store or a
+    /// deadline (`warn`).
+    pub internal: bool,
+    pub what: &'static str,
+    pub detail: String,
+}
+
+impl Failure {
+    pub fn log(&self, route: &str, method: &str, status: u16) {
+        let detail = &self.detail;
+        if self.internal {
+            tracing::error!(route, method, status, error = %detail, "{}", self.what);
+        } else {
+            tracing::warn!(route, method, status, error = %detail, "{}", self.what);
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status_code();
-        match &self {
-            ApiError::Internal(e) => tracing::error!(error = ?e, "request failed"),
-            ApiError::Unavailable(e) => tracing::warn!(error = %e, "store unavailable"),
-            ApiError::Timeout(after) => tracing::warn!(?after, "request timed out"),
-            _ => {}
-        }
+        let failure = match &self {
+            ApiError::Internal(e) => Some((true, "request failed", format!("{e:?}"))),
+            ApiError::Unavailable(e) => Some((false, "store unavailable", e.to_string())),
+            ApiError::Timeout(after) => {
+                Some((false, "request timed out", format!("after {after:?}")))
+            }
+            _ => None,
+        };
         let body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
         let mut response = (status, Json(body)).into_response();
         if matches!(self, ApiError::Unauthorized) {
@@ -137,6 +162,13 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let Some((internal, what, detail)) = failure {
+            response.extensions_mut().insert(Failure {
+                internal,
+                what,
+                detail,
+            });
         }
         response
     }

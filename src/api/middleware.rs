@@ -1,6 +1,7 @@
 //! The API's layers: bearer authentication, the request deadline, and request metrics
 //! (by route template, never the raw path, which would carry run ids) with an optional
-//! observer told of every request (the OTLP exporter's request spans).
+//! observer told of every request (the OTLP exporter's request spans); failed requests'
+//! details are logged here, with their route.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -29,11 +30,19 @@ pub trait RequestObserver: Send + Sync + 'static {
     fn request_served(&self, request: &ServedRequest<'_>);
 }
 
-/// What [`track_requests`] records into.
+/// What [`track_requests`] records into; shared, so each request clones one pointer.
 #[derive(Clone)]
-pub struct RequestTracking {
-    pub metrics: Metrics,
-    pub observer: Option<Arc<dyn RequestObserver>>,
+pub struct RequestTracking(Arc<Tracking>);
+
+struct Tracking {
+    metrics: Metrics,
+    observer: Option<Arc<dyn RequestObserver>>,
+}
+
+impl RequestTracking {
+    pub fn new(metrics: Metrics, observer: Option<Arc<dyn RequestObserver>>) -> Self {
+        Self(Arc::new(Tracking { metrics, observer }))
+    }
 }
 
 pub async fn require_bearer(
@@ -75,7 +84,16 @@ pub async fn track_requests(
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = request.method().as_str().to_owned();
     let response = next.run(request).await;
-    let code = response.status().as_u16().to_string();
+    let tracking = &tracking.0;
+    let status = response.status().as_u16();
+    match response.extensions().get::<super::error::Failure>() {
+        Some(failure) => failure.log(&route, &method, status),
+        None if status >= 500 => {
+            tracing::error!(route = %route, method = %method, status, "request failed")
+        }
+        None => {}
+    }
+    let code = status.to_string();
     let labels = [route.as_str(), method.as_str(), code.as_str()];
     tracking
         .metrics
@@ -91,7 +109,7 @@ pub async fn track_requests(
         observer.request_served(&ServedRequest {
             route: &route,
             method: &method,
-            status: response.status().as_u16(),
+            status,
             started: wall_start,
             ended: SystemTime::now(),
         });

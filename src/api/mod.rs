@@ -29,7 +29,8 @@ use crate::store::Store;
 /// What every handler reads.
 #[derive(Clone)]
 pub(crate) struct AppState {
-    pub store: Store,
+    /// Shared: every request clones the state, and a `Store` is a dozen pointers.
+    pub store: Arc<Store>,
 }
 
 /// The API's settings; `ApiSettings::default()` is the set of flag defaults.
@@ -144,7 +145,9 @@ pub fn router(
         );
         crate::ui::router(state, settings.auth.clone())
     });
-    let state = AppState { store };
+    let state = AppState {
+        store: Arc::new(store),
+    };
     let (mut v1, mut open) = (Router::new(), Router::new());
     for route in routes() {
         if route.authenticated {
@@ -171,17 +174,22 @@ pub fn router(
             middleware::request_timeout,
         ))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                let route = request
-                    .extensions()
-                    .get::<MatchedPath>()
-                    .map_or("unmatched", MatchedPath::as_str);
-                tracing::info_span!("http_request", method = %request.method(), route)
-            }),
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    let route = request
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map_or("unmatched", MatchedPath::as_str);
+                    // At debug, as are the store calls' spans: at info they cost ~3 % of the
+                    // server's CPU on the write path (BENCHMARKS.md §3). Failures are logged,
+                    // once and with their route, by `track_requests`.
+                    tracing::debug_span!("http_request", method = %request.method(), route)
+                })
+                .on_failure(()),
         )
         .with_state(state)
         .layer(from_fn_with_state(
-            middleware::RequestTracking { metrics, observer },
+            middleware::RequestTracking::new(metrics, observer),
             middleware::track_requests,
         ))
 }

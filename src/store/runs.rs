@@ -91,7 +91,7 @@ pub trait RunStore: Send + Sync + 'static {
     /// Record a new run, or return the live run with the same `cloud_task_id` (a repeated
     /// Cloud Tasks delivery). The unique index decides between concurrent creates; when
     /// the run it collided with is deleted before we read it, the insert is retried.
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn create(&self, new: &NewSyncLog) -> Result<Created> {
         for _ in 0..CREATE_ATTEMPTS {
             if let Some(row) = self.insert(new).await? {

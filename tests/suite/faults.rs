@@ -100,6 +100,15 @@ async fn store_outage_keeps_the_last_metrics_answers_503_and_recovers_without_re
     assert_eq!(body["error"]["code"], "store_unavailable", "{body}");
     assert!(took < Duration::from_secs(5), "the 503 took {took:?}");
     eprintln!("figure: a create during the outage answered 503 in {took:?}");
+    // Logged once, with what failed and where.
+    let logged = server.stderr_tail();
+    assert!(
+        logged.lines().any(|l| l.contains("store unavailable")
+            && l.contains("/v1/sync-logs")
+            && l.contains("POST")
+            && l.contains("503")),
+        "no log line for the failed create with its route, method and status:\n{logged}"
+    );
     let ready = client
         .get(format!("{}/readyz", server.api))
         .send()

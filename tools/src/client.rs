@@ -88,7 +88,7 @@ pub struct ListQuery {
 
 /// Body of `POST /v1/sync-logs`.
 #[derive(Serialize)]
-struct CreateBody<'a> {
+pub(crate) struct CreateBody<'a> {
     workspace_connector_id: &'a ConnectionId,
     connector_slug: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -100,13 +100,26 @@ struct CreateBody<'a> {
     metadata: Option<&'a Map<String, Value>>,
 }
 
+impl<'a> CreateBody<'a> {
+    pub(crate) fn of(new: &'a NewSyncLog) -> Self {
+        CreateBody {
+            workspace_connector_id: &new.workspace_connector_id,
+            connector_slug: &new.connector_slug,
+            trigger_type: new.trigger_type,
+            cloud_task_id: new.cloud_task_id.as_deref(),
+            status: new.status,
+            metadata: new.metadata.as_ref(),
+        }
+    }
+}
+
 /// Body of the transitions: `{}` for `start`, metadata and (for `fail`) the error otherwise.
 #[derive(Serialize)]
-struct ChangeBody<'a> {
+pub(crate) struct ChangeBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
-    metadata: Option<&'a Map<String, Value>>,
+    pub metadata: Option<&'a Map<String, Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<&'a str>,
+    pub error: Option<&'a str>,
 }
 
 /// A client of one syncwatch API. Cheap to clone (the connection pool is shared).
@@ -145,16 +158,9 @@ impl ApiClient {
     /// `POST /v1/sync-logs`: `201` with the new run, or `200` with the live run of a
     /// repeated Cloud Tasks delivery.
     pub async fn create(&self, new: &NewSyncLog) -> reqwest::Result<Reply<SyncLog>> {
-        let body = CreateBody {
-            workspace_connector_id: &new.workspace_connector_id,
-            connector_slug: &new.connector_slug,
-            trigger_type: new.trigger_type,
-            cloud_task_id: new.cloud_task_id.as_deref(),
-            status: new.status,
-            metadata: new.metadata.as_ref(),
-        };
         let url = format!("{}/v1/sync-logs", self.base);
-        self.send(self.http.post(url).json(&body)).await
+        self.send(self.http.post(url).json(&CreateBody::of(new)))
+            .await
     }
 
     /// `POST /v1/sync-logs/{id}/{action}`. The API takes no metadata with `start` and
@@ -230,16 +236,24 @@ impl ApiClient {
         let response = request.send().await?;
         let status = response.status();
         let bytes = response.bytes().await?;
+        Ok(Reply::decode(status, &bytes))
+    }
+}
+
+impl<T: DeserializeOwned> Reply<T> {
+    /// An answer's body decoded by its status: `T` for a 2xx, the error shape otherwise,
+    /// the text when it is neither.
+    pub(crate) fn decode(status: StatusCode, bytes: &[u8]) -> Self {
         let body = if status.is_success() {
-            serde_json::from_slice::<T>(&bytes).map(Body::Ok).ok()
+            serde_json::from_slice::<T>(bytes).map(Body::Ok).ok()
         } else {
-            serde_json::from_slice::<ErrorBody>(&bytes)
+            serde_json::from_slice::<ErrorBody>(bytes)
                 .map(Body::Error)
                 .ok()
         };
         let body =
-            body.unwrap_or_else(|| Body::Unexpected(String::from_utf8_lossy(&bytes).into_owned()));
-        Ok(Reply { status, body })
+            body.unwrap_or_else(|| Body::Unexpected(String::from_utf8_lossy(bytes).into_owned()));
+        Reply { status, body }
     }
 }
 

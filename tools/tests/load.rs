@@ -10,8 +10,10 @@
 mod common;
 
 use std::process::Command;
+use std::time::Duration;
 
 use common::{Backend, Server, TestDb};
+use syncwatch_tools::load::{self, LoadConfig, Target};
 
 async fn load_through_the_binary(backend: Backend) {
     let Some(db) = TestDb::new(backend).await else {
@@ -53,4 +55,42 @@ async fn load_through_the_binary_loses_nothing_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_through_the_binary_loses_nothing_sqlite() {
     load_through_the_binary(Backend::Sqlite).await;
+}
+
+/// The load's own keep-alive connections and the server's idle limit: connections the
+/// server closed while the load paused are never used again (no transport error after the
+/// pause), and the load goes on over new ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_reopens_connections_the_server_closed() {
+    let Some(db) = TestDb::new(Backend::Sqlite).await else {
+        return;
+    };
+    let server = Server::start(db.url.expose(), &["--header-read-timeout", "1s"]).await;
+    let target = Target::api(&server.api, None).unwrap();
+    assert_eq!(
+        target.name(),
+        "api",
+        "a plain http:// API gets the load's own connections"
+    );
+    // A fresh config (and so fresh Cloud Tasks ids) for each run.
+    let config = || LoadConfig {
+        clients: 4,
+        duration: Duration::from_millis(800),
+        ..LoadConfig::default()
+    };
+    let before = load::run(&target, &config(), std::future::pending()).await;
+    // Longer than the server keeps an idle connection, shorter than the load's own limit.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let after = load::run(&target, &config(), std::future::pending()).await;
+    for (when, report) in [("before the pause", &before), ("after it", &after)] {
+        eprintln!("figure: {when}: {}", report.summary());
+        assert!(
+            report.requests() >= 20
+                && report.transport_errors == 0
+                && report.server_errors() == 0
+                && report.violation_count == 0,
+            "{when}: {}",
+            report.summary()
+        );
+    }
 }

@@ -9,6 +9,7 @@
 //! promises are checked as the load runs: one `201` per duplicate create, exactly one
 //! winner per duplicate finish, no `5xx`.
 
+mod http;
 mod metrics;
 mod report;
 mod target;

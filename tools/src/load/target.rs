@@ -9,7 +9,8 @@ use uuid::Uuid;
 use syncwatch::domain::{Action, NewSyncLog, Status, SyncLog};
 use syncwatch::store::{Change, Created, Store, StoreError};
 
-use crate::client::{ApiClient, Reply};
+use super::http::Http1Client;
+use crate::client::{ApiClient, ChangeBody, CreateBody, Reply};
 
 /// Error text of the runs the load fails on purpose.
 const SIMULATED_FAILURE: &str = "simulated failure from syncwatch load";
@@ -17,8 +18,9 @@ const SIMULATED_FAILURE: &str = "simulated failure from syncwatch load";
 /// What the clients talk to.
 #[derive(Clone)]
 pub enum Target {
-    /// The HTTP API, through the typed client.
-    Api(ApiClient),
+    /// The HTTP API: a plain `http://` one over the load's own keep-alive connections, an
+    /// `https://` one through the typed client.
+    Api(ApiClient, Option<Http1Client>),
     /// The store's own calls, in process: the same SQL statements without HTTP.
     Direct(Store),
 }
@@ -71,15 +73,26 @@ fn protocol_status(e: &StoreError) -> u16 {
 }
 
 impl Target {
-    /// The HTTP API at `base` (e.g. `http://127.0.0.1:8080`).
+    /// The HTTP API at `base` (e.g. `http://127.0.0.1:8080`): over the load's own
+    /// keep-alive HTTP/1.1 connections for `http://`, through the typed client for
+    /// `https://`.
     pub fn api(base: &str, token: Option<String>) -> anyhow::Result<Self> {
-        Ok(Target::Api(ApiClient::new(base, token)?))
+        let lean = Http1Client::new(base, token.as_deref())?;
+        Ok(Target::Api(ApiClient::new(base, token)?, lean))
     }
 
-    /// `api` or `direct`, for the report.
+    /// The HTTP API at `base` through the typed client (reqwest) only, whatever the scheme:
+    /// the comparison the write benchmark prints beside the load's own connections.
+    pub fn api_typed(base: &str, token: Option<String>) -> anyhow::Result<Self> {
+        Ok(Target::Api(ApiClient::new(base, token)?, None))
+    }
+
+    /// `api` (the load's own connections), `api-typed` (the typed client) or `direct`,
+    /// for the report.
     pub fn name(&self) -> &'static str {
         match self {
-            Target::Api(_) => "api",
+            Target::Api(_, Some(_)) => "api",
+            Target::Api(_, None) => "api-typed",
             Target::Direct(_) => "direct",
         }
     }
@@ -88,7 +101,14 @@ impl Target {
     pub(super) async fn create(&self, new: &NewSyncLog) -> (Duration, Option<Answer>) {
         let started = Instant::now();
         let answer = match self {
-            Target::Api(client) => client.create(new).await.ok().map(|r| Answer::reply(&r)),
+            Target::Api(_, Some(http)) => {
+                let body = serde_json::to_vec(&CreateBody::of(new)).expect("serializable");
+                http.post_json("/v1/sync-logs", body)
+                    .await
+                    .ok()
+                    .map(|(status, bytes)| Answer::reply(&Reply::decode(status, &bytes)))
+            }
+            Target::Api(client, None) => client.create(new).await.ok().map(|r| Answer::reply(&r)),
             Target::Direct(store) => Some(match store.runs().create(new).await {
                 Ok(Created::New(run)) => Answer::of(201, &run),
                 Ok(Created::Existing(run)) => Answer::of(200, &run),
@@ -109,7 +129,18 @@ impl Target {
         let started = Instant::now();
         let error = (action == Action::Fail).then_some(SIMULATED_FAILURE);
         let answer = match self {
-            Target::Api(client) => client
+            Target::Api(_, Some(http)) => {
+                let body = ChangeBody {
+                    metadata: metadata.as_ref(),
+                    error,
+                };
+                let body = serde_json::to_vec(&body).expect("serializable");
+                http.post_json(&format!("/v1/sync-logs/{id}/{}", action.as_str()), body)
+                    .await
+                    .ok()
+                    .map(|(status, bytes)| Answer::reply(&Reply::decode(status, &bytes)))
+            }
+            Target::Api(client, None) => client
                 .transition(id, action, metadata.as_ref(), error)
                 .await
                 .ok()
