@@ -143,12 +143,19 @@ impl Failure {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status_code();
+        let failure = |internal, what, detail| Failure {
+            internal,
+            what,
+            detail,
+        };
         let failure = match &self {
-            ApiError::Internal(e) => Some((true, "request failed", format!("{e:?}"))),
-            ApiError::Unavailable(e) => Some((false, "store unavailable", e.to_string())),
-            ApiError::Timeout(after) => {
-                Some((false, "request timed out", format!("after {after:?}")))
-            }
+            ApiError::Internal(e) => Some(failure(true, "request failed", format!("{e:?}"))),
+            ApiError::Unavailable(e) => Some(failure(false, "store unavailable", e.to_string())),
+            ApiError::Timeout(after) => Some(failure(
+                false,
+                "request timed out",
+                format!("after {after:?}"),
+            )),
             _ => None,
         };
         let body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
@@ -163,12 +170,8 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
-        if let Some((internal, what, detail)) = failure {
-            response.extensions_mut().insert(Failure {
-                internal,
-                what,
-                detail,
-            });
+        if let Some(failure) = failure {
+            response.extensions_mut().insert(failure);
         }
         response
     }

@@ -18,9 +18,10 @@ const SIMULATED_FAILURE: &str = "simulated failure from syncwatch load";
 /// What the clients talk to.
 #[derive(Clone)]
 pub enum Target {
-    /// The HTTP API: a plain `http://` one over the load's own keep-alive connections, an
-    /// `https://` one through the typed client.
-    Api(ApiClient, Option<Http1Client>),
+    /// A plain `http://` API, over the load's own keep-alive connections.
+    Api(Http1Client),
+    /// The API through the typed client (reqwest): an `https://` one, or any for comparison.
+    ApiTyped(ApiClient),
     /// The store's own calls, in process: the same SQL statements without HTTP.
     Direct(Store),
 }
@@ -77,22 +78,24 @@ impl Target {
     /// keep-alive HTTP/1.1 connections for `http://`, through the typed client for
     /// `https://`.
     pub fn api(base: &str, token: Option<String>) -> anyhow::Result<Self> {
-        let lean = Http1Client::new(base, token.as_deref())?;
-        Ok(Target::Api(ApiClient::new(base, token)?, lean))
+        match Http1Client::new(base, token.as_deref())? {
+            Some(http) => Ok(Target::Api(http)),
+            None => Self::api_typed(base, token),
+        }
     }
 
     /// The HTTP API at `base` through the typed client (reqwest) only, whatever the scheme:
     /// the comparison the write benchmark prints beside the load's own connections.
     pub fn api_typed(base: &str, token: Option<String>) -> anyhow::Result<Self> {
-        Ok(Target::Api(ApiClient::new(base, token)?, None))
+        Ok(Target::ApiTyped(ApiClient::new(base, token)?))
     }
 
     /// `api` (the load's own connections), `api-typed` (the typed client) or `direct`,
     /// for the report.
     pub fn name(&self) -> &'static str {
         match self {
-            Target::Api(_, Some(_)) => "api",
-            Target::Api(_, None) => "api-typed",
+            Target::Api(_) => "api",
+            Target::ApiTyped(_) => "api-typed",
             Target::Direct(_) => "direct",
         }
     }
@@ -101,14 +104,8 @@ impl Target {
     pub(super) async fn create(&self, new: &NewSyncLog) -> (Duration, Option<Answer>) {
         let started = Instant::now();
         let answer = match self {
-            Target::Api(_, Some(http)) => {
-                let body = serde_json::to_vec(&CreateBody::of(new)).expect("serializable");
-                http.post_json("/v1/sync-logs", body)
-                    .await
-                    .ok()
-                    .map(|(status, bytes)| Answer::reply(&Reply::decode(status, &bytes)))
-            }
-            Target::Api(client, None) => client.create(new).await.ok().map(|r| Answer::reply(&r)),
+            Target::Api(http) => posted(http, "/v1/sync-logs", &CreateBody::of(new)).await,
+            Target::ApiTyped(client) => client.create(new).await.ok().map(|r| Answer::reply(&r)),
             Target::Direct(store) => Some(match store.runs().create(new).await {
                 Ok(Created::New(run)) => Answer::of(201, &run),
                 Ok(Created::Existing(run)) => Answer::of(200, &run),
@@ -129,18 +126,15 @@ impl Target {
         let started = Instant::now();
         let error = (action == Action::Fail).then_some(SIMULATED_FAILURE);
         let answer = match self {
-            Target::Api(_, Some(http)) => {
+            Target::Api(http) => {
+                let path = format!("/v1/sync-logs/{id}/{}", action.as_str());
                 let body = ChangeBody {
                     metadata: metadata.as_ref(),
                     error,
                 };
-                let body = serde_json::to_vec(&body).expect("serializable");
-                http.post_json(&format!("/v1/sync-logs/{id}/{}", action.as_str()), body)
-                    .await
-                    .ok()
-                    .map(|(status, bytes)| Answer::reply(&Reply::decode(status, &bytes)))
+                posted(http, &path, &body).await
             }
-            Target::Api(client, None) => client
+            Target::ApiTyped(client) => client
                 .transition(id, action, metadata.as_ref(), error)
                 .await
                 .ok()
@@ -159,4 +153,11 @@ impl Target {
         };
         (started.elapsed(), answer)
     }
+}
+
+/// `POST` `body` as JSON over the load's own connections; `None` when no answer came.
+async fn posted(http: &Http1Client, path: &str, body: &impl serde::Serialize) -> Option<Answer> {
+    let body = serde_json::to_vec(body).expect("the request bodies serialize");
+    let (status, bytes) = http.post_json(path, body).await.ok()?;
+    Some(Answer::reply(&Reply::<SyncLog>::decode(status, &bytes)))
 }
