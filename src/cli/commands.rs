@@ -112,6 +112,21 @@ pub async fn prune(settings: &StoreSettings, older_than: Duration) -> anyhow::Re
     Ok(ExitCode::SUCCESS)
 }
 
+/// Where the sync log was found, and the `search_path` every session gets.
+fn pinned_line(settings: &StoreSettings, pinned: &crate::store::Pinned) -> String {
+    let name = settings
+        .table_map()
+        .map(|m| m.table.name().to_owned())
+        .unwrap_or_default();
+    let path = pinned.setting();
+    match &pinned.table_schema {
+        Some(schema) => {
+            format!("table: \"{schema}\".\"{name}\" (every session's search_path: {path})")
+        }
+        None => format!("table: {name} is not on the search_path {path} yet"),
+    }
+}
+
 /// Prints one line per check; exits non-zero when any fails.
 pub async fn check(settings: &StoreSettings) -> anyhow::Result<ExitCode> {
     println!("config: ok (store {})", settings.database_url);
@@ -122,6 +137,15 @@ pub async fn check(settings: &StoreSettings) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
+    // `open` pinned the table; say where (the same resolution, against the same catalogue).
+    match settings.pin().await {
+        Ok(Some(pinned)) => println!("{}", pinned_line(settings, &pinned)),
+        Ok(None) => {}
+        Err(e) => {
+            println!("table: FAILED: {e:#}");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
     if settings.observe_only {
         // The catalogue first: it says what is wrong where a read would only fail.
         return check_observed(settings, &store).await;

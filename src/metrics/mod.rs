@@ -7,6 +7,7 @@ mod histogram;
 pub(crate) mod labels;
 pub(crate) mod openmetrics;
 mod published;
+pub use published::Rendered;
 use published::{Job, Published, Requested};
 mod server;
 pub(crate) mod snapshot;

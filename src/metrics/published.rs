@@ -7,6 +7,7 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use axum::body::Bytes;
 use prometheus::{IntGauge, IntGaugeVec};
 
 use super::openmetrics::{self, Format};
@@ -175,21 +176,64 @@ impl Metrics {
     /// encoded now. Gzipped, it is the stored gzip member of the domain section, then a
     /// member for the self metrics.
     pub fn render_in(&self, format: Format, gzip: bool) -> Vec<u8> {
+        let Rendered { domain, own } = self.render_parts(format, gzip);
+        let mut body = Vec::with_capacity(domain.len() + own.len());
+        body.extend_from_slice(&domain);
+        body.extend_from_slice(&own);
+        body
+    }
+
+    /// [`Metrics::render_in`] in two parts: the domain section, shared with every other
+    /// scrape of this snapshot (never copied per scrape, so concurrent scrapes of a large
+    /// exposition cost one copy of it, gzipped or not), and the self metrics, encoded now.
+    pub fn render_parts(&self, format: Format, gzip: bool) -> Rendered {
         let own = self.self_text(format);
         if gzip {
             let domain = self.domain_exposition_in(format);
-            let own = exposition::gzip(&own);
-            let mut body = Vec::with_capacity(domain.gzip.len() + own.len());
-            body.extend_from_slice(&domain.gzip);
-            body.extend_from_slice(&own);
-            return body;
+            return Rendered {
+                domain: Bytes::from_owner(Shared::Gzip(domain)),
+                own: exposition::gzip(&own),
+            };
         }
-        self.with_domain_text_in(format, |domain| {
-            let mut body = Vec::with_capacity(domain.len() + own.len());
-            body.extend_from_slice(domain);
-            body.extend_from_slice(&own);
-            body
-        })
+        self.requested.plain.store(unix_now(), Ordering::Relaxed);
+        let published = self.current();
+        let exposition = self.encoded(&published, format);
+        let domain = if exposition.text.len() == exposition.text_len {
+            Shared::Text(exposition)
+        } else {
+            Shared::Plain(
+                published.plain[format.index()]
+                    .get_or_init(|| Arc::new(exposition.plain().into_owned()))
+                    .clone(),
+            )
+        };
+        Rendered {
+            domain: Bytes::from_owner(domain),
+            own,
+        }
+    }
+}
+
+/// A scrape's body: the snapshot's shared domain section, then this scrape's self metrics.
+pub struct Rendered {
+    pub domain: Bytes,
+    pub own: Vec<u8>,
+}
+
+/// The stored bytes a scrape body points into, kept alive while any body does.
+enum Shared {
+    Gzip(Arc<Exposition>),
+    Text(Arc<Exposition>),
+    Plain(Arc<Vec<u8>>),
+}
+
+impl AsRef<[u8]> for Shared {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            Shared::Gzip(e) => &e.gzip,
+            Shared::Text(e) => &e.text,
+            Shared::Plain(text) => text,
+        }
     }
 }
 

@@ -49,6 +49,12 @@ pub struct ScanConfig {
     #[arg(long, env = "SYNCWATCH_FULL_REPAIR_INTERVAL", value_parser = parse_duration)]
     pub full_repair_interval: Option<Duration>,
 
+    /// PostgreSQL: the scanner lease's deadline. The leader renews it every quarter of this;
+    /// one that stops renewing (stopped, hung, cut off from the database) loses it within
+    /// this, and a follower takes over at its next scan. At least 2s.
+    #[arg(long, env = "SYNCWATCH_LEASE_TIMEOUT", value_parser = parse_duration, default_value = "30s")]
+    pub lease_timeout: Duration,
+
     /// A scheduled run older than this is stuck.
     #[arg(long, env = "SYNCWATCH_STUCK_SCHEDULED_AFTER", value_parser = parse_duration, default_value = "15m")]
     pub stuck_scheduled_after: Duration,
@@ -183,6 +189,12 @@ impl ScanConfig {
         }
         if self.timeout.is_zero() {
             anyhow::bail!("--scan-timeout must be positive");
+        }
+        if self.lease_timeout < crate::store::MIN_LEASE_TIMEOUT {
+            anyhow::bail!(
+                "--lease-timeout must be at least {:?}: the leader renews it every quarter",
+                crate::store::MIN_LEASE_TIMEOUT
+            );
         }
         if self.chunk_rows == 0 || self.chunk_connections == 0 {
             anyhow::bail!("--scan-chunk-rows and --scan-chunk-connections must be positive");

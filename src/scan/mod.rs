@@ -257,6 +257,15 @@ impl Scanner {
             top_failing: self.config.top_failing_connections,
         });
         self.metrics.label_overflow.inc_by(overflowed);
+        if !self.lease.still_held() {
+            // Stopped or stalled past the lease's deadline mid-scan: another replica may
+            // lead now, so what this scan read is not published.
+            self.phase = None;
+            self.metrics.publish(Snapshot::default());
+            return Err(ScanError::Lease(
+                "the scanner lease expired during the scan".into(),
+            ));
+        }
         self.metrics.publish(snapshot);
         Ok(report)
     }

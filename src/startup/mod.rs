@@ -231,7 +231,11 @@ impl Application {
         }
         let scanner = Scanner::new(
             opened.clone(),
-            Lease::for_store(&store.database_url, &opened.catalogue().mapping_key()),
+            Lease::for_store(
+                &store.database_url,
+                &opened.catalogue().mapping_key(),
+                serve.scan.lease_timeout,
+            ),
             serve.scan.clone(),
             Arc::new(SystemClock),
             metrics.clone(),

@@ -10,7 +10,8 @@ use clap::Args;
 use crate::domain::ConnectionKind;
 use crate::settings::parse_duration;
 use crate::store::{
-    self, ConnectionIdSource, ConnectorSource, DatabaseUrl, Ident, PoolOptions, Store, TableMap,
+    self, ConnectionIdSource, ConnectorSource, DatabaseUrl, Ident, Pinned, PoolOptions, Store,
+    TableMap,
 };
 
 /// Which store to open and how its connection pools behave (flags of every command).
@@ -199,24 +200,51 @@ impl StoreSettings {
             acquire_timeout: self.db_acquire_timeout,
             statement_timeout: Some(self.db_statement_timeout).filter(|t| !t.is_zero()),
             scan_statement_timeout,
-            schema: None,
+            search_path: None,
             read_only: false,
         }
+    }
+
+    /// PostgreSQL: the schema the sync log is read from and the `search_path` every
+    /// session of its store gets, resolved once from the role's own path ([`store::pin`];
+    /// with `--observe-only` the state schema is left out of it). `None` on SQLite, which
+    /// has one namespace.
+    pub async fn pin(&self) -> anyhow::Result<Option<Pinned>> {
+        if self.database_url.backend() != store::Backend::Postgres {
+            return Ok(None);
+        }
+        let exclude = self.observe_only.then_some(STATE_SCHEMA);
+        let pinned = store::pin(
+            &self.database_url,
+            self.table.name(),
+            self.table.schema(),
+            self.observe_only,
+            exclude,
+            self.db_acquire_timeout,
+        )
+        .await
+        .with_context(|| format!("resolving the sync log table in {}", self.database_url))?;
+        Ok(Some(pinned))
     }
 
     /// Open the store; `scan_statement_timeout` caps the scanner's queries (Postgres).
     /// With `--observe-only`, the observed table plus the state store (if any).
     pub async fn open(&self, scan_statement_timeout: Option<Duration>) -> anyhow::Result<Store> {
         let map = self.table_map()?;
+        let pinned = self.pin().await?;
+        let search_path = pinned.as_ref().map(Pinned::setting);
         let options = PoolOptions {
             read_only: self.observe_only,
+            search_path: search_path.clone(),
             ..self.pool_options(scan_statement_timeout)
         };
         let mut table = store::connect(&self.database_url, &options, &map)
             .await
             .with_context(|| format!("opening the store at {}", self.database_url))?;
         if !self.observe_only {
-            return self.with_replica(table, &map, scan_statement_timeout).await;
+            return self
+                .with_replica(table, &map, scan_statement_timeout, search_path)
+                .await;
         }
         // An observed table's connection ids are read and bound in the type its catalogue
         // gives (when the catalogue cannot be read, `check` and the start's probe say why).
@@ -241,30 +269,38 @@ impl StoreSettings {
             ),
             StateHome::Schema => {
                 let options = PoolOptions {
-                    schema: Some(STATE_SCHEMA.into()),
+                    search_path: Some(format!("\"{STATE_SCHEMA}\"")),
                     ..self.pool_options(None)
                 };
                 Some(store::connect_state(&self.database_url, &options, &map.key()).await?)
             }
             StateHome::Memory => None,
         };
-        self.with_replica(Store::observed(table, state), &map, scan_statement_timeout)
-            .await
+        self.with_replica(
+            Store::observed(table, state),
+            &map,
+            scan_statement_timeout,
+            search_path,
+        )
+        .await
     }
 
     /// `store` with the sync log's reads from `--read-database-url`, when it is given
-    /// (opened read-only, with the same mapping).
+    /// (opened read-only, with the same mapping and the primary's pinned `search_path`: a
+    /// standby replays the primary's catalogue).
     async fn with_replica(
         &self,
         store: Store,
         map: &TableMap,
         scan_statement_timeout: Option<Duration>,
+        search_path: Option<String>,
     ) -> anyhow::Result<Store> {
         let Some(read) = &self.read_database_url else {
             return Ok(store);
         };
         let options = PoolOptions {
             read_only: true,
+            search_path,
             ..self.pool_options(scan_statement_timeout)
         };
         let replica = store::connect(read, &options, map)

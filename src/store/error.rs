@@ -60,6 +60,11 @@ pub enum StoreError {
     #[error("invalid database URL {url}: {reason}")]
     InvalidUrl { url: String, reason: String },
 
+    /// The store's tables cannot be pinned down (two tables of the sync log's name on the
+    /// role's search path, or no schema to create them in); nothing was opened.
+    #[error("{0}")]
+    Config(String),
+
     /// A row that does not decode (written by another service with values outside the
     /// contract).
     #[error("row does not match the schema: {0}")]

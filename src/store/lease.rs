@@ -5,9 +5,11 @@
 use std::fs::{File, TryLockError};
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
+use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, PgConnection};
 
@@ -44,6 +46,10 @@ pub fn lease_key(mapping_key: &str) -> i64 {
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The shortest lease deadline accepted: a renewal every quarter of it must fit in a
+/// round trip to the database on a busy machine.
+pub const MIN_LEASE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// What a lease check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Leadership {
@@ -61,20 +67,51 @@ pub enum Lease {
     Postgres {
         url: DatabaseUrl,
         key: i64,
-        held: Option<PgConnection>,
+        /// The lease's deadline: the server ends the lock's session once it has been idle
+        /// this long (`idle_session_timeout`), so a leader that stops renewing (stopped,
+        /// hung, cut off) loses the lock within it.
+        timeout: Duration,
+        held: Option<Held>,
     },
     /// An exclusive lock on `path` (beside the SQLite file), held while the file is open.
     File { path: PathBuf, held: Option<File> },
 }
 
+/// A held advisory lock: its session belongs to a renewal task that pings it every quarter
+/// of the deadline and closes it when a ping fails.
+pub struct Held {
+    task: tokio::task::JoinHandle<()>,
+    /// When the server last answered a renewal.
+    renewed: Arc<Mutex<Instant>>,
+    /// Dropped to end the task, which closes the session (and so frees the lock).
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Held {
+    /// Whether the lock is still ours: the task runs and the server answered within half
+    /// the deadline (the server frees the lock only after a whole deadline without one,
+    /// so a holder gives up before any other replica can take it).
+    fn alive(&self, timeout: Duration) -> bool {
+        let renewed = *self.renewed.lock().unwrap_or_else(|e| e.into_inner());
+        !self.task.is_finished() && renewed.elapsed() < timeout / 2
+    }
+
+    async fn release(mut self) {
+        drop(self.stop.take());
+        let _ = self.task.await;
+    }
+}
+
 impl Lease {
-    /// The lease of the table and mapping `mapping_key` in the store at `url`.
-    pub fn for_store(url: &DatabaseUrl, mapping_key: &str) -> Self {
+    /// The lease of the table and mapping `mapping_key` in the store at `url`; on
+    /// PostgreSQL lost within `timeout` of its holder's last renewal.
+    pub fn for_store(url: &DatabaseUrl, mapping_key: &str, timeout: Duration) -> Self {
         let key = lease_key(mapping_key);
         match url.backend() {
             Backend::Postgres => Lease::Postgres {
                 url: url.clone(),
                 key,
+                timeout: timeout.max(MIN_LEASE_TIMEOUT),
                 held: None,
             },
             Backend::Sqlite => match sqlite_file(url) {
@@ -95,29 +132,35 @@ impl Lease {
         }
     }
 
-    /// Whether this replica leads now. Checks a held lease is still alive (its session
-    /// answers); a lost session means a lost lock, and we try to take it again. When the
-    /// database cannot be reached at all the answer is [`Leadership::Unknown`].
+    /// Whether this replica leads now. A held lease is still ours while its renewals are
+    /// answered; a lost one is dropped (its session closed) and we try to take it again.
+    /// When the database cannot be reached at all the answer is [`Leadership::Unknown`].
     pub async fn check(&mut self) -> Leadership {
-        let (url, key, held) = match self {
+        let (url, key, timeout, held) = match self {
             Lease::Always => return Leadership::Leader,
             Lease::File { path, held } => return check_file(path, held),
-            Lease::Postgres { url, key, held } => (url, *key, held),
+            Lease::Postgres {
+                url,
+                key,
+                timeout,
+                held,
+            } => (url, *key, *timeout, held),
         };
-        if let Some(conn) = held.as_mut() {
-            let alive = tokio::time::timeout(CONNECT_TIMEOUT, conn.ping())
-                .await
-                .is_ok_and(|r| r.is_ok());
-            if alive {
+        if let Some(lease) = held.take() {
+            if lease.alive(timeout) {
+                *held = Some(lease);
                 return Leadership::Leader;
             }
-            tracing::warn!("scanner lease connection lost; leadership dropped");
-            *held = None;
+            tracing::warn!(
+                deadline = ?timeout,
+                "the scanner lease was not renewed in time (the process was stopped or the                  database did not answer); leadership dropped"
+            );
+            lease.release().await;
         }
-        match tokio::time::timeout(CONNECT_TIMEOUT, try_lock(url, key)).await {
+        match tokio::time::timeout(CONNECT_TIMEOUT, try_lock(url, key, timeout)).await {
             Ok(Ok(Some(conn))) => {
                 tracing::info!("scanner lease acquired; this replica exports domain metrics");
-                *held = Some(conn);
+                *held = Some(renew(conn, timeout));
                 Leadership::Leader
             }
             Ok(Ok(None)) => Leadership::Follower,
@@ -130,18 +173,64 @@ impl Lease {
         }
     }
 
+    /// Whether the lease is still held, without asking the database (a scan asks before it
+    /// publishes what it read: a process stopped mid-scan past the deadline publishes
+    /// nothing once it resumes).
+    pub fn still_held(&self) -> bool {
+        match self {
+            Lease::Always => true,
+            Lease::File { held, .. } => held.is_some(),
+            Lease::Postgres { timeout, held, .. } => {
+                held.as_ref().is_some_and(|h| h.alive(*timeout))
+            }
+        }
+    }
+
     /// Give the lease up (on shutdown), so another replica takes over at once.
     pub async fn release(&mut self) {
         match self {
             Lease::Postgres { held, .. } => {
-                if let Some(conn) = held.take() {
-                    let _ = conn.close().await;
+                if let Some(lease) = held.take() {
+                    lease.release().await;
                 }
             }
             // Closing the file releases its lock.
             Lease::File { held, .. } => drop(held.take()),
             Lease::Always => {}
         }
+    }
+}
+
+/// Hand the lock's session to a task that renews it every quarter of `timeout` (a ping,
+/// bounded by that quarter) until told to stop or a renewal fails, then closes it.
+fn renew(mut conn: PgConnection, timeout: Duration) -> Held {
+    let renewed = Arc::new(Mutex::new(Instant::now()));
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let every = timeout / 4;
+    let last = renewed.clone();
+    let task = tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                _ = &mut stopped => break,
+                _ = ticker.tick() => {
+                    let answered = tokio::time::timeout(every, conn.ping()).await;
+                    if !matches!(answered, Ok(Ok(()))) {
+                        tracing::warn!("the scanner lease's session did not answer a renewal");
+                        break;
+                    }
+                    *last.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+                }
+            }
+        }
+        let _ = tokio::time::timeout(CONNECT_TIMEOUT, conn.close()).await;
+    });
+    Held {
+        task,
+        renewed,
+        stop: Some(stop),
     }
 }
 
@@ -197,8 +286,34 @@ fn check_file(path: &std::path::Path, held: &mut Option<File>) -> Leadership {
     }
 }
 
-async fn try_lock(url: &DatabaseUrl, key: i64) -> Result<Option<PgConnection>, sqlx::Error> {
-    let mut conn = PgConnection::connect(url.expose()).await?;
+/// A session of its own holding the advisory lock `key`, which the server ends (freeing
+/// the lock) once it has sat idle for `timeout`.
+async fn try_lock(
+    url: &DatabaseUrl,
+    key: i64,
+    timeout: Duration,
+) -> Result<Option<PgConnection>, sqlx::Error> {
+    let options = PgConnectOptions::from_str(url.expose())?
+        .application_name("syncwatch-lease")
+        .options([("idle_session_timeout", format!("{}ms", timeout.as_millis()))]);
+    let mut conn = match PgConnection::connect_with(&options).await {
+        Ok(conn) => conn,
+        // PostgreSQL before 14 has no idle_session_timeout: the lock is then held until
+        // the session ends, so a stopped holder keeps it (said once).
+        Err(e) if e.to_string().contains("idle_session_timeout") => {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                tracing::warn!(
+                    "this PostgreSQL has no idle_session_timeout (before 14): the scanner \
+                     lease has no deadline, and a stopped leader keeps it until its session ends"
+                );
+            });
+            let options =
+                PgConnectOptions::from_str(url.expose())?.application_name("syncwatch-lease");
+            PgConnection::connect_with(&options).await?
+        }
+        Err(e) => return Err(e),
+    };
     let locked: bool = sqlx::query_scalar("select pg_try_advisory_lock($1)")
         .bind(key)
         .fetch_one(&mut conn)
@@ -247,9 +362,9 @@ mod tests {
         let url: DatabaseUrl = format!("sqlite://{}/s.db", dir.path().display())
             .parse()
             .unwrap();
-        let mut first = Lease::for_store(&url, "");
-        let mut second = Lease::for_store(&url, "");
-        let mut other_table = Lease::for_store(&url, "table=other");
+        let mut first = Lease::for_store(&url, "", MIN_LEASE_TIMEOUT);
+        let mut second = Lease::for_store(&url, "", MIN_LEASE_TIMEOUT);
+        let mut other_table = Lease::for_store(&url, "table=other", MIN_LEASE_TIMEOUT);
         assert_eq!(first.check().await, Leadership::Leader);
         assert_eq!(first.check().await, Leadership::Leader);
         assert_eq!(second.check().await, Leadership::Follower);
@@ -258,6 +373,9 @@ mod tests {
         assert_eq!(second.check().await, Leadership::Leader);
         assert_eq!(first.check().await, Leadership::Follower);
         let memory: DatabaseUrl = "sqlite::memory:".parse().unwrap();
-        assert!(matches!(Lease::for_store(&memory, ""), Lease::Always));
+        assert!(matches!(
+            Lease::for_store(&memory, "", MIN_LEASE_TIMEOUT),
+            Lease::Always
+        ));
     }
 }

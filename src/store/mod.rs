@@ -38,9 +38,9 @@ use sql::SqlStore;
 
 pub use catalogue::{Catalogue, SchemaStatus};
 pub use cursor::{Cursor, StatusCursor};
-pub use engine::{create_schema, schema_exists};
+pub use engine::{create_schema, pin, schema_exists, Pinned};
 pub use error::{StoreError, StoreFault, Unreadable, UnreadableReason};
-pub use lease::{Leadership, Lease};
+pub use lease::{Leadership, Lease, MIN_LEASE_TIMEOUT};
 pub use observed::{
     check_table, CheckReport, ConnectionIdSource, ConnectorSource, Ident, TableDescription,
     TableMap, DEFAULT_CONNECTION_COLUMN, DEFAULT_ID_COLUMN, DEFAULT_TABLE,
@@ -182,9 +182,9 @@ pub struct PoolOptions {
     pub statement_timeout: Option<Duration>,
     /// Postgres: the same for the scanner's reads, which have a pool of their own.
     pub scan_statement_timeout: Option<Duration>,
-    /// Postgres: the schema syncwatch's own tables live in (`search_path`), when not the
-    /// connection's default.
-    pub schema: Option<String>,
+    /// Postgres: the `search_path` every session gets (a [`Pinned::setting`], or the state
+    /// schema), when not the role's default.
+    pub search_path: Option<String>,
     /// Open the database read-only (an observed table): PostgreSQL sessions default to
     /// read-only transactions, so the server itself refuses any write; SQLite opens the
     /// file read-only and leaves its journal mode alone. The store refuses writes to the
@@ -199,7 +199,7 @@ impl Default for PoolOptions {
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: None,
             scan_statement_timeout: None,
-            schema: None,
+            search_path: None,
             read_only: false,
         }
     }

@@ -99,7 +99,7 @@ async fn one_postgres_replica_leads_and_another_takes_over_without_a_drop() {
     let replica = |metrics: Metrics| {
         Scanner::new(
             app.db.store.clone(),
-            Lease::for_store(&app.db.url, ""),
+            Lease::for_store(&app.db.url, "", Duration::from_secs(30)),
             ScanConfig::default(),
             Arc::new(SystemClock),
             metrics,
@@ -168,7 +168,7 @@ async fn two_tables_in_one_postgres_database_each_have_a_leader() {
     let replica = |mapping: &str| {
         Scanner::new(
             app.db.store.clone(),
-            Lease::for_store(&app.db.url, mapping),
+            Lease::for_store(&app.db.url, mapping, Duration::from_secs(30)),
             ScanConfig::default(),
             Arc::new(SystemClock),
             Metrics::new(),
