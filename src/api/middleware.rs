@@ -45,6 +45,29 @@ impl RequestTracking {
     }
 }
 
+/// Refuse a request whose declared `Content-Length` is over `limit` before its body is
+/// read: 413 at once, instead of waiting for a body that would be refused anyway (and,
+/// with `Expect: 100-continue`, without inviting the client to send it: the server sends
+/// `100 Continue` only when a handler starts reading).
+pub async fn refuse_oversized(
+    State(limit): State<usize>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "request body of {} bytes is larger than the configured limit ({limit} bytes)",
+            declared.unwrap_or_default()
+        )));
+    }
+    Ok(next.run(request).await)
+}
+
 pub async fn require_bearer(
     State(auth): State<ApiAuth>,
     request: Request,

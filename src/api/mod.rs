@@ -170,6 +170,10 @@ pub fn router(
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .layer(from_fn_with_state(
+            settings.max_body_bytes,
+            middleware::refuse_oversized,
+        ))
+        .layer(from_fn_with_state(
             settings.request_timeout,
             middleware::request_timeout,
         ))

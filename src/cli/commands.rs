@@ -130,7 +130,7 @@ fn pinned_line(settings: &StoreSettings, pinned: &crate::store::Pinned) -> Strin
 /// Prints one line per check; exits non-zero when any fails.
 pub async fn check(settings: &StoreSettings) -> anyhow::Result<ExitCode> {
     println!("config: ok (store {})", settings.database_url);
-    let store = match settings.open(None).await {
+    let store = match settings.open_to_check().await {
         Ok(store) => store,
         Err(e) => {
             println!("store: FAILED: {e:#}");
@@ -232,6 +232,14 @@ async fn check_observed(settings: &StoreSettings, store: &Store) -> anyhow::Resu
         }
     }
     match settings.describe_state().await {
+        Ok(_) if settings.state_file_missing().is_some() => println!(
+            "state: the state store {} does not exist yet; `syncwatch serve` (or `migrate`) \
+             with the same flags creates it",
+            settings
+                .state_file_missing()
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        ),
         Ok(None) => println!("state: {NO_STATE_STORE}"),
         Ok(Some(home)) => match store.catalogue().schema_status().await {
             Ok(schema) if schema.is_current() => println!("state: ok ({home})"),

@@ -97,13 +97,23 @@ pub fn validate_metadata(metadata: &Value) -> Result<&Map<String, Value>, Valida
     if let Some(Value::Number(n)) = map.get("records_synced") {
         // Counted into `connector_sync_records_synced_total`: a number no sync reaches
         // would freeze that counter (adding 1 to 1e300 changes nothing).
-        if !n
-            .as_f64()
-            .is_some_and(|x| (0.0..=MAX_RECORDS_SYNCED).contains(&x))
-        {
+        // An integer is compared exactly (2^53 + 1 would read as 2^53 as a float). A number
+        // written with a fraction or exponent is a float already, its text gone: above 2^52
+        // a float cannot hold every half, so `2^53 + 0.5` would be stored as 2^53; such a
+        // number must be below 2^52, where what is stored is what was meant.
+        let fits = match (n.as_u64(), n.as_i64(), n.as_f64()) {
+            (Some(whole), _, _) => whole <= 1 << 53,
+            (None, Some(_), _) => false,
+            (None, None, Some(x)) => (0.0..MAX_RECORDS_SYNCED / 2.0).contains(&x),
+            (None, None, None) => false,
+        };
+        if !fits {
             return Err(ValidationError::new(
                 "metadata.records_synced",
-                format!("must be a number from 0 to {MAX_RECORDS_SYNCED} (2^53)"),
+                format!(
+                    "must be a whole number from 0 to {MAX_RECORDS_SYNCED} (2^53), or a \
+                     number with a fraction below 2^52"
+                ),
             ));
         }
     }
@@ -210,6 +220,9 @@ mod tests {
             json!(1e300),
             json!(-1),
             json!(9_007_199_254_740_993.0_f64 * 2.0),
+            // 2^53 + 1 exactly, and 2^53 + 0.5 (parsed as the float 2^53).
+            serde_json::from_str::<Value>("9007199254740993").unwrap(),
+            serde_json::from_str::<Value>("9007199254740992.5").unwrap(),
         ] {
             assert!(validate_metadata(&json!({ "records_synced": absurd })).is_err());
         }
@@ -217,6 +230,7 @@ mod tests {
             json!(0),
             json!(1200),
             json!(9_007_199_254_740_992_u64),
+            json!(12.5),
             json!("n/a"),
         ] {
             assert!(validate_metadata(&json!({ "records_synced": fine })).is_ok());

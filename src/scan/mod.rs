@@ -87,6 +87,10 @@ pub struct Scanner {
     following: bool,
 }
 
+/// The most `syncwatch_build_progress_ratio` reads while the build has not published its
+/// counters.
+const BUILDING_PROGRESS_MAX: f64 = 0.99;
+
 fn chrono_duration(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
@@ -267,6 +271,9 @@ impl Scanner {
             ));
         }
         self.metrics.publish(snapshot);
+        if report.caught_up {
+            self.metrics.build_progress.set(1.0);
+        }
         Ok(report)
     }
 
@@ -332,7 +339,11 @@ impl Scanner {
         };
         report.from_checkpoint = build.from_checkpoint;
         let step = build.step(&self.store, chunks, settled, deadline).await?;
-        self.metrics.build_progress.set(build.progress(settled));
+        // Below 1 until the counters are published: the walk of the connections comes
+        // after the totals, and operators read 1 as "the numbers are live".
+        self.metrics
+            .build_progress
+            .set(build.progress(settled).min(BUILDING_PROGRESS_MAX));
         let Step::CaughtUp { settled: upto } = step else {
             report.building = true;
             if self.config.checkpoint {
@@ -369,7 +380,6 @@ impl Scanner {
             return Ok(());
         };
         tracing::info!(settled_upto = %upto, "scanner build caught up; exporting");
-        self.metrics.build_progress.set(1.0);
         report.caught_up = true;
         let mut steady = Steady::caught_up(build, upto, &recent, chunks);
         report.learning = !steady.learn_queue.is_empty();

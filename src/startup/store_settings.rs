@@ -230,6 +230,20 @@ impl StoreSettings {
     /// Open the store; `scan_statement_timeout` caps the scanner's queries (Postgres).
     /// With `--observe-only`, the observed table plus the state store (if any).
     pub async fn open(&self, scan_statement_timeout: Option<Duration>) -> anyhow::Result<Store> {
+        self.open_state(scan_statement_timeout, true).await
+    }
+
+    /// [`StoreSettings::open`] for `check`, which changes nothing: an SQLite state store
+    /// that does not exist yet is not created (the check goes on without it).
+    pub async fn open_to_check(&self) -> anyhow::Result<Store> {
+        self.open_state(None, false).await
+    }
+
+    async fn open_state(
+        &self,
+        scan_statement_timeout: Option<Duration>,
+        create_state: bool,
+    ) -> anyhow::Result<Store> {
         let map = self.table_map()?;
         let pinned = self.pin().await?;
         let search_path = pinned.as_ref().map(Pinned::setting);
@@ -261,7 +275,13 @@ impl StoreSettings {
         }
         // The state store keeps this table and mapping's rows apart from others' (two
         // deployments may share one).
-        let state = match self.state_home().await? {
+        let home = match self.state_home().await? {
+            StateHome::Url(_) if !create_state && self.state_file_missing().is_some() => {
+                StateHome::Memory
+            }
+            home => home,
+        };
+        let state = match home {
             StateHome::Url(url) => Some(
                 store::connect_state(&url, &self.pool_options(None), &map.key())
                     .await
@@ -315,6 +335,17 @@ impl StoreSettings {
         if let Some(url) = &self.state_database_url {
             return Ok(StateHome::Url(url.clone()));
         }
+        self.state_schema_home().await
+    }
+
+    /// Whether `--state-database-url` names an SQLite file that does not exist yet (`check`
+    /// says so rather than creating it; `serve` creates and migrates it).
+    pub fn state_file_missing(&self) -> Option<&DatabaseUrl> {
+        let url = self.state_database_url.as_ref()?;
+        (url.backend() == store::Backend::Sqlite && !store::sqlite_file_exists(url)).then_some(url)
+    }
+
+    async fn state_schema_home(&self) -> anyhow::Result<StateHome> {
         if self.database_url.backend() == store::Backend::Postgres
             && store::schema_exists(&self.database_url, STATE_SCHEMA, self.db_acquire_timeout)
                 .await

@@ -39,8 +39,7 @@ impl fmt::Display for Cursor {
     }
 }
 
-/// 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z in Unix microseconds.
-const MIN_MICROS: i64 = -62_135_596_800_000_000;
+/// 9999-12-31T23:59:59.999999Z in Unix microseconds.
 const MAX_MICROS: i64 = 253_402_300_799_999_999;
 
 impl FromStr for Cursor {
@@ -50,9 +49,10 @@ impl FromStr for Cursor {
         let bad = || "invalid cursor: pass back the next_cursor of a previous page".to_owned();
         let (micros, id) = s.split_once('_').ok_or_else(bad)?;
         let micros: i64 = micros.parse().map_err(|_| bad())?;
-        // Years 1 to 9999: every store can compare with these (Postgres refuses
-        // timestamps outside 4713 BC – 294276 AD with an error, not an empty page).
-        if !(MIN_MICROS..=MAX_MICROS).contains(&micros) {
+        // Up to the year 9999: every store can compare with these (Postgres refuses
+        // timestamps past 294276 AD with an error, not an empty page). Never before 1970:
+        // no run is created then, so such a cursor was not one this API gave out.
+        if !(0..=MAX_MICROS).contains(&micros) {
             return Err(bad());
         }
         let created_at = DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
@@ -143,7 +143,7 @@ mod tests {
             id: Uuid::new_v4(),
         };
         assert_eq!(cursor.to_string().parse::<Cursor>(), Ok(cursor));
-        for edge in [MIN_MICROS, MAX_MICROS] {
+        for edge in [0, MAX_MICROS] {
             let cursor = Cursor {
                 created_at: DateTime::from_timestamp_micros(edge).unwrap(),
                 id: Uuid::nil(),
@@ -158,6 +158,7 @@ mod tests {
             "12_not-a-uuid",
             "9999999999999999999_00000000000000000000000000000000",
             "-210866803200000001_521d86d15b13497d978e84629bfc1abe",
+            "-1_521d86d15b13497d978e84629bfc1abe",
             "253402300800000000_521d86d15b13497d978e84629bfc1abe",
         ] {
             assert!(bad.parse::<Cursor>().is_err(), "{bad:?}");

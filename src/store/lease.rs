@@ -234,6 +234,11 @@ fn renew(mut conn: PgConnection, timeout: Duration) -> Held {
     }
 }
 
+/// Whether the file an SQLite URL names exists (an in-memory database always does).
+pub fn sqlite_file_exists(url: &DatabaseUrl) -> bool {
+    sqlite_file(url).is_none_or(|file| file.exists())
+}
+
 /// The file an SQLite URL names (`None` for an in-memory database).
 fn sqlite_file(url: &DatabaseUrl) -> Option<PathBuf> {
     let options = SqliteConnectOptions::from_str(url.expose()).ok()?;

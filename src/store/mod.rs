@@ -40,7 +40,7 @@ pub use catalogue::{Catalogue, SchemaStatus};
 pub use cursor::{Cursor, StatusCursor};
 pub use engine::{create_schema, pin, schema_exists, Pinned};
 pub use error::{StoreError, StoreFault, Unreadable, UnreadableReason};
-pub use lease::{Leadership, Lease, MIN_LEASE_TIMEOUT};
+pub use lease::{sqlite_file_exists, Leadership, Lease, MIN_LEASE_TIMEOUT};
 pub use observed::{
     check_table, CheckReport, ConnectionIdSource, ConnectorSource, Ident, TableDescription,
     TableMap, DEFAULT_CONNECTION_COLUMN, DEFAULT_ID_COLUMN, DEFAULT_TABLE,

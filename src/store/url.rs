@@ -116,10 +116,41 @@ impl FromStr for DatabaseUrl {
                 )
             }
         };
+        if backend == Backend::Postgres {
+            check_postgres(raw)?;
+        }
         Ok(Self {
             raw: raw.to_owned(),
             backend,
         })
+    }
+}
+
+/// A PostgreSQL URL must name its host and its database, in the URL or as `host=` /
+/// `dbname=` parameters: libpq's defaults (a local socket, a database named after the
+/// user) would open a database nobody named, and syncwatch would migrate its tables into
+/// it.
+fn check_postgres(raw: &str) -> Result<(), String> {
+    let parsed = url::Url::parse(raw).map_err(|e| format!("not a PostgreSQL URL: {e}"))?;
+    let param = |name: &str| {
+        parsed
+            .query_pairs()
+            .any(|(k, v)| k == name && !v.is_empty())
+    };
+    let host = parsed.host_str().is_some_and(|h| !h.is_empty()) || param("host");
+    let database = !parsed.path().trim_start_matches('/').is_empty() || param("dbname");
+    match (host, database) {
+        (true, true) => Ok(()),
+        (false, _) => Err(
+            "the PostgreSQL URL names no host: postgres://USER@HOST:PORT/DATABASE (or \
+             ?host=/path/to/socket)"
+                .into(),
+        ),
+        (true, false) => Err(
+            "the PostgreSQL URL names no database: postgres://USER@HOST:PORT/DATABASE (or \
+             ?dbname=NAME); without one the driver would open a database named after the user"
+                .into(),
+        ),
     }
 }
 
@@ -160,9 +191,7 @@ mod tests {
         assert!(!observed.same_database(&url("postgres://postgres@localhost/app_state")));
         assert!(!observed.same_database(&url("postgres://postgres@db2:5432/app")));
         assert!(!observed.same_database(&url("sqlite://app")));
-        // Without a database name, each user's own.
-        assert!(!url("postgres://a@db").same_database(&url("postgres://b@db")));
-        assert!(url("postgres://a@db").same_database(&url("postgres://b@db/a")));
+        assert!(url("postgres://a@db/x?sslmode=prefer").same_database(&url("postgres://b@db/x")));
         assert!(url("sqlite://state.db").same_database(&url("sqlite:state.db")));
         assert!(!url("sqlite://state.db").same_database(&url("sqlite://other.db")));
     }
@@ -185,6 +214,23 @@ mod tests {
             Backend::Sqlite
         );
         assert!("mysql://x".parse::<DatabaseUrl>().is_err());
+        // libpq's defaults would pick a database (or host) nobody named.
+        for unnamed in [
+            "postgresql://",
+            "postgres://db",
+            "postgres://app@db:5432/",
+            "postgres:///app",
+        ] {
+            let err = unnamed.parse::<DatabaseUrl>().unwrap_err();
+            assert!(err.contains("names no"), "{unnamed}: {err}");
+        }
+        for named in [
+            "postgres://db/app",
+            "postgres:///app?host=/run/postgresql",
+            "postgres://db?dbname=app",
+        ] {
+            assert!(named.parse::<DatabaseUrl>().is_ok(), "{named}");
+        }
         assert!("syncwatch.db".parse::<DatabaseUrl>().is_err());
     }
 }

@@ -20,6 +20,7 @@ mod e2e_alerting;
 #[cfg(feature = "otlp")]
 mod e2e_exemplars;
 mod e2e_prometheus;
+mod edges;
 mod exposition;
 mod failover;
 mod faults;
