@@ -108,6 +108,9 @@ pub async fn prune(settings: &StoreSettings, older_than: Duration) -> anyhow::Re
     }
     let mut deleted = 0;
     prune_in_batches(&store, before, None, |n| deleted += n).await?;
+    // Every run before the cut-off is gone, and with them the connections that had none
+    // later: a scanner starting from the checkpoint does not bring their states back.
+    store.state().forget_connections_before(before).await?;
     println!("prune: deleted {deleted} terminal runs completed before {before}");
     Ok(ExitCode::SUCCESS)
 }

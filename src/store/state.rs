@@ -53,6 +53,10 @@ pub trait StateStore: Send + Sync + 'static {
     /// replica) takes the old totals or states for current.
     async fn forget_checkpoint(&self) -> Result<()>;
 
+    /// Forget the saved states of connections whose latest terminal run completed before
+    /// `before` (retention has deleted all their runs).
+    async fn forget_connections_before(&self, before: DateTime<Utc>) -> Result<()>;
+
     /// At most `limit` saved connection states in id order after `after` (from the first
     /// when `None`).
     async fn saved_connection_states(
@@ -82,6 +86,10 @@ impl StateStore for NoState {
     }
 
     async fn forget_checkpoint(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn forget_connections_before(&self, _before: DateTime<Utc>) -> Result<()> {
         Ok(())
     }
 

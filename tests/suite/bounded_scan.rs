@@ -329,16 +329,41 @@ async fn retention_changes_no_exported_number(backend: Backend) {
     );
     // What the scanner learned about each connection is rebuilt after a start from the runs
     // the table still has (the learned signals follow the wall clock too): retention that
-    // deletes a connection's latest runs takes its schedule with them (documented).
+    // deletes a connection's latest runs takes its schedule with them (documented). So do
+    // the per-connection gauges once every run of a connection is gone (they equal SQL over
+    // the table: no terminal run is left), and the states kept for them.
+    let per_connection = |l: &str| {
+        l.contains("connector_sync_failing_connections")
+            || l.contains("connector_sync_connection_consecutive_failures")
+    };
     let strip = |text: &str| {
         text.lines()
             .filter(|l| {
-                !l.contains("oldest_active") && !l.contains("overdue") && !l.contains("overrunning")
+                !l.contains("oldest_active")
+                    && !l.contains("overdue")
+                    && !l.contains("overrunning")
+                    && !per_connection(l)
             })
             .collect::<Vec<_>>()
             .join("\n")
     };
-    assert_eq!(strip(&scanner.metrics().render_domain()), strip(&before));
+    let after = scanner.metrics().render_domain();
+    assert_eq!(strip(&after), strip(&before));
+    assert!(before
+        .lines()
+        .any(|l| !l.starts_with('#') && per_connection(l)));
+    assert!(
+        !after
+            .lines()
+            .any(|l| !l.starts_with('#') && per_connection(l)),
+        "no connection has a terminal run left: {after}"
+    );
+    assert_eq!(
+        db.scalar_i64("select count(*) from syncwatch_connection_state")
+            .await,
+        0,
+        "the states of connections with no run left are forgotten"
+    );
     assert_eq!(
         db.scalar_i64(
             "select count(*) from workspace_connector_sync_log where completed_at is null"
@@ -351,7 +376,11 @@ async fn retention_changes_no_exported_number(backend: Backend) {
     // A restart from the checkpoint: still every number, per-connection state included.
     let mut restarted = self::scanner(&db, config, Arc::new(SystemClock));
     while restarted.scan_once().await.unwrap().building {}
-    assert_eq!(strip(&restarted.metrics().render_domain()), strip(&before));
+    let restarted = restarted.metrics().render_domain();
+    assert_eq!(strip(&restarted), strip(&after));
+    assert!(!restarted
+        .lines()
+        .any(|l| !l.starts_with('#') && per_connection(l)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

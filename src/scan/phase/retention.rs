@@ -21,18 +21,22 @@ pub fn prune_cutoff(wanted: DateTime<Utc>, settled: DateTime<Utc>) -> DateTime<U
 
 /// Delete terminal runs completed before `before`, a batch at a time, until fewer than a
 /// batch remain or `deadline` passes; `deleted` hears each batch's count as it lands, so
-/// what was deleted before an error is still reported.
+/// what was deleted before an error is still reported. Whether every run before `before`
+/// is gone.
 pub async fn prune_in_batches(
     store: &Store,
     before: DateTime<Utc>,
     deadline: Option<Instant>,
     mut deleted: impl FnMut(u64),
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     loop {
         let n = store.retention().prune(before, PRUNE_BATCH).await?;
         deleted(n);
-        if n < PRUNE_BATCH || deadline.is_some_and(|d| Instant::now() >= d) {
-            return Ok(());
+        if n < PRUNE_BATCH {
+            return Ok(true);
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(false);
         }
     }
 }

@@ -30,6 +30,7 @@ impl Scanner {
         started: Instant,
         report: &mut ScanReport,
     ) -> Result<(), ScanError> {
+        let budget = self.budget();
         let Some(Phase::Steady(state)) = self.phase.as_mut() else {
             return Ok(());
         };
@@ -89,15 +90,27 @@ impl Scanner {
             // Never past the saved checkpoint: what is deleted must already be counted in
             // the saved totals and connection states.
             let before = retention::prune_cutoff(self.clock.now() - chrono_duration(keep), saved);
-            let deadline = started + self.budget();
+            let deadline = started + budget;
             let pruned = &self.metrics.pruned_runs;
             let done = retention::prune_in_batches(&self.store, before, Some(deadline), |n| {
                 report.pruned += n;
                 pruned.inc_by(n);
             })
             .await;
-            if let Err(e) = done {
-                self.metrics.maintenance_failed(Maintenance::Retention, &e);
+            match done {
+                // Every run before the cut-off is gone: so is what syncwatch kept of the
+                // connections that had no later one (in memory and in the state store).
+                Ok(true) => {
+                    if state.connections.forget_before(before) > 0 {
+                        let connections = &state.connections.by_id;
+                        state.dirty.retain(|id| connections.contains_key(id));
+                        if let Err(e) = self.store.state().forget_connections_before(before).await {
+                            self.metrics.maintenance_failed(Maintenance::Retention, &e);
+                        }
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => self.metrics.maintenance_failed(Maintenance::Retention, &e),
             }
         }
         Ok(())

@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
+
 use super::learned::LearnedState;
 use crate::domain::{ConnectionId, Status};
 use crate::store::{ConnectionState, TerminalRun};
@@ -48,6 +50,25 @@ impl Connections {
             self.add_run(run);
         }
         newer
+    }
+
+    /// Forget the connections whose latest terminal run completed before `before`: once
+    /// retention has deleted every terminal run before it, nothing of theirs is left in
+    /// the table (their counted runs stay in the totals). Returns how many were forgotten.
+    pub fn forget_before(&mut self, before: DateTime<Utc>) -> usize {
+        let n = self.by_id.len();
+        let learned = &mut self.learned;
+        self.by_id.retain(|id, state| {
+            let keep = state.last_completed_at >= before;
+            if !keep {
+                learned.forget(id);
+            }
+            keep
+        });
+        if self.by_id.len() * 2 < self.by_id.capacity() {
+            self.by_id.shrink_to_fit();
+        }
+        n - self.by_id.len()
     }
 
     /// Apply a terminal run read after the build.
@@ -100,8 +121,27 @@ impl Connections {
 mod tests {
     use super::*;
     use crate::scan::test_support::run;
-    use chrono::DateTime;
     use uuid::Uuid;
+
+    #[test]
+    fn connections_whose_runs_are_all_before_the_cutoff_are_forgotten() {
+        let (mut connections, id, r) = failure();
+        connections.add_run(&r);
+        let mut other = run("a", Status::Success, Some(1.0), 20);
+        other.workspace_connector_id = ConnectionId::from(Uuid::from_u128(8));
+        connections.add_run(&other);
+        assert_eq!(
+            connections.forget_before(DateTime::from_timestamp(10, 0).unwrap()),
+            0
+        );
+        assert_eq!(
+            connections.forget_before(DateTime::from_timestamp(11, 0).unwrap()),
+            1
+        );
+        assert!(!connections.by_id.contains_key(&id));
+        assert!(!connections.learned.by_id.contains_key(&id));
+        assert_eq!(connections.by_id.len(), 1);
+    }
 
     /// A failed run of connection 7 completed at second 10.
     fn failure() -> (Connections, ConnectionId, TerminalRun) {

@@ -197,6 +197,11 @@ impl LearnedState {
         entry
     }
 
+    /// Forget what was learned about `id` (its runs are gone from the table).
+    pub fn forget(&mut self, id: &ConnectionId) {
+        self.by_id.remove(id);
+    }
+
     /// A terminal run a scan counted. Soft-deleted runs teach nothing.
     pub fn observe(&mut self, run: &TerminalRun) {
         if run.deleted {

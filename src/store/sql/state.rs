@@ -179,6 +179,20 @@ impl<E: Engine> StateStore for SqlStore<E> {
     }
 
     #[tracing::instrument(skip_all)]
+    async fn forget_connections_before(&self, before: DateTime<Utc>) -> Result<()> {
+        let sql = "delete from syncwatch_connection_state where scope = $1 \
+                   and last_completed_at < $2";
+        self.engine
+            .execute(
+                PoolKind::Scan,
+                sql,
+                vec![self.scope.clone().into(), before.into()],
+            )
+            .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn forget_checkpoint(&self) -> Result<()> {
         let scope = &self.scope;
         for (sql, key) in [
