@@ -26,6 +26,7 @@ fn rss_mib() -> f64 {
 fn run(connection: Uuid, connector: &str, at: DateTime<Utc>, status: Status) -> TerminalRun {
     TerminalRun {
         id: Uuid::new_v4(),
+        key: uuid::Uuid::new_v4().simple().to_string(),
         workspace_connector_id: connection.into(),
         connector_slug: connector.to_owned(),
         trigger_type: Some("cloud_task".into()),

@@ -54,6 +54,7 @@ fn rss_kib() -> u64 {
 fn run(slug: &str, trigger: &str, status: Status, at: DateTime<Utc>, i: usize) -> TerminalRun {
     TerminalRun {
         id: Uuid::new_v4(),
+        key: uuid::Uuid::new_v4().simple().to_string(),
         workspace_connector_id: Uuid::new_v4().into(),
         connector_slug: slug.to_owned(),
         trigger_type: Some(trigger.into()),

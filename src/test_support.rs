@@ -18,7 +18,7 @@ pub use crate::metrics::labels::{LabelCapper, OVERFLOW_LABEL};
 pub use crate::metrics::snapshot::{Family, DOMAIN_FAMILIES};
 pub use crate::scan::snapshot::{SnapshotBuilder, SnapshotInputs};
 pub use crate::scan::state::{
-    Changes, Connections, Learned, LearnedRules, LearnedSignals, LearnedState, Totals,
+    Changes, Connections, Learned, LearnedRules, LearnedSignals, LearnedState, Missed, Totals,
 };
 pub use crate::store::sql::{postgres_scanner_queries, postgres_transition};
 

@@ -164,14 +164,20 @@ impl HistogramData {
         self.merge_exemplars(other);
     }
 
-    /// Element-wise maximum: never lowers a bucket, and keeps buckets cumulative.
-    pub fn max_with(&mut self, other: &HistogramData) {
-        for (mine, theirs) in self.cumulative.iter_mut().zip(&other.cumulative) {
-            *mine = (*mine).max(*theirs);
-        }
-        self.sum = self.sum.max(other.sum);
-        self.count = self.count.max(other.count);
-        self.merge_exemplars(other);
+    /// `fresh` less `base`, bucket by bucket: what `fresh` observed that `base` did not.
+    /// `None` when `base` holds an observation `fresh` lacks (a bucket or the count would
+    /// go below zero); a sum a little below (rounding) counts as zero.
+    pub fn difference(fresh: &HistogramData, base: &HistogramData) -> Option<HistogramData> {
+        let cumulative = (fresh.cumulative.iter().zip(&base.cumulative))
+            .map(|(f, b)| f.checked_sub(*b))
+            .collect::<Option<Vec<u64>>>()?;
+        Some(HistogramData {
+            bounds: fresh.bounds.clone(),
+            cumulative,
+            sum: (fresh.sum - base.sum).max(0.0),
+            count: fresh.count.checked_sub(base.count)?,
+            exemplars: None,
+        })
     }
 }
 
@@ -221,7 +227,5 @@ mod tests {
         );
         assert_eq!(a.exemplar(0).map(|e| e.run), Some(Uuid::from_u128(1)));
         assert_eq!(a.exemplar(1).map(|e| e.run), Some(Uuid::from_u128(7)));
-        h.max_with(&other);
-        assert_eq!(h.exemplars, a.exemplars);
     }
 }

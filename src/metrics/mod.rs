@@ -33,7 +33,7 @@ pub use snapshot::{HistogramData, Label, Snapshot};
 /// `syncwatch_maintenance_errors_total` (each zero-filled).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Maintenance {
-    /// A repair sweep (the totals re-aggregated from the table, merged by maximum).
+    /// A repair sweep (the totals re-aggregated from the table; the runs the window missed added).
     Repair,
     /// Saving the totals and connection states.
     Checkpoint,
@@ -184,7 +184,7 @@ impl Metrics {
         let last_repair_success = Gauge::new(
             "syncwatch_last_repair_success_timestamp_seconds",
             "Unix time at which the last repair sweep (the totals re-aggregated from the \
-             table, merged by maximum) finished.",
+             table, the runs the window missed added) finished.",
         )
         .expect("valid metric");
         let pruned_runs = IntCounter::new(

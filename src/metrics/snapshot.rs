@@ -360,24 +360,24 @@ mod tests {
     }
 
     #[test]
-    fn max_with_never_lowers_and_stays_cumulative() {
-        let mut a = HistogramData {
+    fn the_difference_is_what_only_the_fresh_histogram_observed() {
+        let base = HistogramData {
             bounds: vec![1.0, 2.0].into(),
-            cumulative: vec![3, 4],
+            cumulative: vec![1, 4],
             sum: 5.0,
             count: 5,
             exemplars: None,
         };
-        let b = HistogramData {
+        let fresh = HistogramData {
             bounds: vec![1.0, 2.0].into(),
-            cumulative: vec![1, 6],
+            cumulative: vec![3, 6],
             sum: 9.0,
-            count: 6,
+            count: 7,
             exemplars: None,
         };
-        a.max_with(&b);
-        assert_eq!(a.cumulative, vec![3, 6]);
-        assert_eq!((a.sum, a.count), (9.0, 6));
-        assert!(a.cumulative.windows(2).all(|w| w[0] <= w[1]));
+        let d = HistogramData::difference(&fresh, &base).unwrap();
+        assert_eq!(d.cumulative, vec![2, 2]);
+        assert_eq!((d.sum, d.count), (4.0, 2));
+        assert!(HistogramData::difference(&base, &fresh).is_none());
     }
 }

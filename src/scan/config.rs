@@ -28,7 +28,7 @@ pub struct ScanConfig {
     pub late_commit_window: Duration,
 
     /// How often a repair sweep re-aggregates the recent history (from one to two
-    /// `--repair-horizon`s back) and merges it by maximum (never lowering a value).
+    /// `--repair-horizon`s back) and adds the runs the window missed.
     #[arg(long, env = "SYNCWATCH_REPAIR_INTERVAL", value_parser = parse_duration, default_value = "1h")]
     pub repair_interval: Duration,
 

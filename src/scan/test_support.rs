@@ -9,6 +9,7 @@ use crate::store::TerminalRun;
 pub fn run(connector: &str, status: Status, secs: Option<f64>, at: i64) -> TerminalRun {
     TerminalRun {
         id: Uuid::new_v4(),
+        key: uuid::Uuid::new_v4().simple().to_string(),
         workspace_connector_id: uuid::Uuid::from_u128(at as u128 % 3).into(),
         connector_slug: connector.into(),
         trigger_type: Some("manual".into()),

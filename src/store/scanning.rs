@@ -38,7 +38,10 @@ pub const ERROR_PREFIX_CHARS: usize = 1024;
 /// One terminal run, for the incremental scan.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TerminalRun {
+    /// The run's public id.
     pub id: Uuid,
+    /// The run's internal key (`--id-column`) as text: what a run is counted once by.
+    pub key: String,
     pub workspace_connector_id: ConnectionId,
     pub connector_slug: String,
     pub trigger_type: Option<String>,

@@ -14,6 +14,7 @@ mod api_validation;
 mod bounded_scan;
 mod cli;
 mod container;
+mod counting_rule;
 mod demo;
 mod deploy;
 mod e2e_alerting;

@@ -13,7 +13,7 @@ use syncwatch::domain::{
 };
 use syncwatch::store::{TerminalAggregate, TerminalRun};
 use syncwatch::test_support::{
-    Connections, LearnedSignals, SnapshotBuilder, SnapshotInputs, Totals,
+    Connections, LearnedSignals, Missed, SnapshotBuilder, SnapshotInputs, Totals,
 };
 use syncwatch::test_support::{LabelCapper, OVERFLOW_LABEL};
 use syncwatch::test_support::{MAX_CLOUD_TASK_ID_CHARS, MAX_METADATA_BYTES};
@@ -185,21 +185,41 @@ proptest! {
             prop_assert_eq!((&h.cumulative, h.count), (&other.cumulative, other.count));
         }
 
-        // An earlier state merged with a later repair sweep: nothing lower than either.
-        let mut earlier = Totals::new(&durations, &delays);
-        for run in &runs[..split.min(runs.len())] {
-            earlier.add_run(run);
+        // A repair sweep over all of them, against what an earlier scan counted (the first
+        // `split`): the missed ones are added, and the totals equal the whole aggregate.
+        let counted = &runs[..split.min(runs.len())];
+        let mut baseline = Totals::new(&durations, &delays);
+        for run in counted {
+            baseline.add_run(run);
         }
-        let mut merged = earlier.clone();
-        merged.max_with(&from_sql);
+        let mut merged = baseline.clone();
+        let missed = merged.add_missed(&from_sql, &baseline);
+        let expected = if counted.len() == runs.len() {
+            Missed::Nothing
+        } else {
+            Missed::Added((runs.len() - counted.len()) as u64)
+        };
+        prop_assert_eq!(missed, expected);
         prop_assert_eq!(&merged.runs, &from_sql.runs);
         prop_assert_eq!(&merged.failures, &from_sql.failures);
-        for (key, n) in &earlier.runs {
-            prop_assert!(merged.runs[key] >= *n);
+        for (key, h) in &merged.durations {
+            let other = &from_sql.durations[key];
+            prop_assert_eq!((&h.cumulative, h.count), (&other.cumulative, other.count));
         }
-        let mut twice = merged.clone();
-        twice.max_with(&from_sql);
-        prop_assert_eq!(twice, merged);
+        // The same runs under other labels (a renamed connector): nothing is added.
+        let mut renamed = Totals::new(&durations, &delays);
+        for run in &runs {
+            let mut run = run.clone();
+            run.connector_slug = format!("{}_v2", run.connector_slug);
+            renamed.add_run(&run);
+        }
+        let mut kept = baseline.clone();
+        let missed = kept.add_missed(&renamed, &baseline);
+        let ambiguous = matches!(missed, Missed::Ambiguous { .. });
+        prop_assert!(counted.is_empty() || ambiguous, "{:?}", missed);
+        if !counted.is_empty() {
+            prop_assert_eq!(kept, baseline);
+        }
     }
 
     /// However many connectors show up, at most `max` keep their own label, the rest are
@@ -309,6 +329,7 @@ fn terminal_run() -> impl Strategy<Value = TerminalRun> {
                     + Duration::seconds(at);
                 TerminalRun {
                     id: Uuid::new_v4(),
+                    key: uuid::Uuid::new_v4().simple().to_string(),
                     workspace_connector_id: Uuid::nil().into(),
                     connector_slug: connector.into(),
                     trigger_type: trigger.map(str::to_owned),

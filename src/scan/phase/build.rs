@@ -8,7 +8,6 @@ use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use crate::domain::ConnectionId;
 
@@ -309,10 +308,10 @@ impl Build {
     /// Runs completed after the build's point (at most the late-commit window), counted
     /// into the totals; a connection takes a run only when its state does not reflect it
     /// yet (the walk read the table later than `settled`).
-    pub fn add_recent(&mut self, recent: &[TerminalRun]) -> HashMap<Uuid, TerminalRun> {
+    pub fn add_recent(&mut self, recent: &[TerminalRun]) -> HashMap<String, TerminalRun> {
         let mut seen = HashMap::new();
         for run in recent {
-            if seen.insert(run.id, run.clone()).is_none() {
+            if seen.insert(run.key.clone(), run.clone()).is_none() {
                 self.totals.add_run(run);
                 if self.connections.add_run_if_newer(run) {
                     self.dirty.insert(run.workspace_connector_id.clone());
@@ -324,11 +323,14 @@ impl Build {
 }
 
 /// A repair sweep: the totals built again from the table, chunk by chunk, one chunk per
-/// scan, then merged into the running totals by maximum (never lowering a value). A
-/// recent sweep starts from an anchor (the settled totals as they were at a point some
-/// hours back) and reads only what completed after it; a full sweep reads everything.
+/// scan, then compared with what was counted over the same range when it began; the runs
+/// the window missed are added ([`Totals::add_missed`]). A recent sweep starts from an
+/// anchor (the settled totals as they were at a point some hours back) and reads only what
+/// completed after it; a full sweep reads everything.
 pub(crate) struct Sweep {
     pub fresh: Totals,
+    /// The settled totals when the sweep began (settled up to `target`).
+    pub baseline: Totals,
     pub done_upto: Option<DateTime<Utc>>,
     /// The point the sweep counts up to (the running totals' settled point when it began).
     pub target: DateTime<Utc>,
@@ -343,20 +345,23 @@ pub(crate) struct Anchor {
 }
 
 impl Sweep {
-    /// Everything completed at or before `target`.
-    pub fn full(bounds: &Totals, target: DateTime<Utc>) -> Self {
+    /// Everything completed at or before `target`, against `settled` (up to `target`).
+    pub fn full(settled: &Totals, target: DateTime<Utc>) -> Self {
         Self {
-            fresh: bounds.empty_like(),
+            fresh: settled.empty_like(),
+            baseline: settled.clone(),
             done_upto: None,
             target,
             full: true,
         }
     }
 
-    /// `anchor`'s totals plus what completed after its point, up to `target`.
-    pub fn recent(anchor: &Anchor, target: DateTime<Utc>) -> Self {
+    /// `anchor`'s totals plus what completed after its point, up to `target`, against
+    /// `settled` (up to `target`).
+    pub fn recent(anchor: &Anchor, settled: &Totals, target: DateTime<Utc>) -> Self {
         Self {
             fresh: anchor.totals.clone(),
+            baseline: settled.clone(),
             done_upto: Some(anchor.at),
             target,
             full: false,

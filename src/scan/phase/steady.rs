@@ -7,13 +7,13 @@ use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use crate::domain::ConnectionId;
 
 use super::build::{Anchor, Build, Chunks, Sweep};
 use super::retention;
 use crate::metrics::Maintenance;
+use crate::scan::state::Missed;
 use crate::scan::{chrono_duration, Connections, Phase, ScanError, ScanReport, Scanner, Totals};
 use crate::store::{Store, StoreError, TerminalRun};
 
@@ -57,7 +57,7 @@ impl Scanner {
                 Ok(false) => {}
                 Ok(true) => {
                     if let Some(sweep) = state.sweep.take() {
-                        state.merge_sweep(&sweep.fresh);
+                        state.merge_sweep(&sweep);
                         if sweep.full {
                             state.full_swept_at = Some(Instant::now());
                         }
@@ -125,7 +125,8 @@ pub(crate) struct Steady {
     pub settled: Totals,
     pub connections: Connections,
     /// Runs counted with `completed_at` after `low`, so a re-read does not count twice.
-    pub seen: HashMap<Uuid, TerminalRun>,
+    /// By the run's internal key (two rows sharing a public id are two runs).
+    pub seen: HashMap<String, TerminalRun>,
     /// Lower bound (exclusive) of the next incremental read.
     pub low: DateTime<Utc>,
     /// Connections changed since the last checkpoint.
@@ -198,13 +199,13 @@ impl Steady {
     pub fn add_runs(&mut self, runs: Vec<TerminalRun>) -> Vec<TerminalRun> {
         let mut new = Vec::new();
         for run in runs {
-            if self.seen.contains_key(&run.id) {
+            if self.seen.contains_key(&run.key) {
                 continue;
             }
             self.totals.add_run(&run);
             self.connections.add_run(&run);
             self.dirty.insert(run.workspace_connector_id.clone());
-            self.seen.insert(run.id, run.clone());
+            self.seen.insert(run.key.clone(), run.clone());
             new.push(run);
         }
         new
@@ -284,21 +285,37 @@ impl Steady {
         if full_due {
             Some(Sweep::full(&self.settled, self.low))
         } else if self.swept_at.elapsed() >= every {
-            Some(Sweep::recent(&self.anchor, self.low))
+            Some(Sweep::recent(&self.anchor, &self.settled, self.low))
         } else {
             None
         }
     }
 
-    /// Merge a finished sweep: the settled totals take the maximum with what the table
-    /// holds, and the exported ones are the settled ones plus the runs in the window.
-    pub fn merge_sweep(&mut self, fresh: &Totals) {
-        self.settled.max_with(fresh);
+    /// Merge a finished sweep: the settled totals gain the runs the table holds over the
+    /// sweep's range that were not counted ([`Totals::add_missed`]), and the exported ones
+    /// are the settled ones plus the runs in the window.
+    pub fn merge_sweep(&mut self, sweep: &Sweep) -> Missed {
+        let missed = self.settled.add_missed(&sweep.fresh, &sweep.baseline);
+        match missed {
+            Missed::Nothing => return missed,
+            Missed::Added(n) => {
+                tracing::info!(runs = n, "repair sweep: counted runs the window missed");
+            }
+            Missed::Ambiguous { fewer } => {
+                tracing::info!(
+                    runs = fewer,
+                    "repair sweep: counted runs are no longer under the labels they were \
+                     counted with (renamed or deleted since); nothing added, nothing counted twice"
+                );
+                return missed;
+            }
+        }
         let mut totals = self.settled.clone();
         for run in self.seen.values() {
             totals.add_run(run);
         }
         self.totals = totals;
+        missed
     }
 
     /// Save the settled totals and the changed connection states.

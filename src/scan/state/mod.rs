@@ -11,4 +11,4 @@ pub(crate) mod totals;
 pub use connections::Connections;
 pub use learned::{Learned, LearnedRules, LearnedSignals, LearnedState};
 pub use saved::saved_with_connections;
-pub use totals::{Changes, Totals};
+pub use totals::{Changes, Missed, Totals};

@@ -74,6 +74,18 @@ impl PartialEq for Journal {
     }
 }
 
+/// What [`Totals::add_missed`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missed {
+    /// The table holds no run the totals did not count.
+    Nothing,
+    /// This many runs the window did not see were counted.
+    Added(u64),
+    /// `fewer` counted runs are no longer under the label they were counted with (or no
+    /// longer in the table): nothing was added.
+    Ambiguous { fewer: u64 },
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Totals {
     pub(crate) duration_bounds: Arc<[f64]>,
@@ -257,28 +269,75 @@ impl Totals {
         self.note_completion(&connector, run.status, run.completed_at);
     }
 
-    /// Merge a repair sweep's fresh aggregate into the running totals without ever lowering a value.
-    pub fn max_with(&mut self, fresh: &Totals) {
+    /// Add what a repair sweep found in the table that these totals did not count: `fresh`
+    /// (the table's runs over the sweep's range, as it holds them now) less `baseline`
+    /// (what was counted over the same range when the sweep began), label set by label
+    /// set. Only when every label set holds at least as many runs in `fresh` as in
+    /// `baseline`: a label set with fewer means runs changed labels (a renamed connector, a
+    /// deleted connection row) or left the table (retention, a dropped partition) since they
+    /// were counted, and then which label a missed run would belong to cannot be told, so
+    /// nothing is added. A run counted is never counted again under another label.
+    pub fn add_missed(&mut self, fresh: &Totals, baseline: &Totals) -> Missed {
+        let fewer: u64 = baseline
+            .runs
+            .iter()
+            .map(|(key, n)| n.saturating_sub(fresh.runs.get(key).copied().unwrap_or(0)))
+            .sum();
+        let failures_fewer = baseline
+            .failures
+            .iter()
+            .any(|(key, n)| *n > fresh.failures.get(key).copied().unwrap_or(0));
+        if fewer > 0 || failures_fewer {
+            return Missed::Ambiguous { fewer };
+        }
+        let mut added = 0;
+        let mut histograms = Vec::new();
+        for (key, n) in &fresh.runs {
+            let more = n - baseline.runs.get(key).copied().unwrap_or(0);
+            if more == 0 {
+                continue;
+            }
+            let zero = HistogramData::zeroed(&fresh.duration_bounds);
+            let base = baseline.durations.get(key).unwrap_or(&zero);
+            let Some(d) = fresh
+                .durations
+                .get(key)
+                .and_then(|f| HistogramData::difference(f, base))
+            else {
+                return Missed::Ambiguous { fewer: 0 };
+            };
+            histograms.push((key.clone(), more, d));
+            added += more;
+        }
+        if added == 0 {
+            return Missed::Nothing;
+        }
+        let mut delays = Vec::new();
+        for (key, f) in &fresh.delays {
+            let zero = HistogramData::zeroed(&fresh.delay_bounds);
+            let base = baseline.delays.get(key).unwrap_or(&zero);
+            let Some(d) = HistogramData::difference(f, base) else {
+                return Missed::Ambiguous { fewer: 0 };
+            };
+            delays.push((key.clone(), d));
+        }
         self.journal.0 = None;
-        for (key, value) in &fresh.runs {
-            let mine = self.runs.entry(key.clone()).or_default();
-            *mine = (*mine).max(*value);
-        }
-        for (key, value) in &fresh.durations {
+        for (key, more, d) in histograms {
+            *self.runs.entry(key.clone()).or_default() += more;
             self.durations
-                .entry(key.clone())
+                .entry(key)
                 .or_insert_with(|| HistogramData::zeroed(&fresh.duration_bounds))
-                .max_with(value);
+                .add(&d);
         }
-        for (key, value) in &fresh.delays {
+        for (key, d) in delays {
             self.delays
-                .entry(key.clone())
+                .entry(key)
                 .or_insert_with(|| HistogramData::zeroed(&fresh.delay_bounds))
-                .max_with(value);
+                .add(&d);
         }
-        for (key, value) in &fresh.failures {
-            let mine = self.failures.entry(key.clone()).or_default();
-            *mine = (*mine).max(*value);
+        for (key, n) in &fresh.failures {
+            let more = n - baseline.failures.get(key).copied().unwrap_or(0);
+            *self.failures.entry(key.clone()).or_default() += more;
         }
         for (key, exemplar) in &fresh.failure_exemplars {
             self.failure_exemplars
@@ -287,8 +346,8 @@ impl Totals {
                 .or_insert(*exemplar);
         }
         for (key, value) in &fresh.records {
-            let mine = self.records.entry(key.clone()).or_default();
-            *mine = mine.max(*value);
+            let more = value - baseline.records.get(key).copied().unwrap_or(0.0);
+            *self.records.entry(key.clone()).or_default() += more.max(0.0);
         }
         for (connector, at) in &fresh.last_success {
             self.note_completion(connector, Status::Success, *at);
@@ -296,6 +355,7 @@ impl Totals {
         for (connector, at) in &fresh.last_failure {
             self.note_completion(connector, Status::Error, *at);
         }
+        Missed::Added(added)
     }
 }
 
@@ -305,16 +365,38 @@ mod tests {
     use crate::scan::test_support::run;
 
     #[test]
-    fn max_with_never_lowers() {
-        let mut current = Totals::new(&[1.0], &[1.0]);
-        current.add_run(&run("a", Status::Success, Some(0.5), 1));
-        current.add_run(&run("a", Status::Success, Some(0.5), 2));
-        let mut fresh = Totals::new(&[1.0], &[1.0]);
-        fresh.add_run(&run("a", Status::Success, Some(0.5), 1));
-        fresh.add_run(&run("b", Status::Error, Some(3.0), 3));
-        current.max_with(&fresh);
+    fn a_sweep_adds_only_the_runs_the_window_missed() {
         let key = |c: &str, s| (Label::from(c), Label::from("manual"), s);
-        assert_eq!(current.runs[&key("a", Status::Success)], 2);
+        // Counted when the sweep began: two runs of `a`.
+        let mut baseline = Totals::new(&[1.0], &[1.0]);
+        baseline.add_run(&run("a", Status::Success, Some(0.5), 1));
+        baseline.add_run(&run("a", Status::Success, Some(0.5), 2));
+        // Since then the window counted one more of `a`.
+        let mut current = baseline.clone();
+        current.add_run(&run("a", Status::Success, Some(0.5), 5));
+        // The table's range holds the two, and a failure of `b` the window never saw.
+        let mut fresh = baseline.clone();
+        fresh.add_run(&run("b", Status::Error, Some(3.0), 3));
+        assert_eq!(current.add_missed(&fresh, &baseline), Missed::Added(1));
+        assert_eq!(
+            current.runs[&key("a", Status::Success)],
+            3,
+            "not lowered, not maxed"
+        );
         assert_eq!(current.runs[&key("b", Status::Error)], 1);
+        assert_eq!(current.durations[&key("b", Status::Error)].count, 1);
+        assert_eq!(current.add_missed(&baseline, &baseline), Missed::Nothing);
+
+        // The connector renamed: the table holds the runs under `a2`. Nothing is added,
+        // and nothing is counted twice.
+        let mut renamed = Totals::new(&[1.0], &[1.0]);
+        renamed.add_run(&run("a2", Status::Success, Some(0.5), 1));
+        renamed.add_run(&run("a2", Status::Success, Some(0.5), 2));
+        let before = current.clone();
+        assert_eq!(
+            current.add_missed(&renamed, &baseline),
+            Missed::Ambiguous { fewer: 2 }
+        );
+        assert_eq!(current, before);
     }
 }

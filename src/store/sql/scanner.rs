@@ -29,7 +29,10 @@ fn sql_number(value: f64) -> String {
 
 /// Aggregate of all terminal runs (soft-deleted included: a run that happened stays
 /// counted) completed at or before parameter 1, and with `after`, strictly after
-/// parameter 2 (an index range on `completed_at`).
+/// parameter 2 (an index range on `completed_at`). A run without a public id or a
+/// connection is left out, as the reads of single runs skip it (and count it in
+/// `syncwatch_rows_skipped_total`), so a build, a sweep and a steady scan count the same
+/// runs.
 pub fn aggregate_sql(
     d: &Dialect,
     t: &TableMap,
@@ -74,6 +77,7 @@ pub fn aggregate_sql(
          from {src} \
          where completed_at is not null and completed_at <= $1{lower} \
            and status in ('scheduled', 'in_progress', 'success', 'error') \
+           and workspace_connector_sync_log_id is not null and workspace_connector_id is not null \
          group by connector_slug, trigger_type, status, {error}",
         records = d.records_synced,
         src = t.source(d, "s"),
@@ -93,7 +97,8 @@ pub fn terminal_after_sql(d: &Dialect, t: &TableMap, upto: bool) -> String {
            case when started_at is not null then {delay} end as delay_seconds, \
            {records} as records_synced, completed_at, created_at, started_at, error, \
            case when deleted_at is not null then 1 else 0 end as deleted, \
-           case when completed_at > {horizon} then 1 else 0 end as ahead \
+           case when completed_at > {horizon} then 1 else 0 end as ahead, \
+           cast(id as text) as run_key \
          from {src} \
          where completed_at is not null and completed_at > $1{upper} \
          order by completed_at",
@@ -179,6 +184,7 @@ pub fn decode_terminal_run(row: &impl Columns) -> Result<TerminalRun> {
     }
     Ok(TerminalRun {
         id: row.uuid_req(0)?,
+        key: row.text_req(14)?,
         workspace_connector_id: row.connection_req(1)?,
         connector_slug: row.connector(2)?,
         trigger_type: readable(row.text(3))?,

@@ -175,6 +175,7 @@ mod tests {
         let created: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
         let run = TerminalRun {
             id,
+            key: uuid::Uuid::new_v4().simple().to_string(),
             workspace_connector_id: uuid::Uuid::new_v4().into(),
             connector_slug: "hubspot".into(),
             trigger_type: None,
