@@ -154,7 +154,7 @@ async fn main() -> anyhow::Result<()> {
             .scan()
             .terminal_aggregate(
                 None,
-                now,
+                &now.into(),
                 &config.duration_buckets,
                 &config.dispatch_delay_buckets,
             )

@@ -41,7 +41,7 @@ use syncwatch::clock::SystemClock;
 use syncwatch::metrics::Metrics;
 use syncwatch::scan::{ScanConfig, Scanner};
 use syncwatch::store::Lease;
-use syncwatch::store::Store;
+use syncwatch::store::{Position, Store};
 use syncwatch::test_support::postgres_scanner_queries;
 use syncwatch::test_support::{MetricsExt, ScannerExt};
 
@@ -171,22 +171,21 @@ async fn chunk_pass(
         longest_boundary: Duration::ZERO,
         longest_aggregate: Duration::ZERO,
     };
-    let mut done = from;
+    let mut done: Option<Position> = from.map(Position::from);
     loop {
         let t = Instant::now();
         let end = store
             .scan()
-            .terminal_boundary(done, settled, config.chunk_rows)
-            .await?
-            .filter(|end| *end < settled);
+            .terminal_boundary(done.as_ref(), settled, config.chunk_rows)
+            .await?;
         let boundary = t.elapsed();
-        let upto = end.unwrap_or(settled);
+        let upto = end.clone().unwrap_or_else(|| settled.into());
         let t = Instant::now();
         store
             .scan()
             .terminal_aggregate(
-                done,
-                upto,
+                done.as_ref(),
+                &upto,
                 &config.duration_buckets,
                 &config.dispatch_delay_buckets,
             )
@@ -311,7 +310,7 @@ async fn measure(db: &BenchDb, rows: u64, steady_scans: usize) -> anyhow::Result
         .scan()
         .terminal_aggregate(
             None,
-            settled,
+            &settled.into(),
             &config.duration_buckets,
             &config.dispatch_delay_buckets,
         )

@@ -33,7 +33,7 @@ use phase::{Build, Chunks, Steady, Step};
 
 use crate::clock::Clock;
 use crate::metrics::{Maintenance, Metrics, Snapshot};
-use crate::store::{Leadership, Lease, Store, StuckCutoffs, TerminalRun};
+use crate::store::{Leadership, Lease, Position, Store, StuckCutoffs, TerminalRun};
 
 /// Told about every run the scanner sees finish (from its incremental reads only, so a
 /// restart does not replay the history). The OTLP exporter turns them into spans.
@@ -347,7 +347,10 @@ impl Scanner {
         let Step::CaughtUp { settled: upto } = step else {
             report.building = true;
             if self.config.checkpoint {
-                if let Some(upto) = build.done_upto {
+                // Saved only where the build stands between two instants: the checkpoint
+                // counts everything completed up to a time.
+                let whole = build.done_upto.as_ref().filter(|p| p.is_whole());
+                if let Some(upto) = whole.map(|p| p.at) {
                     // Progress survives a restart; losing it only costs the next start
                     // the chunks since the last save. When the build follows saved
                     // connection states, the states it changed are saved with the totals
@@ -375,7 +378,22 @@ impl Scanner {
             }
             return Ok(());
         };
-        let recent = self.store.scan().terminal_after(upto, None).await?;
+        // What completed after the build's point (the window), in bounded pages.
+        let mut recent = Vec::new();
+        let mut from = Position::from(upto);
+        loop {
+            let page = (self.store.scan())
+                .terminal_after(&from, None, Some(phase::WINDOW_ROWS))
+                .await?;
+            let full = page.len() as u64 >= phase::WINDOW_ROWS;
+            if let Some(last) = page.last() {
+                from = Position::after_run(last);
+            }
+            recent.extend(page);
+            if !full {
+                break;
+            }
+        }
         let Some(Phase::Building(build, chunks)) = self.phase.take() else {
             return Ok(());
         };

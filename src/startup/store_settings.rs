@@ -151,6 +151,7 @@ impl StoreSettings {
             observed: self.observe_only,
             connection_kind: ConnectionKind::Uuid,
             key_kind: ConnectionKind::Uuid,
+            run_key_kind: ConnectionKind::Int,
         };
         if !self.observe_only {
             if map != TableMap::default() {
@@ -265,10 +266,14 @@ impl StoreSettings {
         let mut map = map;
         if let Ok(found) = table.catalogue().describe_table().await {
             let kinds = (found.connection_kind(&map), found.key_kind(&map));
+            let run_key_kind = found.run_key_kind(&map).unwrap_or(map.run_key_kind);
             if let (Some(kind), Some(key_kind)) = kinds {
-                if (kind, key_kind) != (map.connection_kind, map.key_kind) {
+                if (kind, key_kind, run_key_kind)
+                    != (map.connection_kind, map.key_kind, map.run_key_kind)
+                {
                     map.connection_kind = kind;
                     map.key_kind = key_kind;
+                    map.run_key_kind = run_key_kind;
                     table = store::connect(&self.database_url, &options, &map).await?;
                 }
             }

@@ -50,7 +50,7 @@ pub use probe::Probed;
 pub use replica::{ScanPoint, ScanReads};
 pub use runs::{Change, Created, ListFilter, Page, Retention, RunStore, StatusFilter, StatusPage};
 pub use scanning::{
-    ActiveGroup, ConnectionChunk, LiveReads, LiveRun, RecentRun, ScanSource, StuckCutoffs,
+    ActiveGroup, ConnectionChunk, LiveReads, LiveRun, Position, RecentRun, ScanSource, StuckCutoffs,
     TerminalAggregate, TerminalRun, ERROR_PREFIX_CHARS,
 };
 pub use skipped::SkippedRows;

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::domain::ConnectionId;
 
-use super::{ListFilter, StatusFilter, Store, StoreError, StuckCutoffs};
+use super::{ListFilter, Position, StatusFilter, Store, StoreError, StuckCutoffs};
 
 /// One read of the probe: what it is, and how many rows it read or why it failed.
 #[derive(Debug)]
@@ -54,7 +54,7 @@ impl Store {
             Ok((usize::from(upto.is_some()), upto))
         })
         .await;
-        if let Some(upto) = boundary.map(|upto| upto.unwrap_or(now)) {
+        if let Some(upto) = boundary.map(|upto| upto.unwrap_or_else(|| now.into())) {
             self.probe_terminal_runs(&mut done, first, upto).await;
         }
         let connections = step(&mut done, "the scanner's per-connection states", async {
@@ -172,19 +172,20 @@ impl Store {
         &self,
         done: &mut Vec<Probed>,
         first: Option<DateTime<Utc>>,
-        upto: DateTime<Utc>,
+        upto: Position,
     ) {
         step(done, "the scanner's aggregate of terminal runs", async {
             let rows = self
                 .scan()
-                .terminal_aggregate(None, upto, &[1.0, 60.0], &[1.0])
+                .terminal_aggregate(None, &upto, &[1.0, 60.0], &[1.0])
                 .await?;
             Ok((rows.len(), ()))
         })
         .await;
-        let after = first.unwrap_or(upto) - Duration::seconds(1);
+        let after = Position::from(first.unwrap_or(upto.at) - Duration::seconds(1));
+        let limit = Some(PROBE_ROWS as u64);
         step(done, "the scanner's terminal runs one by one", async {
-            let rows = self.scan().terminal_after(after, Some(upto)).await?;
+            let rows = self.scan().terminal_after(&after, Some(&upto), limit).await?;
             Ok((rows.len(), ()))
         })
         .await;

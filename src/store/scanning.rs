@@ -116,6 +116,38 @@ pub struct RecentRun {
     pub duration_ms: Option<i64>,
 }
 
+/// A place in the order the scanner reads terminal runs in: by completion time, then by
+/// internal key, so any number of runs completed at one instant (a backfill) is read in
+/// bounded steps. Every run completed before `at` is at or before it, and those completed
+/// at `at` whose key is at most `key` (all of them when `key` is `None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    pub at: DateTime<Utc>,
+    pub key: Option<ConnectionId>,
+}
+
+impl From<DateTime<Utc>> for Position {
+    /// Every run completed at or before `at`.
+    fn from(at: DateTime<Utc>) -> Self {
+        Self { at, key: None }
+    }
+}
+
+impl Position {
+    /// Just after `run`.
+    pub fn after_run(run: &TerminalRun) -> Self {
+        Self {
+            at: run.completed_at,
+            key: Some(ConnectionId::text(run.key.clone())),
+        }
+    }
+
+    /// Whether every run completed at `at` is at or before it.
+    pub fn is_whole(&self) -> bool {
+        self.key.is_none()
+    }
+}
+
 /// What the scanner reads about finished runs.
 #[async_trait]
 pub trait ScanSource: Send + Sync + 'static {
@@ -129,23 +161,24 @@ pub trait ScanSource: Send + Sync + 'static {
         Ok(None)
     }
 
-    /// Terminal runs completed at or before `upto` (and strictly after `after`, when
-    /// given), aggregated in SQL per (connector, trigger, status), with histogram buckets
-    /// for the given bounds (seconds).
+    /// Terminal runs at or before `upto` (and strictly after `after`, when given),
+    /// aggregated in SQL per (connector, trigger, status), with histogram buckets for the
+    /// given bounds (seconds).
     async fn terminal_aggregate(
         &self,
-        after: Option<DateTime<Utc>>,
-        upto: DateTime<Utc>,
+        after: Option<&Position>,
+        upto: &Position,
         duration_bounds: &[f64],
         delay_bounds: &[f64],
     ) -> Result<Vec<TerminalAggregate>>;
 
-    /// Terminal runs completed strictly after `after` (and at or before `upto`, when
-    /// given), oldest first.
+    /// Terminal runs strictly after `after` (and at or before `upto`, when given), in
+    /// [`Position`] order, at most `limit` of them.
     async fn terminal_after(
         &self,
-        after: DateTime<Utc>,
-        upto: Option<DateTime<Utc>>,
+        after: &Position,
+        upto: Option<&Position>,
+        limit: Option<u64>,
     ) -> Result<Vec<TerminalRun>>;
 
     /// Per-connection states (latest terminal run, failures since the last success) of at
@@ -157,15 +190,15 @@ pub trait ScanSource: Send + Sync + 'static {
         limit: usize,
     ) -> Result<ConnectionChunk>;
 
-    /// Where a chunk of `rows` terminal runs completed after `after` and at or before
-    /// `upto` ends (oldest first): the completion time of the last run of the chunk, or
-    /// `None` when fewer runs remain than a whole chunk.
+    /// Where a chunk of `rows` terminal runs after `after` and completed at or before
+    /// `upto` ends, in [`Position`] order: the position of the chunk's last run, or `None`
+    /// when fewer runs remain than a whole chunk.
     async fn terminal_boundary(
         &self,
-        after: Option<DateTime<Utc>>,
+        after: Option<&Position>,
         upto: DateTime<Utc>,
         rows: u64,
-    ) -> Result<Option<DateTime<Utc>>>;
+    ) -> Result<Option<Position>>;
 
     /// The oldest completion time in the table.
     async fn first_completed_at(&self) -> Result<Option<DateTime<Utc>>>;

@@ -75,7 +75,7 @@ async fn assert_whole_aggregate_times_out(store: &store::Store, config: &ScanCon
         .scan()
         .terminal_aggregate(
             None,
-            now,
+            &now.into(),
             &config.duration_buckets,
             &config.dispatch_delay_buckets,
         )

@@ -87,6 +87,7 @@ fn mapping() -> TableMap {
         // the keys the connection column's (integer).
         connection_kind: ConnectionKind::Text,
         key_kind: ConnectionKind::Int,
+        run_key_kind: ConnectionKind::Int,
     }
 }
 

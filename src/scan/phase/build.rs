@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::ConnectionId;
 
 use crate::scan::{Connections, ScanConfig, ScanError, Totals};
-use crate::store::{ConnectionChunk, Store, StoreError, TerminalRun};
+use crate::store::{ConnectionChunk, Position, Store, StoreError, TerminalRun};
 
 /// The smallest chunk a statement timeout halves the chunk size down to.
 const MIN_CHUNK_ROWS: u64 = 1_000;
@@ -35,8 +35,9 @@ pub(crate) enum Walk {
 pub(crate) struct Build {
     pub totals: Totals,
     pub connections: Connections,
-    /// Every terminal run completed at or before this is in `totals`.
-    pub done_upto: Option<DateTime<Utc>>,
+    /// Every terminal run at or before this is in `totals` (a chunk may end inside one
+    /// instant: a backfill's runs that share a completion time are read in chunks too).
+    pub done_upto: Option<Position>,
     /// Where the history starts, for the progress ratio.
     pub first: Option<DateTime<Utc>>,
     /// Started from a checkpoint whose connection states were saved: they are loaded
@@ -72,7 +73,7 @@ impl Build {
     /// `connections_saved`, the saved connection states are loaded first and followed.
     pub fn from_checkpoint(totals: Totals, upto: DateTime<Utc>, connections_saved: bool) -> Self {
         Self {
-            done_upto: Some(upto),
+            done_upto: Some(upto.into()),
             follow_saved: connections_saved,
             from_checkpoint: true,
             walk: if connections_saved {
@@ -135,28 +136,29 @@ impl Chunks {
 }
 
 /// The end of the next chunk after `after` (at or before `settled`), and whether it
-/// reaches `settled`.
+/// reaches `settled`. A chunk of `rows` runs ends at its last run's position, inside one
+/// instant when many runs share it; fewer runs left than that, at `settled`.
 async fn next_boundary(
     store: &Store,
-    after: Option<DateTime<Utc>>,
+    after: Option<&Position>,
     settled: DateTime<Utc>,
     rows: u64,
-) -> Result<(DateTime<Utc>, bool), StoreError> {
+) -> Result<(Position, bool), StoreError> {
     Ok(
         match store.scan().terminal_boundary(after, settled, rows).await? {
-            Some(end) if end < settled => (end, false),
-            _ => (settled, true),
+            Some(end) => (end, false),
+            None => (settled.into(), true),
         },
     )
 }
 
-/// Aggregate the terminal runs completed in `(after, end]` in SQL and add them to
-/// `totals`; how many runs that was.
+/// Aggregate the terminal runs in `(after, end]` in SQL and add them to `totals`; how
+/// many runs that was.
 async fn aggregate_into(
     store: &Store,
     totals: &mut Totals,
-    after: Option<DateTime<Utc>>,
-    end: DateTime<Utc>,
+    after: Option<&Position>,
+    end: &Position,
 ) -> Result<u64, StoreError> {
     let rows = store
         .scan()
@@ -171,7 +173,7 @@ async fn aggregate_into(
 impl Build {
     /// The progress of the totals, from 0 to 1.
     pub fn progress(&self, settled: DateTime<Utc>) -> f64 {
-        match (self.first, self.done_upto) {
+        match (self.first, self.done_upto.as_ref().map(|d| d.at)) {
             (_, None) => 0.0,
             (Some(first), Some(done)) if settled > first => {
                 let all = (settled - first).num_milliseconds() as f64;
@@ -195,7 +197,12 @@ impl Build {
         }
         loop {
             match self.walk.clone() {
-                Walk::Pending if self.done_upto.is_some_and(|done| done >= settled) => {
+                Walk::Pending
+                    if self
+                        .done_upto
+                        .as_ref()
+                        .is_some_and(|done| done.is_whole() && done.at >= settled) =>
+                {
                     self.walk = if self.follow_saved {
                         Walk::Done
                     } else {
@@ -229,7 +236,7 @@ impl Build {
                     }
                 }
                 Walk::Done => {
-                    let done = self.done_upto.unwrap_or(settled);
+                    let done = self.done_upto.as_ref().map_or(settled, |d| d.at);
                     return Ok(Step::CaughtUp { settled: done });
                 }
             }
@@ -247,11 +254,12 @@ impl Build {
         chunks: &Chunks,
         settled: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let (end, last) = next_boundary(store, self.done_upto, settled, chunks.rows).await?;
+        let done = self.done_upto.as_ref();
+        let (end, last) = next_boundary(store, done, settled, chunks.rows).await?;
         let counted = if self.follow_saved {
             // Always set: a checkpoint has a point it is settled up to.
-            let after = self.done_upto.unwrap_or(end);
-            let runs = store.scan().terminal_after(after, Some(end)).await?;
+            let after = done.unwrap_or(&end);
+            let runs = store.scan().terminal_after(after, Some(&end), None).await?;
             for run in &runs {
                 self.totals.add_run(run);
                 if self.connections.add_run_if_newer(run) {
@@ -260,16 +268,16 @@ impl Build {
             }
             runs.len() as u64
         } else {
-            aggregate_into(store, &mut self.totals, self.done_upto, end).await?
+            aggregate_into(store, &mut self.totals, done, &end).await?
         };
-        self.done_upto = Some(end);
         tracing::info!(
             runs = counted,
-            upto = %end,
+            upto = %end.at,
             progress = format!("{:.3}", self.progress(settled)),
             caught_up = last,
             "scanner build: counted a chunk of terminal runs"
         );
+        self.done_upto = Some(end);
         Ok(())
     }
 
@@ -331,7 +339,7 @@ pub(crate) struct Sweep {
     pub fresh: Totals,
     /// The settled totals when the sweep began (settled up to `target`).
     pub baseline: Totals,
-    pub done_upto: Option<DateTime<Utc>>,
+    pub done_upto: Option<Position>,
     /// The point the sweep counts up to (the running totals' settled point when it began).
     pub target: DateTime<Utc>,
     /// Whether it reads the whole history.
@@ -362,7 +370,7 @@ impl Sweep {
         Self {
             fresh: anchor.totals.clone(),
             baseline: settled.clone(),
-            done_upto: Some(anchor.at),
+            done_upto: Some(anchor.at.into()),
             target,
             full: false,
         }
@@ -370,8 +378,9 @@ impl Sweep {
 
     /// One chunk; `true` once the sweep has reached its target.
     pub async fn step(&mut self, store: &Store, chunks: &mut Chunks) -> Result<bool, StoreError> {
-        let (end, last) = next_boundary(store, self.done_upto, self.target, chunks.rows).await?;
-        aggregate_into(store, &mut self.fresh, self.done_upto, end).await?;
+        let done = self.done_upto.as_ref();
+        let (end, last) = next_boundary(store, done, self.target, chunks.rows).await?;
+        aggregate_into(store, &mut self.fresh, done, &end).await?;
         self.done_upto = Some(end);
         Ok(last)
     }

@@ -13,4 +13,4 @@ pub(crate) mod steady;
 
 pub(crate) use build::{Build, Chunks, Step};
 pub use retention::{prune_cutoff, prune_in_batches};
-pub(crate) use steady::Steady;
+pub(crate) use steady::{Steady, WINDOW_ROWS};

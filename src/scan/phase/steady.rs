@@ -15,10 +15,17 @@ use super::retention;
 use crate::metrics::Maintenance;
 use crate::scan::state::Missed;
 use crate::scan::{chrono_duration, Connections, Phase, ScanError, ScanReport, Scanner, Totals};
-use crate::store::{Store, StoreError, TerminalRun};
+use crate::store::{Position, Store, StoreError, TerminalRun};
 
 /// Connections whose latest runs one statement of the learn walk reads.
 const LEARN_STATEMENT_CONNECTIONS: usize = 200;
+
+/// Runs one statement of a steady scan's window reads at most: the window is usually far
+/// smaller (the completions of `--late-commit-window`), a backfill far larger.
+pub(crate) const WINDOW_ROWS: u64 = 10_000;
+
+/// The smallest page a statement timeout halves the window's pages down to.
+const MIN_WINDOW_ROWS: u64 = 100;
 
 /// A steady scan's reads and upkeep, on the scanner.
 impl Scanner {
@@ -34,15 +41,50 @@ impl Scanner {
         let Some(Phase::Steady(state)) = self.phase.as_mut() else {
             return Ok(());
         };
-        let runs = self.store.scan().terminal_after(state.low, None).await?;
-        for run in state.add_runs(runs) {
-            self.live.finished(&run.id);
-            report.new_terminal_runs += 1;
-            if let Some(observer) = &self.observer {
-                observer.run_finished(&run);
+        // The window, in pages of at most `window_rows` runs in position order, continued
+        // at the next scan when this one's budget runs out: runs that share one completion
+        // time (a backfill) are read in bounded steps, and the low bound still advances.
+        let deadline = started + budget;
+        let mut from = (state.window_from.take()).unwrap_or_else(|| Position::from(state.low));
+        let whole = loop {
+            let page = self.store.scan().terminal_after(&from, None, Some(state.window_rows));
+            let page = match page.await {
+                Ok(page) => page,
+                Err(e) => match state.shrink_window(e) {
+                    Ok(()) => continue,
+                    Err(e) => {
+                        state.window_from = Some(from);
+                        return Err(e);
+                    }
+                },
+            };
+            let full = page.len() as u64 >= state.window_rows;
+            if let Some(last) = page.last() {
+                from = Position::after_run(last);
             }
+            for run in state.add_runs(page) {
+                self.live.finished(&run.id);
+                report.new_terminal_runs += 1;
+                if let Some(observer) = &self.observer {
+                    observer.run_finished(&run);
+                }
+            }
+            if !full {
+                break true;
+            }
+            if Instant::now() >= deadline {
+                break false;
+            }
+        };
+        if whole {
+            state.advance(settled);
+        } else {
+            // Not read to its end: only what this pass has passed is settled (the runs of
+            // the instant it stopped in stay in the window), and the next scan goes on from
+            // where it stopped.
+            state.advance(settled.min(from.at - chrono::Duration::microseconds(1)));
+            state.window_from = Some(from);
         }
-        state.advance(settled);
 
         // Upkeep: bounded steps, each of which may fail without failing the scan.
         if state.sweep.is_none() {
@@ -129,6 +171,12 @@ pub(crate) struct Steady {
     pub seen: HashMap<String, TerminalRun>,
     /// Lower bound (exclusive) of the next incremental read.
     pub low: DateTime<Utc>,
+    /// Where the next scan goes on reading the window, when the last one's budget ran out
+    /// before its end.
+    pub window_from: Option<Position>,
+    /// Runs one statement of the window's read reads at most (halved when one runs past
+    /// the scanner's statement timeout).
+    pub window_rows: u64,
     /// Connections changed since the last checkpoint.
     pub dirty: HashSet<ConnectionId>,
     /// The point the last saved checkpoint is settled up to (retention never deletes
@@ -181,6 +229,8 @@ impl Steady {
             connections: build.connections,
             seen,
             low: upto,
+            window_from: None,
+            window_rows: WINDOW_ROWS,
             dirty: build.dirty,
             saved_upto: None,
             saved_at: now,
@@ -193,6 +243,20 @@ impl Steady {
             chunks,
             learn_queue,
         })
+    }
+
+    /// After a page of the window that failed: a smaller page, when the statement ran past
+    /// its timeout and a smaller one is left; else the error.
+    fn shrink_window(&mut self, e: StoreError) -> Result<(), ScanError> {
+        if !matches!(e, StoreError::StatementTimeout(_)) || self.window_rows <= MIN_WINDOW_ROWS {
+            return Err(e.into());
+        }
+        self.window_rows = (self.window_rows / 2).max(MIN_WINDOW_ROWS);
+        tracing::warn!(
+            window_rows = self.window_rows,
+            "a page of the window ran longer than --scan-statement-timeout; halving it"
+        );
+        Ok(())
     }
 
     /// Count the runs read by this scan's incremental read; returns the new ones.

@@ -27,9 +27,9 @@ fn wanted_indexes(map: &TableMap) -> Vec<WantedIndex> {
     let columns = |cols: &[&str]| cols.iter().map(|c| (*c).to_owned()).collect();
     vec![
         WantedIndex {
-            purpose: "scanner: terminal runs by completion time",
+            purpose: "scanner: terminal runs by completion time and key",
             suffix: "completed_at",
-            columns: columns(&["completed_at"]),
+            columns: vec!["completed_at".into(), map.id.to_string()],
             predicate: "completed_at is not null",
         },
         WantedIndex {

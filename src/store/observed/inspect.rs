@@ -44,6 +44,14 @@ impl TableDescription {
         ConnectionKind::of_column(&column.sql_type)
     }
 
+    /// The kind of the run's internal key column (`--id-column`), which keyset reads
+    /// compare with.
+    pub fn run_key_kind(&self, map: &TableMap) -> Option<ConnectionKind> {
+        let name = map.id.to_string();
+        let column = self.columns.iter().find(|c| c.name == name)?;
+        ConnectionKind::of_column(&column.sql_type)
+    }
+
     /// The kind of the connection column itself (what `lookup:` tables are keyed by).
     pub fn key_kind(&self, map: &TableMap) -> Option<ConnectionKind> {
         let name = map.connection.to_string();

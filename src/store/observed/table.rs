@@ -118,6 +118,9 @@ pub struct TableMap {
     /// The type of the connection column itself, which `lookup:` tables are keyed by (the
     /// same as `connection_kind` unless the public id is looked up; from the catalogue).
     pub key_kind: ConnectionKind,
+    /// The type of the run's internal key (`id`), which keyset reads compare with (an
+    /// integer on syncwatch's own table; an observed table's is read from its catalogue).
+    pub run_key_kind: ConnectionKind,
 }
 
 impl Default for TableMap {
@@ -138,6 +141,7 @@ impl Default for TableMap {
             observed: false,
             connection_kind: ConnectionKind::Uuid,
             key_kind: ConnectionKind::Uuid,
+            run_key_kind: ConnectionKind::Int,
         }
     }
 }
@@ -366,6 +370,7 @@ mod tests {
             observed: true,
             connection_kind: ConnectionKind::Uuid,
             key_kind: ConnectionKind::Uuid,
+            run_key_kind: ConnectionKind::Int,
         };
         let sql = map.source(&POSTGRES, "s");
         assert!(sql.contains("t.\"connection_id\" as workspace_connector_id"));

@@ -2,6 +2,7 @@
 //! written in as SQL, for the benchmarks' and the docs' query plans; and the API's
 //! transition as it is prepared, for the tests of its generic plan.
 
+use super::scanner::Bound;
 use super::{connection_walk, lifecycle, live, scanner};
 use crate::domain::Action;
 use crate::store::engine::POSTGRES;
@@ -19,12 +20,12 @@ pub fn postgres_scanner_queries(
     vec![
         (
             "build: terminal aggregate",
-            scanner::aggregate_sql(d, t, duration_bounds, delay_bounds, false)
+            scanner::aggregate_sql(d, t, duration_bounds, delay_bounds, Bound::At, Bound::None)
                 .replace("$1", window),
         ),
         (
             "start from a checkpoint 1 h old: the terminal aggregate since",
-            scanner::aggregate_sql(d, t, duration_bounds, delay_bounds, true)
+            scanner::aggregate_sql(d, t, duration_bounds, delay_bounds, Bound::At, Bound::At)
                 .replace("$1", window)
                 .replace("$2", "(now() - interval '65 minutes')"),
         ),
@@ -36,13 +37,23 @@ pub fn postgres_scanner_queries(
         ),
         (
             "first start: where a chunk of 100000 runs ends",
-            scanner::terminal_boundary_sql(d, t, false)
+            scanner::terminal_boundary_sql(d, t, Bound::None)
                 .replace("$1", window)
                 .replace("$2", "100000"),
         ),
         (
+            "a backfill: where a chunk of 100000 runs ends inside one instant",
+            scanner::terminal_boundary_sql(d, t, Bound::Keyed)
+                .replace("$1", window)
+                .replace("$2", "100000")
+                .replace("$3", "(now() - interval '6 minutes')")
+                .replace("$4::bigint", "0::bigint"),
+        ),
+        (
             "every scan: runs completed in the window",
-            scanner::terminal_after_sql(d, t, false).replace("$1", window),
+            scanner::terminal_after_sql(d, t, Bound::At, Bound::None, true)
+                .replace("$2", "100000")
+                .replace("$1", window),
         ),
         (
             "every scan: live runs created or started in the window",

@@ -13,8 +13,8 @@ use crate::domain::ConnectionId;
 use crate::store::engine::{readable, Columns, Dialect, Engine, Param};
 use crate::store::observed::TableMap;
 use crate::store::{
-    ConnectionChunk, ConnectionState, Result, ScanSource, StoreError, TerminalAggregate,
-    TerminalRun, Unreadable, UnreadableReason, ERROR_PREFIX_CHARS,
+    ConnectionChunk, ConnectionState, Position, Result, ScanSource, StoreError,
+    TerminalAggregate, TerminalRun, Unreadable, UnreadableReason, ERROR_PREFIX_CHARS,
 };
 
 /// Format a bucket bound for SQL. Bounds come from validated configuration, never from
@@ -24,6 +24,71 @@ fn sql_number(value: f64) -> String {
         format!("{value:?}")
     } else {
         "0".into()
+    }
+}
+
+/// How a statement bounds the runs it reads by a [`Position`], its parameters starting at
+/// `$n`: none, a completion time, or a completion time and a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bound {
+    None,
+    At,
+    Keyed,
+}
+
+impl Bound {
+    pub fn of(position: Option<&Position>) -> Self {
+        match position {
+            None => Bound::None,
+            Some(p) if p.is_whole() => Bound::At,
+            Some(_) => Bound::Keyed,
+        }
+    }
+
+    /// The parameters of `position` for this bound.
+    pub fn params(position: Option<&Position>) -> Vec<Param> {
+        match position {
+            None => Vec::new(),
+            Some(p) => {
+                let mut params = vec![Param::from(p.at)];
+                params.extend(p.key.as_ref().map(Param::from));
+                params
+            }
+        }
+    }
+
+    /// How many parameters it takes.
+    pub fn len(self) -> usize {
+        match self {
+            Bound::None => 0,
+            Bound::At => 1,
+            Bound::Keyed => 2,
+        }
+    }
+
+    /// ` and …` keeping the runs strictly after the position at `$n` (and `$n+1`). The
+    /// completion time alone first, so an index on it (or on it and the key) is a range.
+    fn after(self, d: &Dialect, t: &TableMap, n: usize) -> String {
+        match self {
+            Bound::None => String::new(),
+            Bound::At => format!(" and completed_at > ${n}"),
+            Bound::Keyed => format!(
+                " and completed_at >= ${n} and (completed_at, id) > (${n}, {})",
+                d.typed(n + 1, t.run_key_kind.sql_type())
+            ),
+        }
+    }
+
+    /// ` and …` keeping the runs at or before the position at `$n` (and `$n+1`).
+    fn upto(self, d: &Dialect, t: &TableMap, n: usize) -> String {
+        match self {
+            Bound::None => String::new(),
+            Bound::At => format!(" and completed_at <= ${n}"),
+            Bound::Keyed => format!(
+                " and completed_at <= ${n} and (completed_at, id) <= (${n}, {})",
+                d.typed(n + 1, t.run_key_kind.sql_type())
+            ),
+        }
     }
 }
 
@@ -38,7 +103,8 @@ pub fn aggregate_sql(
     t: &TableMap,
     duration_bounds: &[f64],
     delay_bounds: &[f64],
-    after: bool,
+    upto: Bound,
+    after: Bound,
 ) -> String {
     let mut cols = Vec::new();
     for bound in duration_bounds {
@@ -75,22 +141,30 @@ pub fn aggregate_sql(
            coalesce(sum({records}), 0.0) as records_synced, \
            max(completed_at) as last_completed_at, {error} as error{buckets} \
          from {src} \
-         where completed_at is not null and completed_at <= $1{lower} \
+         where completed_at is not null{upper}{lower} \
            and status in ('scheduled', 'in_progress', 'success', 'error') \
            and workspace_connector_sync_log_id is not null and workspace_connector_id is not null \
          group by connector_slug, trigger_type, status, {error}",
         records = d.records_synced,
         src = t.source(d, "s"),
-        lower = if after { " and completed_at > $2" } else { "" },
+        upper = upto.upto(d, t, 1),
+        lower = after.after(d, t, 1 + upto.len()),
         error = format_args!(
             "case when status = 'error' then substr(error, 1, {ERROR_PREFIX_CHARS}) end"
         ),
     )
 }
 
-/// Terminal runs completed after parameter 1 and, with `upto`, at or before parameter 2
-/// (soft-deleted included), oldest first.
-pub fn terminal_after_sql(d: &Dialect, t: &TableMap, upto: bool) -> String {
+/// Terminal runs after the position at parameter 1 (and 2, keyed) and, with `upto`, at or
+/// before the one after it (soft-deleted included), in position order; with `limit`, at
+/// most the last parameter's count.
+pub fn terminal_after_sql(
+    d: &Dialect,
+    t: &TableMap,
+    after: Bound,
+    upto: Bound,
+    limit: bool,
+) -> String {
     format!(
         "select workspace_connector_sync_log_id, workspace_connector_id, connector_slug, \
            trigger_type, status, duration_ms, \
@@ -100,31 +174,44 @@ pub fn terminal_after_sql(d: &Dialect, t: &TableMap, upto: bool) -> String {
            case when completed_at > {horizon} then 1 else 0 end as ahead, \
            cast(id as text) as run_key \
          from {src} \
-         where completed_at is not null and completed_at > $1{upper} \
-         order by completed_at",
+         where completed_at is not null{lower}{upper} \
+         order by completed_at, id{limit}",
         delay = d.delay_seconds,
         horizon = d.horizon,
         // Unbounded above, it is a steady scan's window: few runs.
-        src = if upto {
+        src = if upto != Bound::None {
             t.source(d, "s")
         } else {
             t.source_of_few(d, "s")
         },
         records = d.records_synced,
-        upper = if upto { " and completed_at <= $2" } else { "" },
+        lower = after.after(d, t, 1),
+        upper = upto.upto(d, t, 1 + after.len()),
+        limit = if limit {
+            format!(" limit ${}", 1 + after.len() + upto.len())
+        } else {
+            String::new()
+        },
     )
 }
 
-/// The completion time of the `$2 + 1`-th terminal run at or before `$1` (and, with
-/// `after`, after `$3`), oldest first: where a chunk of that many runs ends. An index
-/// range on `completed_at` of that many entries.
-pub fn terminal_boundary_sql(d: &Dialect, t: &TableMap, after: bool) -> String {
+/// The position (completion time, key as text) of the `$2 + 1`-th terminal run completed
+/// at or before `$1` (and after the position at `$3`, when given), in position order:
+/// where a chunk of that many runs ends; and 1 when another run completed at the same
+/// instant comes after it (so the chunk ends inside the instant), else 0. An index range
+/// on `completed_at` of that many entries (with an index on `completed_at` and the key,
+/// also within one instant), and one probe.
+pub fn terminal_boundary_sql(d: &Dialect, t: &TableMap, after: Bound) -> String {
     format!(
-        "select completed_at from {src} \
-         where completed_at is not null and completed_at <= $1{lower} \
-         order by completed_at limit 1 offset $2",
-        lower = if after { " and completed_at > $3" } else { "" },
+        "select b.completed_at, cast(b.id as text), \
+           case when exists (select 1 from {next} where n.completed_at = b.completed_at \
+             and n.id > b.id) then 1 else 0 end \
+         from (select completed_at, id from {src} \
+           where completed_at is not null and completed_at <= $1{lower} \
+           order by completed_at, id limit 1 offset $2) b",
+        lower = after.after(d, t, 3),
         src = t.source(d, "s"),
+        next = t.source(d, "n"),
     )
 }
 
@@ -240,21 +327,16 @@ impl<E: Engine> ScanSource for SqlStore<E> {
     #[tracing::instrument(skip_all)]
     async fn terminal_aggregate(
         &self,
-        after: Option<DateTime<Utc>>,
-        upto: DateTime<Utc>,
+        after: Option<&Position>,
+        upto: &Position,
         duration_bounds: &[f64],
         delay_bounds: &[f64],
     ) -> Result<Vec<TerminalAggregate>> {
         let d = E::DIALECT;
-        let sql = aggregate_sql(
-            d,
-            &self.table,
-            duration_bounds,
-            delay_bounds,
-            after.is_some(),
-        );
-        let mut params = vec![Param::from(upto)];
-        params.extend(after.map(Param::from));
+        let (upper, lower) = (Bound::of(Some(upto)), Bound::of(after));
+        let sql = aggregate_sql(d, &self.table, duration_bounds, delay_bounds, upper, lower);
+        let mut params = Bound::params(Some(upto));
+        params.extend(Bound::params(after));
         self.scan_decoded("terminal aggregate", &sql, params, None, |row| {
             decode_aggregate(row, duration_bounds, delay_bounds)
         })
@@ -264,12 +346,15 @@ impl<E: Engine> ScanSource for SqlStore<E> {
     #[tracing::instrument(skip_all)]
     async fn terminal_after(
         &self,
-        after: DateTime<Utc>,
-        upto: Option<DateTime<Utc>>,
+        after: &Position,
+        upto: Option<&Position>,
+        limit: Option<u64>,
     ) -> Result<Vec<TerminalRun>> {
-        let sql = terminal_after_sql(E::DIALECT, &self.table, upto.is_some());
-        let params = [Some(after), upto].into_iter().flatten().map(Param::from);
-        let params = params.collect();
+        let (lower, upper) = (Bound::of(Some(after)), Bound::of(upto));
+        let sql = terminal_after_sql(E::DIALECT, &self.table, lower, upper, limit.is_some());
+        let mut params = Bound::params(Some(after));
+        params.extend(Bound::params(upto));
+        params.extend(limit.map(|n| Param::Int(n.min(i64::MAX as u64) as i64)));
         self.scan_decoded(
             "terminal runs",
             &sql,
@@ -308,16 +393,26 @@ impl<E: Engine> ScanSource for SqlStore<E> {
     #[tracing::instrument(skip_all)]
     async fn terminal_boundary(
         &self,
-        after: Option<DateTime<Utc>>,
+        after: Option<&Position>,
         upto: DateTime<Utc>,
         rows: u64,
-    ) -> Result<Option<DateTime<Utc>>> {
-        let sql = terminal_boundary_sql(E::DIALECT, &self.table, after.is_some());
+    ) -> Result<Option<Position>> {
+        let sql = terminal_boundary_sql(E::DIALECT, &self.table, Bound::of(after));
         let offset = Param::Int(rows.saturating_sub(1).min(i64::MAX as u64) as i64);
         let mut params = vec![upto.into(), offset];
-        params.extend(after.map(Param::from));
+        params.extend(Bound::params(after));
         let rows = self.scan_rows(&sql, params).await?;
-        rows.first().map(|row| row.timestamp_req(0)).transpose()
+        rows.first()
+            .map(|row| {
+                let inside = row.int(2)?.unwrap_or(0) != 0;
+                Ok(Position {
+                    at: row.timestamp_req(0)?,
+                    key: inside
+                        .then(|| row.text_req(1).map(ConnectionId::text))
+                        .transpose()?,
+                })
+            })
+            .transpose()
     }
 
     #[tracing::instrument(skip_all)]

@@ -161,7 +161,7 @@ fn missing_indexes_come_as_ready_statements_and_existing_ones_count() {
     let found = description(
         &all_columns(),
         &[
-            ("a", &["completed_at"]),
+            ("a", &["completed_at", "id"]),
             (
                 "b",
                 &["workspace_connector_id", "completed_at", "id", "status"],
