@@ -5,7 +5,7 @@
 //! continuing from the checkpoint when there is one; until that has caught up only the
 //! active-run gauges are exported. After that a scan reads only the runs completed since
 //! the previous scan's window start, with an overlap (`late_commit_window`) and
-//! de-duplication by run id, so a run whose transaction commits late (inside the window)
+//! de-duplication by internal key, so a run whose transaction commits late (inside the window)
 //! is counted exactly once; a repair sweep, the checkpoint and retention run beside it in
 //! bounded steps (`steady.rs`) and never fail a scan. `docs/metrics.md` has the details.
 

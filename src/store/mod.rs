@@ -50,8 +50,8 @@ pub use probe::Probed;
 pub use replica::{ScanPoint, ScanReads};
 pub use runs::{Change, Created, ListFilter, Page, Retention, RunStore, StatusFilter, StatusPage};
 pub use scanning::{
-    ActiveGroup, ConnectionChunk, LiveReads, LiveRun, Position, RecentRun, ScanSource, StuckCutoffs,
-    TerminalAggregate, TerminalRun, ERROR_PREFIX_CHARS,
+    ActiveGroup, ConnectionChunk, LiveReads, LiveRun, Position, RecentRun, ScanSource,
+    StuckCutoffs, TerminalAggregate, TerminalRun, ERROR_PREFIX_CHARS,
 };
 pub use skipped::SkippedRows;
 pub use state::{ConnectionState, NoState, StateStore};

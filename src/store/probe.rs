@@ -185,7 +185,10 @@ impl Store {
         let after = Position::from(first.unwrap_or(upto.at) - Duration::seconds(1));
         let limit = Some(PROBE_ROWS as u64);
         step(done, "the scanner's terminal runs one by one", async {
-            let rows = self.scan().terminal_after(&after, Some(&upto), limit).await?;
+            let rows = self
+                .scan()
+                .terminal_after(&after, Some(&upto), limit)
+                .await?;
             Ok((rows.len(), ()))
         })
         .await;

@@ -11,6 +11,7 @@ mod common;
 mod api_concurrency;
 mod api_lifecycle;
 mod api_validation;
+mod backfill;
 mod bounded_scan;
 mod cli;
 mod container;

@@ -4,13 +4,14 @@
 //! (and, through the checkpoint, across restarts) until it has caught up with the table.
 //! The same chunking serves the repair sweep ([`Sweep`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
 use crate::domain::ConnectionId;
 
+use crate::scan::state::Window;
 use crate::scan::{Connections, ScanConfig, ScanError, Totals};
 use crate::store::{ConnectionChunk, Position, Store, StoreError, TerminalRun};
 
@@ -314,19 +315,18 @@ impl Build {
     }
 
     /// Runs completed after the build's point (at most the late-commit window), counted
-    /// into the totals; a connection takes a run only when its state does not reflect it
-    /// yet (the walk read the table later than `settled`).
-    pub fn add_recent(&mut self, recent: &[TerminalRun]) -> HashMap<String, TerminalRun> {
-        let mut seen = HashMap::new();
+    /// into the totals and into `window` (once each, by key); a connection takes a run only
+    /// when its state does not reflect it yet (the walk read the table later than
+    /// `settled`).
+    pub fn add_recent(&mut self, recent: &[TerminalRun], window: &mut Window) {
         for run in recent {
-            if seen.insert(run.key.clone(), run.clone()).is_none() {
+            if window.insert(run) {
                 self.totals.add_run(run);
                 if self.connections.add_run_if_newer(run) {
                     self.dirty.insert(run.workspace_connector_id.clone());
                 }
             }
         }
-        seen
     }
 }
 

@@ -3,7 +3,7 @@
 //! bounded steps beside it — the repair sweep, the checkpoint, retention — each of which
 //! may fail without failing the scan.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -13,7 +13,8 @@ use crate::domain::ConnectionId;
 use super::build::{Anchor, Build, Chunks, Sweep};
 use super::retention;
 use crate::metrics::Maintenance;
-use crate::scan::state::Missed;
+use crate::scan::state::window::whole_second;
+use crate::scan::state::{Missed, Window};
 use crate::scan::{chrono_duration, Connections, Phase, ScanError, ScanReport, Scanner, Totals};
 use crate::store::{Position, Store, StoreError, TerminalRun};
 
@@ -22,7 +23,7 @@ const LEARN_STATEMENT_CONNECTIONS: usize = 200;
 
 /// Runs one statement of a steady scan's window reads at most: the window is usually far
 /// smaller (the completions of `--late-commit-window`), a backfill far larger.
-pub(crate) const WINDOW_ROWS: u64 = 10_000;
+pub(crate) const WINDOW_ROWS: u64 = 2_000;
 
 /// The smallest page a statement timeout halves the window's pages down to.
 const MIN_WINDOW_ROWS: u64 = 100;
@@ -47,7 +48,10 @@ impl Scanner {
         let deadline = started + budget;
         let mut from = (state.window_from.take()).unwrap_or_else(|| Position::from(state.low));
         let whole = loop {
-            let page = self.store.scan().terminal_after(&from, None, Some(state.window_rows));
+            let page = self
+                .store
+                .scan()
+                .terminal_after(&from, None, Some(state.window_rows));
             let page = match page.await {
                 Ok(page) => page,
                 Err(e) => match state.shrink_window(e) {
@@ -161,14 +165,15 @@ impl Scanner {
 
 /// The state of a scanner that has caught up.
 pub(crate) struct Steady {
-    /// What is exported: every run completed at or before `low`, plus `seen`.
+    /// What is exported: every run completed at or before `low`, plus the window's.
     pub totals: Totals,
     /// Every run completed at or before `low`: what the checkpoint saves.
     pub settled: Totals,
     pub connections: Connections,
     /// Runs counted with `completed_at` after `low`, so a re-read does not count twice.
-    /// By the run's internal key (two rows sharing a public id are two runs).
-    pub seen: HashMap<String, TerminalRun>,
+    /// The runs counted after `low`, by internal key (two rows sharing a public id are two
+    /// runs), so a re-read does not count twice; their totals by second.
+    pub window: Window,
     /// Lower bound (exclusive) of the next incremental read.
     pub low: DateTime<Utc>,
     /// Where the next scan goes on reading the window, when the last one's budget ran out
@@ -215,7 +220,8 @@ impl Steady {
             at: upto,
             totals: build.totals.clone(),
         };
-        let seen = build.add_recent(recent);
+        let mut window = Window::new(&settled);
+        build.add_recent(recent, &mut window);
         // What came back with the saved states is not read again.
         let mut learn_queue: Vec<ConnectionId> = (build.connections.by_id.keys())
             .filter(|id| !build.learned_restored.contains(*id))
@@ -227,7 +233,7 @@ impl Steady {
             totals: build.totals,
             settled,
             connections: build.connections,
-            seen,
+            window,
             low: upto,
             window_from: None,
             window_rows: WINDOW_ROWS,
@@ -263,13 +269,12 @@ impl Steady {
     pub fn add_runs(&mut self, runs: Vec<TerminalRun>) -> Vec<TerminalRun> {
         let mut new = Vec::new();
         for run in runs {
-            if self.seen.contains_key(&run.key) {
+            if !self.window.insert(&run) {
                 continue;
             }
             self.totals.add_run(&run);
             self.connections.add_run(&run);
             self.dirty.insert(run.workspace_connector_id.clone());
-            self.seen.insert(run.key.clone(), run.clone());
             new.push(run);
         }
         new
@@ -306,20 +311,14 @@ impl Steady {
         Ok(())
     }
 
-    /// Move the window: runs at or before `low` are settled.
+    /// Move the window: the runs of every whole second before `low` are settled, and the
+    /// next read starts just before that second (it reads at most a second again).
     pub fn advance(&mut self, low: DateTime<Utc>) {
-        if low <= self.low {
+        let cut = whole_second(low);
+        if cut - chrono::Duration::microseconds(1) <= self.low {
             return;
         }
-        self.low = low;
-        let settled = &mut self.settled;
-        self.seen.retain(|_, run| {
-            let keep = run.completed_at > low;
-            if !keep {
-                settled.add_run(run);
-            }
-            keep
-        });
+        self.low = self.window.settle_before(cut, &mut self.settled);
     }
 
     /// The sweep due now, if any: a full one first after a start from a checkpoint and then
@@ -375,9 +374,7 @@ impl Steady {
             }
         }
         let mut totals = self.settled.clone();
-        for run in self.seen.values() {
-            totals.add_run(run);
-        }
+        self.window.add_into(&mut totals);
         self.totals = totals;
         missed
     }

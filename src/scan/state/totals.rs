@@ -269,6 +269,74 @@ impl Totals {
         self.note_completion(&connector, run.status, run.completed_at);
     }
 
+    /// Add `other` (runs counted apart, such as a second of the window) into these totals.
+    pub fn add_totals(&mut self, other: &Totals) {
+        self.journal.0 = None;
+        let mut label = |l: &Label| self.labels.label(l);
+        let mut runs = Vec::with_capacity(other.runs.len());
+        for ((c, t, s), n) in &other.runs {
+            runs.push(((label(c), label(t), *s), *n));
+        }
+        let mut durations = Vec::with_capacity(other.durations.len());
+        for ((c, t, s), h) in &other.durations {
+            durations.push(((label(c), label(t), *s), h));
+        }
+        let mut delays = Vec::with_capacity(other.delays.len());
+        for ((c, t), h) in &other.delays {
+            delays.push(((label(c), label(t)), h));
+        }
+        let mut failures = Vec::with_capacity(other.failures.len());
+        for ((c, t, r), n) in &other.failures {
+            failures.push(((label(c), label(t), label(r)), *n));
+        }
+        let mut exemplars = Vec::with_capacity(other.failure_exemplars.len());
+        for ((c, t, r), e) in &other.failure_exemplars {
+            exemplars.push(((label(c), label(t), label(r)), *e));
+        }
+        let records: Vec<(Label, f64)> = (other.records.iter())
+            .map(|(c, v)| (label(c), *v))
+            .collect();
+        let success: Vec<(Label, DateTime<Utc>)> = (other.last_success.iter())
+            .map(|(c, at)| (label(c), *at))
+            .collect();
+        let failure: Vec<(Label, DateTime<Utc>)> = (other.last_failure.iter())
+            .map(|(c, at)| (label(c), *at))
+            .collect();
+        for (key, n) in runs {
+            *self.runs.entry(key).or_default() += n;
+        }
+        for (key, h) in durations {
+            self.durations
+                .entry(key)
+                .or_insert_with(|| HistogramData::zeroed(&self.duration_bounds))
+                .add(h);
+        }
+        for (key, h) in delays {
+            self.delays
+                .entry(key)
+                .or_insert_with(|| HistogramData::zeroed(&self.delay_bounds))
+                .add(h);
+        }
+        for (key, n) in failures {
+            *self.failures.entry(key).or_default() += n;
+        }
+        for (key, exemplar) in exemplars {
+            self.failure_exemplars
+                .entry(key)
+                .and_modify(|e| *e = e.latest(exemplar))
+                .or_insert(exemplar);
+        }
+        for (connector, value) in records {
+            *self.records.entry(connector).or_default() += value;
+        }
+        for (connector, at) in success {
+            self.note_completion(&connector, Status::Success, at);
+        }
+        for (connector, at) in failure {
+            self.note_completion(&connector, Status::Error, at);
+        }
+    }
+
     /// Add what a repair sweep found in the table that these totals did not count: `fresh`
     /// (the table's runs over the sweep's range, as it holds them now) less `baseline`
     /// (what was counted over the same range when the sweep began), label set by label

@@ -13,8 +13,8 @@ use crate::domain::ConnectionId;
 use crate::store::engine::{readable, Columns, Dialect, Engine, Param};
 use crate::store::observed::TableMap;
 use crate::store::{
-    ConnectionChunk, ConnectionState, Position, Result, ScanSource, StoreError,
-    TerminalAggregate, TerminalRun, Unreadable, UnreadableReason, ERROR_PREFIX_CHARS,
+    ConnectionChunk, ConnectionState, Position, Result, ScanSource, StoreError, TerminalAggregate,
+    TerminalRun, Unreadable, UnreadableReason, ERROR_PREFIX_CHARS,
 };
 
 /// Format a bucket bound for SQL. Bounds come from validated configuration, never from
