@@ -170,6 +170,7 @@ pub async fn check(settings: &StoreSettings) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
             println!("access: ok (read, and no-op writes of the sync log and checkpoint)");
+            print_clock(&store).await;
             if print_probe(&store).await {
                 Ok(ExitCode::SUCCESS)
             } else {
@@ -221,6 +222,7 @@ async fn check_observed(settings: &StoreSettings, store: &Store) -> anyhow::Resu
         println!("{line}");
     }
     let mut can_run = report.can_run;
+    print_clock(store).await;
     if can_run {
         // The catalogue says yes; every read `serve` runs, through the mapping, proves it.
         if let Err(e) = store.catalogue().ping().await {
@@ -274,6 +276,18 @@ async fn check_observed(settings: &StoreSettings, store: &Store) -> anyhow::Resu
             map.table
         );
         Ok(ExitCode::FAILURE)
+    }
+}
+
+/// Whether the table's newest completion agrees with the database clock: a warning, never
+/// a failure (one re-dated row looks the same as a writer's zone).
+async fn print_clock(store: &Store) {
+    match crate::store::skew::check(store).await {
+        Ok(None) => {
+            println!("clock: ok (the newest completion is not ahead of the database clock)")
+        }
+        Ok(Some(said)) => println!("clock: WARNING: {said}"),
+        Err(e) => println!("clock: not compared: {e}"),
     }
 }
 

@@ -214,6 +214,13 @@ impl Application {
         if store.observe_only || opened.read_replica_max_lag().is_some() {
             refuse_unreadable(&opened, store).await?;
         }
+        match crate::store::skew::check(&opened).await {
+            Ok(Some(said)) => tracing::warn!("{said}"),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot compare the table's times with the clock")
+            }
+        }
         let listener = TcpListener::bind(serve.listen)
             .await
             .with_context(|| format!("binding the API listener on {}", serve.listen))?;

@@ -25,6 +25,7 @@ mod probe;
 mod replica;
 mod runs;
 mod scanning;
+pub mod skew;
 mod skipped;
 pub(crate) mod sql;
 mod state;

@@ -202,6 +202,9 @@ pub trait ScanSource: Send + Sync + 'static {
 
     /// The oldest completion time in the table.
     async fn first_completed_at(&self) -> Result<Option<DateTime<Utc>>>;
+
+    /// The newest completion time in the table, and the database clock (one index probe).
+    async fn newest_completed_at(&self) -> Result<(Option<DateTime<Utc>>, DateTime<Utc>)>;
 }
 
 /// What the scanner reads about runs still live.

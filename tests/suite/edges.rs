@@ -215,3 +215,42 @@ async fn the_build_progress_reads_1_only_once_the_counters_are_published() {
     }
     assert!(seen_below, "the build was watched while it ran");
 }
+
+#[tokio::test]
+async fn a_table_whose_times_lie_hours_ahead_is_said_by_check_and_at_start() {
+    let Some(db) = TestDb::new(common::Backend::Postgres).await else {
+        return;
+    };
+    // A writer in a zone nine hours ahead of UTC storing its local time.
+    db.execute(
+        "insert into workspace_connector_sync_log
+           (workspace_connector_sync_log_id, workspace_connector_id, connector_slug, status,
+            started_at, completed_at, duration_ms, created_at, updated_at)
+         values (gen_random_uuid(), gen_random_uuid(), 'hubspot', 'success',
+                 now() + interval '9 hours', now() + interval '9 hours 30 seconds', 30000,
+                 now() + interval '9 hours', now() + interval '9 hours 30 seconds')",
+    )
+    .await;
+    let (ok, said) = run(&["check", "--database-url", db.url.expose(), "--observe-only"]);
+    assert!(ok, "a warning, not a failure: {said}");
+    assert!(
+        said.contains("clock: WARNING: the newest completion in the table is 9h 00m ahead"),
+        "{said}"
+    );
+    let server = Server::start(db.url.expose(), &[]).await;
+    common::wait_until(
+        "the warning in the log",
+        Duration::from_secs(10),
+        async || {
+            server
+                .stderr_tail()
+                .contains("9h 00m ahead of the database clock")
+        },
+    )
+    .await;
+    // A table in step with the clock says so.
+    db.execute("delete from workspace_connector_sync_log").await;
+    let (ok, said) = run(&["check", "--database-url", db.url.expose()]);
+    assert!(ok, "{said}");
+    assert!(said.contains("clock: ok"), "{said}");
+}

@@ -215,6 +215,15 @@ pub fn terminal_boundary_sql(d: &Dialect, t: &TableMap, after: Bound) -> String 
     )
 }
 
+/// The newest completion time in the table (one index probe), and the database clock.
+pub fn newest_completed_sql(d: &Dialect, t: &TableMap) -> String {
+    format!(
+        "select max(completed_at), {now} from {src} where completed_at is not null",
+        now = d.now,
+        src = t.source(d, "s")
+    )
+}
+
 /// The oldest completion time in the table (one index probe).
 pub fn first_completed_sql(d: &Dialect, t: &TableMap) -> String {
     format!(
@@ -413,6 +422,17 @@ impl<E: Engine> ScanSource for SqlStore<E> {
                 })
             })
             .transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn newest_completed_at(&self) -> Result<(Option<DateTime<Utc>>, DateTime<Utc>)> {
+        let rows = self
+            .scan_rows(&newest_completed_sql(E::DIALECT, &self.table), vec![])
+            .await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| StoreError::Corrupt("the clock query returned no row".into()))?;
+        Ok((row.timestamp(0)?, row.timestamp_req(1)?))
     }
 
     #[tracing::instrument(skip_all)]
