@@ -174,7 +174,7 @@ async fn write(url: String, until: Instant, seed: u64) -> anyhow::Result<Done> {
         .execute(&mut conn)
         .await?;
         done.runs += 1;
-        if tick % 400 == 0 {
+        if tick.is_multiple_of(400) {
             // Three finished runs reopened, then completed again: three more completions.
             let reopened: Vec<(i32, Option<f64>)> = sqlx::query_as(
                 "update workspace_connector_sync_log set status = 'in_progress', \
@@ -198,7 +198,7 @@ async fn write(url: String, until: Instant, seed: u64) -> anyhow::Result<Done> {
             done.recompleted += ids.len() as u64;
             done.recompleted_records += reopened.iter().filter_map(|(_, r)| *r).sum::<f64>();
         }
-        if tick % 2500 == 0 {
+        if tick.is_multiple_of(2500) {
             // A backfill: thousands of runs with one completion time.
             let n: u64 = sqlx::query_scalar::<_, i64>(
                 "with inserted as (insert into workspace_connector_sync_log \
@@ -214,7 +214,7 @@ async fn write(url: String, until: Instant, seed: u64) -> anyhow::Result<Done> {
             .await? as u64;
             done.backfilled += n;
         }
-        if tick % 3000 == 0 {
+        if tick.is_multiple_of(3000) {
             // A connector renamed in the lookup table.
             done.renames += 1;
             sqlx::query(
