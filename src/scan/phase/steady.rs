@@ -54,13 +54,14 @@ impl Scanner {
                 .terminal_after(&from, None, Some(state.window_rows));
             let page = match page.await {
                 Ok(page) => page,
-                Err(e) => match state.shrink_window(e) {
-                    Ok(()) => continue,
-                    Err(e) => {
-                        state.window_from = Some(from);
-                        return Err(e);
-                    }
-                },
+                Err(e) => {
+                    // The scan fails (a lock held on the table must not make it retry for
+                    // seconds); the next one goes on from here, with a smaller page when
+                    // this one ran past the statement timeout.
+                    state.shrink_window(&e);
+                    state.window_from = Some(from);
+                    return Err(e.into());
+                }
             };
             let full = page.len() as u64 >= state.window_rows;
             if let Some(last) = page.last() {
@@ -251,18 +252,17 @@ impl Steady {
         })
     }
 
-    /// After a page of the window that failed: a smaller page, when the statement ran past
-    /// its timeout and a smaller one is left; else the error.
-    fn shrink_window(&mut self, e: StoreError) -> Result<(), ScanError> {
+    /// After a page of the window that failed: a smaller page for the next scan, when the
+    /// statement ran past its timeout and a smaller one is left.
+    fn shrink_window(&mut self, e: &StoreError) {
         if !matches!(e, StoreError::StatementTimeout(_)) || self.window_rows <= MIN_WINDOW_ROWS {
-            return Err(e.into());
+            return;
         }
         self.window_rows = (self.window_rows / 2).max(MIN_WINDOW_ROWS);
         tracing::warn!(
             window_rows = self.window_rows,
             "a page of the window ran longer than --scan-statement-timeout; halving it"
         );
-        Ok(())
     }
 
     /// Count the runs read by this scan's incremental read; returns the new ones.
