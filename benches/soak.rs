@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use sqlx::{Connection, PgConnection};
-use support::{arg, free_port, rss_kib, Child};
+use support::{arg, rss_kib, Child};
 
 const SCHEMA: &str = include_str!("../tests/sql/orm_schema.sql");
 const CONNECTORS: i64 = 5;
@@ -50,31 +50,8 @@ struct Replica {
 
 impl Replica {
     async fn start(url: &str) -> anyhow::Result<Self> {
-        let (api, metrics) = (free_port(), free_port());
-        let child = Child(
-            std::process::Command::new(env!("CARGO_BIN_EXE_syncwatch"))
-                .args(["serve", "--database-url", url])
-                .args(["--listen", &format!("127.0.0.1:{api}")])
-                .args(["--metrics-listen", &format!("127.0.0.1:{metrics}")])
-                .args(FLAGS)
-                .env_remove("SYNCWATCH_API_TOKENS")
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()?,
-        );
-        let replica = Replica {
-            child,
-            metrics: format!("http://127.0.0.1:{metrics}/metrics"),
-        };
-        let started = Instant::now();
-        while replica.scrape().await.is_none() {
-            anyhow::ensure!(
-                started.elapsed() < Duration::from_secs(60),
-                "serve did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Ok(replica)
+        let (child, _, metrics, _) = support::serve(url, FLAGS).await?;
+        Ok(Replica { child, metrics })
     }
 
     fn pid(&self) -> u32 {
@@ -246,17 +223,7 @@ async fn main() -> anyhow::Result<()> {
     let minutes: u64 = arg("--minutes").map_or(Ok(30), |m| m.parse())?;
     let chaos_every = Duration::from_secs(arg("--chaos-every").map_or(Ok(120), |s| s.parse())?);
     let name = "syncwatch_soak";
-    let mut admin = PgConnection::connect(&support::admin_url()).await?;
-    sqlx::query(&format!("drop database if exists {name} with (force)"))
-        .execute(&mut admin)
-        .await?;
-    sqlx::query(&format!("create database {name}"))
-        .execute(&mut admin)
-        .await?;
-    admin.close().await?;
-    let mut url = url::Url::parse(&support::admin_url())?;
-    url.set_path(name);
-    let url = url.to_string();
+    let url = support::empty_db(name).await?;
     let mut conn = PgConnection::connect(&url).await?;
     sqlx::raw_sql(SCHEMA).execute(&mut conn).await?;
     sqlx::query(

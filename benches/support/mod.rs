@@ -309,8 +309,8 @@ pub async fn serve(url: &str, extra: &[&str]) -> anyhow::Result<(Child, String, 
     Ok((child, api, metrics, started.elapsed()))
 }
 
-/// A fresh, migrated, empty database `name`.
-pub async fn fresh_db(name: &str) -> anyhow::Result<String> {
+/// A new database `name` with nothing in it (an old one of the name is dropped); its URL.
+pub async fn empty_db(name: &str) -> anyhow::Result<String> {
     let mut admin = PgConnection::connect(&admin_url()).await?;
     sqlx::query(&format!("drop database if exists {name} with (force)"))
         .execute(&mut admin)
@@ -319,7 +319,12 @@ pub async fn fresh_db(name: &str) -> anyhow::Result<String> {
         .execute(&mut admin)
         .await?;
     admin.close().await?;
-    let url = url_of(name);
+    Ok(url_of(name))
+}
+
+/// A fresh, migrated, empty database `name`.
+pub async fn fresh_db(name: &str) -> anyhow::Result<String> {
+    let url = empty_db(name).await?;
     let parsed: DatabaseUrl = url.parse().map_err(anyhow::Error::msg)?;
     store::connect(
         &parsed,

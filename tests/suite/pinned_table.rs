@@ -90,6 +90,19 @@ async fn a_role_named_like_the_state_schema_observes_the_table_not_its_own_state
     let _ = conn.close().await;
 }
 
+async fn create_one(client: &reqwest::Client, api: &str) {
+    let created = client
+        .post(format!("{api}/v1/sync-logs"))
+        .json(&serde_json::json!({
+            "workspace_connector_id": uuid::Uuid::new_v4(),
+            "connector_slug": "hubspot"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), reqwest::StatusCode::CREATED);
+}
+
 #[tokio::test]
 async fn a_second_sync_log_on_the_search_path_stops_the_start_naming_both() {
     let Some(db) = TestDb::new(Backend::Postgres).await else {
@@ -138,31 +151,13 @@ async fn a_second_sync_log_on_the_search_path_stops_the_start_naming_both() {
         .unwrap();
     let server = Server::start(db.url.expose(), &[]).await;
     let client = reqwest::Client::new();
-    let created = client
-        .post(format!("{}/v1/sync-logs", server.api))
-        .json(&serde_json::json!({
-            "workspace_connector_id": uuid::Uuid::new_v4(),
-            "connector_slug": "hubspot"
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), reqwest::StatusCode::CREATED);
+    create_one(&client, &server.api).await;
     sqlx::raw_sql("create table shadow.workspace_connector_sync_log (id bigint)")
         .execute(&mut conn)
         .await
         .unwrap();
     // A table created on the path after the start changes nothing for this process.
-    let created = client
-        .post(format!("{}/v1/sync-logs", server.api))
-        .json(&serde_json::json!({
-            "workspace_connector_id": uuid::Uuid::new_v4(),
-            "connector_slug": "hubspot"
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), reqwest::StatusCode::CREATED);
+    create_one(&client, &server.api).await;
     let in_public: i64 =
         sqlx::query_scalar("select count(*) from public.workspace_connector_sync_log")
             .fetch_one(&mut conn)
