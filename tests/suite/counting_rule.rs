@@ -155,10 +155,28 @@ async fn a_renamed_connector_a_restart_and_a_reopened_run_count_each_completion_
     swept_after(&server, since).await;
     exported_equals(&server, &expected, "after a restart and a full sweep").await;
 
+    // A connection row deleted (its foreign key dropped first): its runs have no public id
+    // or connector now. What was counted stays, under the labels it was counted with,
+    // through a restart and its full sweep.
+    sqlx::raw_sql(
+        "alter table workspace_connector_sync_log \
+           drop constraint workspace_connector_sync_log_workspace_connector_id_fkey; \
+         delete from workspace_connector where id = 3",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    server.terminate(Duration::from_secs(20)).await;
+    let since = now();
+    let mut server = Server::start(&url, &flags).await;
+    swept_after(&server, since).await;
+    exported_equals(&server, &expected, "after a connection row was deleted").await;
+
     // Five finished runs reopened and completed again: five more completions, under the
     // labels they have now.
     let reopened: Vec<i32> = sqlx::query_scalar(&format!(
-        "select id from {table} where status = 'success' order by id limit 5"
+        "select id from {table} where status = 'success' and workspace_connector_id <> 3 \
+         order by id limit 5"
     ))
     .fetch_all(&mut conn)
     .await
