@@ -121,11 +121,23 @@ pub struct StoreSettings {
     #[arg(long, env = "SYNCWATCH_READ_MAX_LAG", value_parser = parse_duration, default_value = "5m", global = true)]
     read_max_lag: Duration,
 
+    /// With `--observe-only` on PostgreSQL: the zone (IANA, e.g. `America/New_York`) the
+    /// writers' `timestamp without time zone` values are local times of. Without it they
+    /// are taken as UTC. Columns of `timestamp with time zone` are instants either way.
+    #[arg(long, env = "SYNCWATCH_NAIVE_TIMEZONE", value_parser = parse_zone, global = true)]
+    naive_timezone: Option<chrono_tz::Tz>,
+
     /// With `--read-database-url`: while the standby cannot be read or is further behind
     /// than `--read-max-lag`, the scanner reads the primary (each scan decides; the
     /// counters stay exact across the switch). Without it the scans wait for the standby.
     #[arg(long, env = "SYNCWATCH_READ_FALLBACK_PRIMARY", global = true)]
     read_fallback_primary: bool,
+}
+
+fn parse_zone(text: &str) -> Result<chrono_tz::Tz, String> {
+    text.parse().map_err(|_| {
+        format!("{text:?} is not an IANA time zone (such as America/New_York or Asia/Tokyo)")
+    })
 }
 
 /// The schema of the observed database that holds syncwatch's state when no state store
@@ -179,6 +191,14 @@ impl StoreSettings {
                 );
             }
         }
+        if self.naive_timezone.is_some()
+            && (!self.observe_only || self.database_url.backend() != store::Backend::Postgres)
+        {
+            anyhow::bail!(
+                "--naive-timezone applies to a PostgreSQL table observed with --observe-only \
+                 (syncwatch's own tables hold instants)"
+            );
+        }
         if self.read_fallback_primary && self.read_database_url.is_none() {
             anyhow::bail!("--read-fallback-primary only applies with --read-database-url");
         }
@@ -202,6 +222,7 @@ impl StoreSettings {
             statement_timeout: Some(self.db_statement_timeout).filter(|t| !t.is_zero()),
             scan_statement_timeout,
             search_path: None,
+            timezone: None,
             read_only: false,
         }
     }
@@ -248,9 +269,13 @@ impl StoreSettings {
         let map = self.table_map()?;
         let pinned = self.pin().await?;
         let search_path = pinned.as_ref().map(Pinned::setting);
+        if let Some(zone) = self.naive_timezone {
+            store::read_naive_timestamps_in(zone).map_err(anyhow::Error::msg)?;
+        }
         let options = PoolOptions {
             read_only: self.observe_only,
             search_path: search_path.clone(),
+            timezone: self.naive_timezone.map(|z| z.name().to_owned()),
             ..self.pool_options(scan_statement_timeout)
         };
         let mut table = store::connect(&self.database_url, &options, &map)
@@ -326,6 +351,7 @@ impl StoreSettings {
         let options = PoolOptions {
             read_only: true,
             search_path,
+            timezone: self.naive_timezone.map(|z| z.name().to_owned()),
             ..self.pool_options(scan_statement_timeout)
         };
         let replica = store::connect(read, &options, map)

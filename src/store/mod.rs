@@ -39,7 +39,7 @@ use sql::SqlStore;
 
 pub use catalogue::{Catalogue, SchemaStatus};
 pub use cursor::{Cursor, StatusCursor};
-pub use engine::{create_schema, pin, schema_exists, Pinned};
+pub use engine::{create_schema, naive_zone, pin, read_naive_timestamps_in, schema_exists, Pinned};
 pub use error::{StoreError, StoreFault, Unreadable, UnreadableReason};
 pub use lease::{sqlite_file_exists, Leadership, Lease, MIN_LEASE_TIMEOUT};
 pub use observed::{
@@ -186,6 +186,8 @@ pub struct PoolOptions {
     /// Postgres: the `search_path` every session gets (a [`Pinned::setting`], or the state
     /// schema), when not the role's default.
     pub search_path: Option<String>,
+    /// Postgres: the sessions' `timezone` (`--naive-timezone`), UTC when `None`.
+    pub timezone: Option<String>,
     /// Open the database read-only (an observed table): PostgreSQL sessions default to
     /// read-only transactions, so the server itself refuses any write; SQLite opens the
     /// file read-only and leaves its journal mode alone. The store refuses writes to the
@@ -201,6 +203,7 @@ impl Default for PoolOptions {
             statement_timeout: None,
             scan_statement_timeout: None,
             search_path: None,
+            timezone: None,
             read_only: false,
         }
     }

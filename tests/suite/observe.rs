@@ -859,3 +859,117 @@ async fn sqlite_table_with_other_names_is_observed_through_the_same_reads() {
         "nothing of syncwatch's was created in the observed file"
     );
 }
+
+/// Runs written by an orchestrator whose sessions are in `America/New_York`, storing
+/// `now()` in `timestamp without time zone` columns (local times, five hours behind UTC in
+/// winter, four in summer). Taken as UTC they complete hours before the window and new ones
+/// are not counted; with `--naive-timezone America/New_York` they are counted at once, none
+/// looks stuck, and the last success is now.
+#[tokio::test]
+async fn naive_local_times_are_read_in_the_zone_they_were_written_in() {
+    let Some(observed) = Observed::new().await else {
+        return;
+    };
+    let url = observed.reader_url.clone();
+    let mut conn = admin(&observed.db).await;
+    let connection = Uuid::new_v4();
+    exec(
+        &mut conn,
+        format!("insert into workspace_connector (id, slug) values ('{connection}', 'hubspot')"),
+    )
+    .await;
+    let write = async |conn: &mut PgConnection, n: usize| {
+        let mut tx = conn.begin().await.unwrap();
+        sqlx::query("set local timezone = 'America/New_York'")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        for _ in 0..n {
+            sqlx::query(
+                "insert into workspace_connector_sync_log (workspace_connector_id, status, \
+                   started_at, completed_at, duration_ms, created_at, updated_at) \
+                 values ($1, 'success', now() - interval '30 seconds', now(), 30000, \
+                   now() - interval '40 seconds', now())",
+            )
+            .bind(connection)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        }
+        // One just started, heartbeating.
+        sqlx::query(
+            "insert into workspace_connector_sync_log (workspace_connector_id, status, \
+               started_at, created_at, updated_at) \
+             values ($1, 'in_progress', now(), now(), now())",
+        )
+        .bind(connection)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    };
+    let mut flags = vec![
+        "--observe-only",
+        "--connector-from",
+        "lookup:workspace_connector.slug",
+        "--scan-interval",
+        "200ms",
+        "--checkpoint-interval",
+        "200ms",
+    ];
+    // Taken as UTC: the new runs fall hours before the window.
+    let server = Server::start(&url, &flags).await;
+    wait_until("the first build", Duration::from_secs(30), async || {
+        common::sample(&server.scrape().await, "syncwatch_build_progress_ratio") == Some(1.0)
+    })
+    .await;
+    write(&mut conn, 10).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let text = server.scrape().await;
+    assert_eq!(
+        common::family_sum(&text, "connector_sync_runs_total"),
+        0.0,
+        "{text}"
+    );
+    drop(server);
+
+    flags.extend(["--naive-timezone", "America/New_York"]);
+    let (ok, said) = crate::observe_orm::check(&url, &flags[..3]);
+    assert!(ok, "{said}");
+    assert!(said.contains("(taken as UTC)"), "{said}");
+    let mut with_zone = flags[..3].to_vec();
+    with_zone.extend(["--naive-timezone", "America/New_York"]);
+    let (ok, said) = crate::observe_orm::check(&url, &with_zone);
+    assert!(ok, "{said}");
+    assert!(
+        said.contains("(taken as America/New_York, --naive-timezone)"),
+        "{said}"
+    );
+    let server = Server::start(&url, &flags).await;
+    write(&mut conn, 5).await;
+    let mut text = String::new();
+    wait_until("every run counted", Duration::from_secs(30), async || {
+        text = server.scrape().await;
+        common::family_sum(&text, "connector_sync_runs_total") == 15.0
+    })
+    .await;
+    assert_eq!(
+        common::family_sum(&text, "connector_sync_runs_stuck"),
+        0.0,
+        "{text}"
+    );
+    let last = common::sample(
+        &text,
+        "connector_sync_last_success_timestamp_seconds{connector=\"hubspot\"}",
+    )
+    .unwrap();
+    let now = Utc::now().timestamp() as f64;
+    assert!((now - last).abs() < 120.0, "last success {last}, now {now}");
+    assert!(
+        common::sample(
+            &text,
+            "connector_sync_runs_active{connector=\"hubspot\",status=\"in_progress\"}"
+        ) == Some(2.0),
+        "{text}"
+    );
+}

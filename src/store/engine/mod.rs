@@ -14,7 +14,9 @@ use super::{Result, StoreError, Unreadable, UnreadableReason};
 use crate::domain::{validate_connector_slug, ConnectionId, Status};
 
 pub use dialect::{Dialect, POSTGRES, SQLITE};
-pub use postgres::{create_schema, pin, schema_exists, Pinned, PostgresEngine};
+pub use postgres::{
+    create_schema, naive_zone, pin, read_naive_timestamps_in, schema_exists, Pinned, PostgresEngine,
+};
 pub use sqlite::SqliteEngine;
 
 /// The `connector` label of runs whose connector is missing or not a valid label.

@@ -18,6 +18,42 @@ use crate::store::{Backend, DatabaseUrl, PoolOptions, Result, StoreError, Unread
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// The zone an observed table's `timestamp without time zone` values were written in
+/// (`--naive-timezone`): set once at start for the process, UTC when not set. Its pools'
+/// sessions set the same `TimeZone` ([`in_zone`]), so the database compares those columns with
+/// syncwatch's instants in it too.
+static NAIVE_ZONE: std::sync::OnceLock<chrono_tz::Tz> = std::sync::OnceLock::new();
+
+/// Read `timestamp without time zone` values as local times of `zone` from now on (once a
+/// process; a second, different zone is refused).
+pub fn read_naive_timestamps_in(zone: chrono_tz::Tz) -> std::result::Result<(), String> {
+    let set = NAIVE_ZONE.get_or_init(|| zone);
+    if *set == zone {
+        Ok(())
+    } else {
+        Err(format!("naive timestamps are already read in {set}"))
+    }
+}
+
+/// The zone naive timestamps are read in, when it is not UTC.
+pub fn naive_zone() -> Option<chrono_tz::Tz> {
+    NAIVE_ZONE.get().copied()
+}
+
+/// `naive`, a local time of `zone`, as an instant: an ambiguous time (the hour repeated
+/// when clocks go back) as standard time, a time the clocks skipped with the offset before
+/// the change, as PostgreSQL reads them.
+fn local_to_utc(zone: chrono_tz::Tz, naive: NaiveDateTime) -> DateTime<Utc> {
+    use chrono::{Offset, TimeZone};
+    match zone.from_local_datetime(&naive).latest() {
+        Some(at) => at.with_timezone(&Utc),
+        None => {
+            let offset = zone.offset_from_utc_datetime(&naive).fix();
+            (naive - offset).and_utc()
+        }
+    }
+}
+
 /// Two pools on one database: `api` serves the API (and the reaper's transitions), `scan`
 /// serves the scanner's reads, so a slow scan cannot take the connections the API needs,
 /// and each side gets its own server-side `statement_timeout`.
@@ -40,7 +76,9 @@ impl PostgresEngine {
             .map_err(|e| StoreError::invalid_url(url, e))?
             .application_name("syncwatch")
             // `timestamp without time zone` columns of an observed table compare with
-            // (and convert to) UTC instants, whatever the server's own time zone.
+            // (and convert to) UTC instants, whatever the server's own time zone (the
+            // driver's own startup parameter; with --naive-timezone each session sets the
+            // zone they were written in, below).
             .options([("timezone", "UTC")]);
         let connect = match &options.search_path {
             Some(path) => connect.options([("search_path", path.as_str())]),
@@ -51,14 +89,14 @@ impl PostgresEngine {
         } else {
             connect
         };
-        let api = PgPoolOptions::new()
+        let api = in_zone(PgPoolOptions::new(), options.timezone.clone())
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
             .connect_lazy_with(with_statement_timeout(
                 connect.clone(),
                 options.statement_timeout,
             ));
-        let scan = PgPoolOptions::new()
+        let scan = in_zone(PgPoolOptions::new(), options.timezone.clone())
             .max_connections(SCAN_POOL_CONNECTIONS)
             .acquire_timeout(options.acquire_timeout)
             .connect_lazy_with(with_statement_timeout(
@@ -243,15 +281,18 @@ impl Columns for PgRow {
                 format!("{what}: syncwatch reads finite timestamps between the years 1 and 9999"),
             )
         };
-        match micros {
-            i64::MAX => Err(out_of_range("infinity")),
-            i64::MIN => Err(out_of_range("-infinity")),
+        let at = match micros {
+            i64::MAX => return Err(out_of_range("infinity")),
+            i64::MIN => return Err(out_of_range("-infinity")),
             _ => postgres_epoch()
                 .checked_add_signed(chrono::TimeDelta::microseconds(micros))
                 .filter(|t| (1..=9999).contains(&chrono::Datelike::year(t)))
-                .map(Some)
-                .ok_or_else(|| out_of_range(&format!("{micros} microseconds from 2000-01-01"))),
-        }
+                .ok_or_else(|| out_of_range(&format!("{micros} microseconds from 2000-01-01")))?,
+        };
+        Ok(Some(match (type_name.as_str(), naive_zone()) {
+            ("TIMESTAMP", Some(zone)) => local_to_utc(zone, at.naive_utc()),
+            _ => at,
+        }))
     }
 
     fn json(&self, i: usize) -> Result<Option<Value>> {
@@ -289,6 +330,24 @@ fn is_enum(row: &PgRow, i: usize) -> bool {
     row.columns()
         .get(i)
         .is_some_and(|c| matches!(c.type_info().kind(), PgTypeKind::Enum(_)))
+}
+
+/// Pools whose sessions are in `zone` (`--naive-timezone`), set on each new connection:
+/// the driver's startup parameter sets UTC, which a `-c timezone=` option cannot override.
+fn in_zone(pool: PgPoolOptions, zone: Option<String>) -> PgPoolOptions {
+    let Some(zone) = zone else {
+        return pool;
+    };
+    pool.after_connect(move |conn, _| {
+        let zone = zone.clone();
+        Box::pin(async move {
+            sqlx::query("select set_config('TimeZone', $1, false)")
+                .bind(zone)
+                .execute(conn)
+                .await
+                .map(|_| ())
+        })
+    })
 }
 
 /// Ask the server to cancel any statement of these connections running longer than

@@ -154,9 +154,9 @@ pub fn check_table(backend: Backend, map: &TableMap, found: &TableDescription) -
                 "column {name} ({role}): ok, {}{}",
                 column.sql_type,
                 if without_precision(&column.sql_type).starts_with("timestamp without time zone") {
-                    " (taken as UTC)"
+                    naive_note()
                 } else {
-                    ""
+                    String::new()
                 }
             )),
             None => {
@@ -351,3 +351,11 @@ fn create_index_sql(backend: Backend, table: &Ident, index: &WantedIndex) -> Str
 
 #[cfg(test)]
 mod tests;
+
+/// How `check` says a `timestamp without time zone` column is read.
+fn naive_note() -> String {
+    match crate::store::naive_zone() {
+        None => " (taken as UTC)".into(),
+        Some(zone) => format!(" (taken as {zone}, --naive-timezone)"),
+    }
+}
