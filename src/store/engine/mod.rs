@@ -5,7 +5,9 @@
 
 mod dialect;
 mod postgres;
+mod session;
 mod sqlite;
+mod zone;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -14,10 +16,10 @@ use super::{Result, StoreError, Unreadable, UnreadableReason};
 use crate::domain::{validate_connector_slug, ConnectionId, Status};
 
 pub use dialect::{Dialect, POSTGRES, SQLITE};
-pub use postgres::{
-    create_schema, naive_zone, pin, read_naive_timestamps_in, schema_exists, Pinned, PostgresEngine,
-};
+pub use postgres::PostgresEngine;
+pub use session::{create_schema, pin, schema_exists, Pinned};
 pub use sqlite::SqliteEngine;
+pub use zone::{naive_zone, read_naive_timestamps_in};
 
 /// The `connector` label of runs whose connector is missing or not a valid label.
 pub const UNKNOWN_CONNECTOR: &str = "unknown";

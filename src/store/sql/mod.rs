@@ -14,6 +14,7 @@ mod explain;
 mod lifecycle;
 mod live;
 mod lookups;
+mod position;
 mod retention;
 mod scanner;
 mod state;
